@@ -1,0 +1,29 @@
+/**
+ * A plan: what a strategy turns a spec into, before any I/O. The engine executes it step by step.
+ */
+
+/** One step of a plan. */
+export interface PlanStep {
+  /** Position in the plan, from 0. */
+  index: number;
+  /** Candidate share of traffic in percent. */
+  weight: number;
+  /** How long to hold at this weight, in milliseconds. */
+  holdMs: number;
+  /** After the hold, wait for `deploy promote`. */
+  pause: boolean;
+  /** Names of the gates checked during the hold. */
+  gates: string[];
+}
+
+/** A whole plan. */
+export interface Plan {
+  strategy: 'canary';
+  steps: PlanStep[];
+}
+
+/** Weights of a step: the candidate's share, the rest on stable. */
+export function stepWeights(stable: string, candidate: string, weight: number): Record<string, number> {
+  if (stable === candidate) return { [stable]: 100 };
+  return { [stable]: +(100 - weight).toFixed(6), [candidate]: weight };
+}

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { configJsonSchema } from '../../src/config/schema.js';
+import { UsageError } from '../../src/errors.js';
+
+const base = `service: patient-api
+stable: v1
+versions:
+  v1: { endpoints: ["127.0.0.1:9001"] }
+  v2:
+    endpoints: ["127.0.0.1:9002"]
+router:
+  type: nginx
+  listen: 127.0.0.1:8080
+  admin: 127.0.0.1:8081
+`;
+
+function problem(text: string): string {
+  try {
+    parseConfig(text, 'deploy.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(UsageError);
+    expect((e as UsageError).exitCode).toBe(2);
+    return (e as Error).message;
+  }
+  throw new Error('expected a config error');
+}
+
+describe('config', () => {
+  it('parses durations into milliseconds', () => {
+    const c = parseConfig(`${base}strategy:\n  canary:\n    steps:\n      - weight: 1\n        hold: 30m\n      - weight: 100\n        hold: 1h30m\n`, 'deploy.yaml');
+    expect(c.strategy?.canary?.steps?.map((s) => s.hold)).toEqual([1_800_000, 5_400_000]);
+    expect(c.versions.v2?.endpoints).toEqual(['127.0.0.1:9002']);
+  });
+
+  it('names file, line, column and path of a weight that does not increase', () => {
+    const msg = problem(`${base}strategy:\n  canary:\n    steps:\n      - weight: 1\n      - weight: 25\n      - weight: 25\n`);
+    expect(msg).toBe('deploy.yaml:16:17 strategy.canary.steps[2].weight: must be greater than the previous step (25)');
+  });
+
+  it('rejects a weight outside 0–100 at its position', () => {
+    expect(problem(`${base}strategy:\n  canary:\n    steps:\n      - weight: 150\n`)).toBe(
+      'deploy.yaml:14:17 strategy.canary.steps[0].weight: must be between 0 and 100',
+    );
+  });
+
+  it('points at an unknown field and lists the allowed ones', () => {
+    const msg = problem(base.replace('  admin:', '  colour: red\n  admin:'));
+    expect(msg).toBe(
+      'deploy.yaml:10:3 router.colour: unknown field (allowed here: type, listen, admin, prefix, binary, modulesDir, workerProcesses, orgHeader, orgCookie)',
+    );
+  });
+
+  it('explains a duration without a unit', () => {
+    expect(problem(`${base}state:\n  type: local\n  lease: 10 minutes\n`)).toMatch(
+      /^deploy\.yaml:13:10 state\.lease: must be a duration with a unit, like 30s, 10m or 1h30m \(got "10 minutes"\)$/,
+    );
+  });
+
+  it('reports a missing field at its parent', () => {
+    expect(problem(base.replace('service: patient-api\n', ''))).toMatch(/^deploy\.yaml:1:1 service: is required/);
+  });
+
+  it('rejects a stable version that is not listed', () => {
+    expect(problem(base.replace('stable: v1', 'stable: v9'))).toBe(
+      'deploy.yaml:2:9 stable: must be one of the versions listed under versions: (v1, v2)',
+    );
+  });
+
+  it('rejects an unknown router type', () => {
+    expect(problem(base.replace('type: nginx', 'type: traefik'))).toMatch(/^deploy\.yaml:8:9 router\.type: must be one of: nginx, none/);
+  });
+
+  it('positions YAML syntax errors', () => {
+    expect(problem('service: [patient-api\n')).toMatch(/^deploy\.yaml is not valid YAML:\n  deploy\.yaml:\d+:\d+ /);
+  });
+
+  it('rejects a document that is not a mapping', () => {
+    expect(problem('- just\n- a list\n')).toMatch(/^deploy\.yaml:1:1 must be a YAML mapping/);
+  });
+
+  it('generates a JSON Schema from the same source', () => {
+    const schema = configJsonSchema() as { properties: Record<string, unknown>; required: string[] };
+    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['service', 'versions', 'router', 'strategy']));
+    expect(schema.required).toEqual(expect.arrayContaining(['service', 'stable', 'versions', 'router']));
+  });
+});
