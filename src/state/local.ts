@@ -1,0 +1,179 @@
+/**
+ * The embedded default state backend: plain files in one directory per service.
+ *
+ *   state.json    the rollout state, replaced atomically
+ *   lock.json     the driver lock, under a lease (lock.ts)
+ *   audit.jsonl   the hash-chained audit log (audit.ts)
+ *   requests/     operator requests to the running driver, one file each
+ *
+ * Nothing here ever overwrites or deletes a file it cannot read: a corrupt state file is the
+ * only record of where traffic was left, so the operator decides what to do with it.
+ */
+import { readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { UsageError } from '../errors.js';
+import { ensureDir, errorCode, writeFileAtomic } from './atomic.js';
+import { JsonlAuditLog } from './audit.js';
+import { acquireLockFile, readLockHolder } from './lock.js';
+import type { Actor, Lock, LockInfo, OperatorRequest, StateStore } from './store.js';
+
+/** Options of the local backend. */
+export interface LocalStateStoreOptions<S> {
+  /** Milliseconds since the epoch; injected so lease expiry is testable without waiting. */
+  clock?: () => number;
+  /** Checks a loaded state and returns it typed; throwing marks the file as not a valid state. */
+  validate?: (value: unknown) => S;
+}
+
+const REQUEST_KINDS = new Set<OperatorRequest['kind']>(['pause', 'resume', 'abort', 'promote']);
+
+/**
+ * Posts of this process so far. Part of each request's file name, so two requests posted in the
+ * same millisecond still sort in the order they were posted.
+ */
+let postedRequests = 0;
+
+/** State, lock, audit log and operator requests of one service, in the directory `dir`. */
+export class LocalStateStore<S> implements StateStore<S> {
+  /** The absolute path of the state directory. */
+  readonly location: string;
+  /** The audit log, `audit.jsonl` in the state directory. */
+  readonly audit: JsonlAuditLog;
+  private readonly clock: () => number;
+  private readonly validate: (value: unknown) => S;
+
+  /** @param dir the state directory; created (mode 0700) on the first write. */
+  constructor(dir: string, opts: LocalStateStoreOptions<S> = {}) {
+    this.location = resolve(dir);
+    this.clock = opts.clock ?? Date.now;
+    this.validate = opts.validate ?? ((value) => value as S);
+    this.audit = new JsonlAuditLog(join(this.location, 'audit.jsonl'), { clock: this.clock });
+  }
+
+  private get statePath(): string {
+    return join(this.location, 'state.json');
+  }
+
+  private get requestsDir(): string {
+    return join(this.location, 'requests');
+  }
+
+  /** The stored state; undefined when there is no state file; UsageError when it is corrupt. */
+  async load(): Promise<S | undefined> {
+    let raw: string;
+    try {
+      raw = await readFile(this.statePath, 'utf8');
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return undefined;
+      throw error;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch (error) {
+      throw this.corrupt(`is not valid JSON (${(error as Error).message})`);
+    }
+    try {
+      return this.validate(value);
+    } catch (error) {
+      throw this.corrupt(`does not hold a valid rollout state (${(error as Error).message})`);
+    }
+  }
+
+  private corrupt(what: string): UsageError {
+    const path = this.statePath;
+    return new UsageError(
+      `state file ${path} ${what}; it was left untouched`,
+      `restore it from a backup, or move it aside (mv ${path} ${path}.broken) and run \`deploy history\` to see the last recorded step`,
+    );
+  }
+
+  /** Replace the stored state atomically: a crash leaves the old state or the new, never a mix. */
+  async save(state: S): Promise<void> {
+    await ensureDir(this.location);
+    await writeFileAtomic(this.statePath, `${JSON.stringify(state, null, 2)}\n`);
+  }
+
+  /** Take the driver lock for `leaseMs`, or throw LockedError naming the holder. */
+  async acquireLock(actor: Actor, leaseMs: number): Promise<Lock> {
+    if (!(leaseMs > 0)) throw new UsageError(`lock lease must be a positive number of milliseconds, got ${leaseMs}`);
+    return acquireLockFile(this.location, actor, leaseMs, this.clock);
+  }
+
+  /** The recorded lock holding, expired or not; undefined when there is none. */
+  lockHolder(): Promise<LockInfo | undefined> {
+    return readLockHolder(this.location);
+  }
+
+  /** Leave a request for the running driver, complete or not at all. */
+  async postRequest(request: OperatorRequest): Promise<void> {
+    await ensureDir(this.requestsDir);
+    // Lexical order of names is arrival order: the zero-padded time, then this process's count.
+    const name = [
+      String(this.clock()).padStart(15, '0'),
+      String(postedRequests++).padStart(9, '0'),
+      request.id.replace(/[^A-Za-z0-9_-]/g, '_'),
+    ].join('-');
+    await writeFileAtomic(join(this.requestsDir, `${name}.json`), `${JSON.stringify(request)}\n`);
+  }
+
+  /** Whether a request is waiting: one directory listing, cheap enough to poll during a hold. */
+  async hasRequests(): Promise<boolean> {
+    return (await this.pendingRequestNames()).length > 0;
+  }
+
+  /**
+   * Take the pending requests, oldest first, removing each. A request is returned only when this
+   * call removed its file, so two takers never both act on one request.
+   */
+  async takeRequests(): Promise<OperatorRequest[]> {
+    const taken: OperatorRequest[] = [];
+    for (const name of await this.pendingRequestNames()) {
+      const path = join(this.requestsDir, name);
+      let request: OperatorRequest | undefined;
+      try {
+        request = parseRequest(await readFile(path, 'utf8'));
+      } catch (error) {
+        if (errorCode(error) === 'ENOENT') continue; // taken by another process since the listing
+        throw error;
+      }
+      if (!request) {
+        // Set aside rather than deleted (someone asked for something) or retried on every tick.
+        await rename(path, `${path}.broken`).catch(() => undefined);
+        continue;
+      }
+      try {
+        await unlink(path);
+      } catch (error) {
+        if (errorCode(error) === 'ENOENT') continue;
+        throw error;
+      }
+      taken.push(request);
+    }
+    return taken;
+  }
+
+  /** Names of the request files, oldest first. */
+  private async pendingRequestNames(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.requestsDir);
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return [];
+      throw error;
+    }
+    // Dot-files are atomic writes still in progress; `.broken` ones were set aside.
+    return names.filter((name) => name.endsWith('.json') && !name.startsWith('.')).sort();
+  }
+}
+
+function parseRequest(raw: string): OperatorRequest | undefined {
+  try {
+    const value = JSON.parse(raw) as Partial<OperatorRequest> | null;
+    if (typeof value !== 'object' || value === null) return undefined;
+    if (typeof value.id !== 'string' || !REQUEST_KINDS.has(value.kind as OperatorRequest['kind'])) return undefined;
+    return value as OperatorRequest;
+  } catch {
+    return undefined;
+  }
+}

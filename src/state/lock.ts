@@ -1,0 +1,262 @@
+/**
+ * The driver lock of the local backend: `lock.json` in the state directory, held under a lease.
+ *
+ * A driver that dies (killed, CI runner lost) cannot release its lock, so every holding carries a
+ * lease the holder renews; once a lease has expired, the next driver may take the lock over. Taking
+ * over, renewing and releasing all read-check-write the file, so they run under a short mutex (the
+ * directory `lock.takeover`, created exclusively): without it two drivers could both see the same
+ * expired lease and both believe they won, or a renewal could overwrite a fresh taker's lock.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LockedError } from '../errors.js';
+import { createFileExclusive, ensureDir, errorCode, fsyncDir, writeFileAtomic } from './atomic.js';
+import type { Actor, Lock, LockInfo } from './store.js';
+
+/** Name of the lock file in the state directory. */
+export const LOCK_FILE = 'lock.json';
+/** Name of the takeover mutex directory next to the lock file. */
+export const TAKEOVER_MUTEX = 'lock.takeover';
+/** A mutex directory older than this was left by a crashed process and may be broken. */
+export const MUTEX_STALE_MS = 10_000;
+/** How long lock operations wait for a busy takeover mutex; a takeover holds it for milliseconds. */
+const MUTEX_WAIT_MS = 2_000;
+
+const LOCKED_HINT =
+  'wait for that driver to finish, or run `deploy status`; the lock is taken over automatically once its lease expires';
+
+/** The current holder in the words of LockedError: "OWNER (pid P on HOST) since …; lease …". */
+export function describeHolder(info: LockInfo): string {
+  return `${info.owner} (pid ${info.pid} on ${info.host}) since ${info.acquiredAt}; lease renewed at ${info.renewedAt}, expires at ${info.leaseExpiresAt}`;
+}
+
+/**
+ * Take the mutex directory `path`, waiting up to `waitMs` while someone else holds it. Returns the
+ * function that gives it back, or undefined when it stayed busy. A mutex older than
+ * MUTEX_STALE_MS is broken: its holder crashed, as every holder keeps it for milliseconds.
+ * Ages are compared with the wall clock, not an injected one, because the filesystem stamps mtimes.
+ */
+export async function acquireDirMutex(path: string, waitMs: number): Promise<(() => Promise<void>) | undefined> {
+  const giveUpAt = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await mkdir(path, { mode: 0o700 });
+      return () => rmdir(path).catch(() => undefined);
+    } catch (error) {
+      if (errorCode(error) !== 'EEXIST') throw error;
+    }
+    const held = await stat(path).catch(() => undefined);
+    if (held && Date.now() - held.mtimeMs > MUTEX_STALE_MS) {
+      await breakStaleMutex(path, held.ino);
+      continue;
+    }
+    if (held && Date.now() >= giveUpAt) return undefined;
+    if (held) await sleep(5 + Math.random() * 20);
+  }
+}
+
+/**
+ * Remove a stale mutex without removing a fresh one that replaced it meanwhile: move it aside
+ * (atomic, so only one breaker gets it), then check it is the directory judged stale.
+ */
+async function breakStaleMutex(path: string, staleIno: number): Promise<void> {
+  const aside = `${path}.stale-${randomBytes(6).toString('hex')}`;
+  try {
+    await rename(path, aside);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return; // another process broke it first
+    throw error;
+  }
+  const moved = await stat(aside);
+  if (moved.ino === staleIno) await rmdir(aside).catch(() => undefined);
+  else await rename(aside, path).catch(() => rmdir(aside).catch(() => undefined));
+}
+
+/** The lock file as found: absent, a valid holding, or unreadable. `fingerprint` identifies the version. */
+type LockFileState =
+  | { kind: 'missing' }
+  | { kind: 'held'; info: LockInfo; fingerprint: string }
+  | { kind: 'corrupt'; reason: string; fingerprint: string; mtimeMs: number };
+
+async function readLockFile(file: string): Promise<LockFileState> {
+  let raw: string;
+  try {
+    raw = await readFile(file, 'utf8');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return { kind: 'missing' };
+    const meta = await stat(file).catch(() => undefined);
+    if (!meta) return { kind: 'missing' };
+    const fingerprint = `unreadable:${meta.ino}:${meta.mtimeMs}:${meta.size}`;
+    return { kind: 'corrupt', reason: `cannot be read (${errorCode(error) ?? String(error)})`, fingerprint, mtimeMs: meta.mtimeMs };
+  }
+  try {
+    return { kind: 'held', info: parseLockInfo(raw), fingerprint: raw };
+  } catch (error) {
+    const meta = await stat(file).catch(() => undefined);
+    return { kind: 'corrupt', reason: (error as Error).message, fingerprint: raw, mtimeMs: meta?.mtimeMs ?? 0 };
+  }
+}
+
+function parseLockInfo(raw: string): LockInfo {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (error) {
+    throw new Error(`is not valid JSON (${(error as Error).message})`);
+  }
+  const info = value as Partial<LockInfo> | null;
+  const strings = ['owner', 'host', 'token', 'acquiredAt', 'renewedAt', 'leaseExpiresAt'] as const;
+  if (typeof info !== 'object' || info === null) throw new Error('does not hold a lock object');
+  for (const key of strings) {
+    if (typeof info[key] !== 'string') throw new Error(`has no valid "${key}"`);
+  }
+  if (typeof info.pid !== 'number') throw new Error('has no valid "pid"');
+  if (Number.isNaN(Date.parse(info.leaseExpiresAt!))) throw new Error('has an unparsable "leaseExpiresAt"');
+  return info as LockInfo;
+}
+
+const serialize = (info: LockInfo): string => `${JSON.stringify(info, null, 2)}\n`;
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+function newHolding(actor: Actor, leaseMs: number, now: number): LockInfo {
+  const at = iso(now);
+  return {
+    owner: actor.owner,
+    pid: actor.pid,
+    host: actor.host,
+    token: randomBytes(16).toString('hex'),
+    acquiredAt: at,
+    renewedAt: at,
+    leaseExpiresAt: iso(now + leaseMs),
+  };
+}
+
+/**
+ * Take the driver lock in `dir` for `actor` with a lease of `leaseMs`, or throw LockedError naming
+ * the holder. An expired lease is taken over; a corrupt lock file counts as expired only once it
+ * has not been modified for a whole lease, since a young one may still be mid-write by its owner.
+ */
+export async function acquireLockFile(dir: string, actor: Actor, leaseMs: number, clock: () => number): Promise<Lock> {
+  await ensureDir(dir);
+  const file = join(dir, LOCK_FILE);
+  // A few rounds only to absorb a holder releasing between our create and our read.
+  for (let round = 0; round < 3; round++) {
+    const holding = newHolding(actor, leaseMs, clock());
+    if (await createFileExclusive(file, serialize(holding))) return new FileLock(dir, holding, leaseMs, clock);
+    const found = await readLockFile(file);
+    if (found.kind === 'missing') continue;
+    if (found.kind === 'held' && Date.parse(found.info.leaseExpiresAt) > clock()) {
+      throw new LockedError(`locked by ${describeHolder(found.info)}`, LOCKED_HINT);
+    }
+    if (found.kind === 'corrupt' && Date.now() - found.mtimeMs <= leaseMs) {
+      throw new LockedError(
+        `lock file ${file} ${found.reason}, and it was modified ${Math.round((Date.now() - found.mtimeMs) / 1000)} s ago, within the lease of ${Math.round(leaseMs / 1000)} s`,
+        `if no driver is running, remove it (rm ${file}); otherwise it is taken over automatically once it is older than the lease`,
+      );
+    }
+    return takeOver(dir, found.fingerprint, actor, leaseMs, clock);
+  }
+  throw new LockedError(`could not take the lock ${file}: other drivers kept taking and releasing it`, LOCKED_HINT);
+}
+
+/** Replace the expired holding seen as `fingerprint`, unless someone changed it first. */
+async function takeOver(dir: string, fingerprint: string, actor: Actor, leaseMs: number, clock: () => number): Promise<Lock> {
+  const file = join(dir, LOCK_FILE);
+  const release = await acquireDirMutex(join(dir, TAKEOVER_MUTEX), MUTEX_WAIT_MS);
+  if (!release) throw new LockedError(`the expired lock ${file} is being taken over by another driver right now`, LOCKED_HINT);
+  try {
+    const current = await readLockFile(file);
+    const holding = newHolding(actor, leaseMs, clock());
+    if (current.kind === 'missing') {
+      if (await createFileExclusive(file, serialize(holding))) return new FileLock(dir, holding, leaseMs, clock);
+    } else if (current.fingerprint === fingerprint) {
+      await writeFileAtomic(file, serialize(holding));
+      return new FileLock(dir, holding, leaseMs, clock);
+    }
+    // Someone else took it over (or the holder renewed) while we waited for the mutex.
+    const latest = current.kind === 'missing' ? await readLockFile(file) : current;
+    const who = latest.kind === 'held' ? describeHolder(latest.info) : 'another driver';
+    throw new LockedError(`locked by ${who}`, LOCKED_HINT);
+  } finally {
+    await release();
+  }
+}
+
+/** The holding recorded in `dir`, expired or not; undefined when nobody holds the lock. */
+export async function readLockHolder(dir: string): Promise<LockInfo | undefined> {
+  const found = await readLockFile(join(dir, LOCK_FILE));
+  if (found.kind === 'corrupt') {
+    throw new LockedError(
+      `lock file ${join(dir, LOCK_FILE)} ${found.reason}`,
+      `if no driver is running, remove it (rm ${join(dir, LOCK_FILE)}); otherwise it is taken over automatically once it is older than the lease`,
+    );
+  }
+  return found.kind === 'held' ? found.info : undefined;
+}
+
+/** A holding of the lock file; renew and release act only while the file still carries our token. */
+class FileLock implements Lock {
+  private readonly file: string;
+  private readonly mutex: string;
+
+  constructor(
+    dir: string,
+    private holding: LockInfo,
+    private readonly leaseMs: number,
+    private readonly clock: () => number,
+  ) {
+    this.file = join(dir, LOCK_FILE);
+    this.mutex = join(dir, TAKEOVER_MUTEX);
+  }
+
+  /** The holding as last written by us: renew moves its lease forward. */
+  get info(): LockInfo {
+    return this.holding;
+  }
+
+  /** Extend the lease, or throw LockedError ("lock lost: …") when the file no longer has our token. */
+  async renew(): Promise<void> {
+    const release = await acquireDirMutex(this.mutex, MUTEX_WAIT_MS);
+    if (!release) throw new LockedError(`lock lost: ${this.file} is being taken over by another driver`, LOST_HINT);
+    try {
+      const current = await readLockFile(this.file);
+      if (current.kind !== 'held' || current.info.token !== this.holding.token) {
+        throw new LockedError(`lock lost: ${describeLoss(current, this.file)}`, LOST_HINT);
+      }
+      const now = this.clock();
+      const renewed = { ...current.info, renewedAt: iso(now), leaseExpiresAt: iso(now + this.leaseMs) };
+      await writeFileAtomic(this.file, serialize(renewed));
+      this.holding = renewed;
+    } finally {
+      await release();
+    }
+  }
+
+  /** Remove the lock file if it still has our token; otherwise leave the new holder alone. */
+  async release(): Promise<void> {
+    // A mutex still busy after the wait means our lease expired and is being taken over: not ours.
+    const release = await acquireDirMutex(this.mutex, MUTEX_WAIT_MS);
+    if (!release) return;
+    try {
+      const current = await readLockFile(this.file);
+      if (current.kind !== 'held' || current.info.token !== this.holding.token) return;
+      await unlink(this.file).catch((error: unknown) => {
+        if (errorCode(error) !== 'ENOENT') throw error;
+      });
+      await fsyncDir(dirname(this.file));
+    } finally {
+      await release();
+    }
+  }
+}
+
+const LOST_HINT =
+  'another driver now drives this rollout: stop here and run `deploy status` to see where it stands';
+
+function describeLoss(current: LockFileState, file: string): string {
+  if (current.kind === 'held') return `taken over by ${describeHolder(current.info)}`;
+  if (current.kind === 'missing') return `${file} was removed`;
+  return `${file} ${current.reason}`;
+}

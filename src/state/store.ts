@@ -1,0 +1,93 @@
+/**
+ * The state backend interface: where a rollout's state, its driver lock, its operator requests
+ * and its audit log live. The embedded default is local files (`local.ts`); a Kubernetes backend
+ * implements the same interface.
+ */
+
+/** Who drives (or asks): recorded in the lock and in every audit record. */
+export interface Actor {
+  /** `user@host`. */
+  owner: string;
+  pid: number;
+  host: string;
+}
+
+/** What the lock file holds. */
+export interface LockInfo extends Actor {
+  /** Random id of this holding; renew and release check it so a taken-over lock is never touched. */
+  token: string;
+  acquiredAt: string;
+  renewedAt: string;
+  leaseExpiresAt: string;
+}
+
+/** A held lock. */
+export interface Lock {
+  readonly info: LockInfo;
+  /** Extend the lease; throws LockedError when the lock was lost (taken over after expiry). */
+  renew(): Promise<void>;
+  /** Give the lock up; a no-op when it is no longer ours. */
+  release(): Promise<void>;
+}
+
+/** An operator request to the running driver (`deploy pause` while `deploy promote` drives). */
+export interface OperatorRequest {
+  id: string;
+  kind: 'pause' | 'resume' | 'abort' | 'promote';
+  /** Free text, recorded in the audit log. */
+  reason?: string;
+  /** For `promote`: skip all remaining steps, not just the current hold. */
+  full?: boolean;
+  by: Actor;
+  at: string;
+}
+
+/** One audit record, chained to the one before by hash. */
+export interface AuditRecord {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  rolloutId?: string;
+  detail?: Record<string, unknown>;
+  /** Hash of the previous record (64 zeros for the first). */
+  prev: string;
+  /** sha256 over the canonical JSON of this record without `hash`. */
+  hash: string;
+}
+
+/** Result of verifying the audit chain. */
+export type AuditVerification =
+  | { ok: true; records: number }
+  | { ok: false; records: number; brokenAt: number; reason: string };
+
+/** The audit log of one service. */
+export interface AuditLog {
+  /** Append a record chained to the last; durable (fsync) before it resolves. */
+  append(entry: Omit<AuditRecord, 'seq' | 'prev' | 'hash' | 'at'> & { at?: string }): Promise<AuditRecord>;
+  /** All records, oldest first. */
+  read(): Promise<AuditRecord[]>;
+  /** Recompute the chain; names the first record that does not verify. */
+  verify(): Promise<AuditVerification>;
+}
+
+/** A state backend. `S` is the stored rollout state, opaque to the backend. */
+export interface StateStore<S> {
+  /** Human description (a path, a ConfigMap name) for messages. */
+  readonly location: string;
+  /** The stored state, or undefined when there is none; a corrupt store throws UsageError (never overwritten). */
+  load(): Promise<S | undefined>;
+  /** Replace the stored state atomically (readers see the old or the new, never a mix). */
+  save(state: S): Promise<void>;
+  /** Take the driver lock or throw LockedError naming the holder and since when. */
+  acquireLock(actor: Actor, leaseMs: number): Promise<Lock>;
+  /** Who holds the lock now, if anyone (expired leases included, marked by their time). */
+  lockHolder(): Promise<LockInfo | undefined>;
+  /** Leave a request for the running driver. */
+  postRequest(request: OperatorRequest): Promise<void>;
+  /** Whether any request is waiting (cheap: drivers poll it while they hold). */
+  hasRequests(): Promise<boolean>;
+  /** Take (read and remove) pending requests, oldest first. */
+  takeRequests(): Promise<OperatorRequest[]>;
+  readonly audit: AuditLog;
+}
