@@ -1,0 +1,62 @@
+/**
+ * The routing half of the `nginx` router: the table text the admin server stores in its shared
+ * dict and nginx restores from `routes.txt`. One line per fact, sorted, so equal specs give equal
+ * text; the Lua side parses it with the same rules, so a table is refused before it is stored.
+ */
+import { OperationError, UsageError } from '../errors.js';
+import { checkVersionName, VERSION_PATTERN } from './nginx-config.js';
+import type { LiveRoutes, RouteSpec } from './router.js';
+
+/** An org id: letters, digits and `._-`, so it can never inject config or table lines. */
+export const ORG_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Render a routing table: `generation N`, then `weight VERSION PERCENT` and `org ORG VERSION`
+ * lines in sorted order, so equal specs give equal text. Throws UsageError on a bad version name,
+ * a bad org id or weights that do not sum to 100.
+ */
+export function renderRoutingTable(spec: RouteSpec, generation: number): string {
+  if (!Number.isSafeInteger(generation) || generation < 0) throw new UsageError(`invalid generation ${generation}`);
+  const weights = Object.entries(spec.weights).sort(([a], [b]) => (a < b ? -1 : 1));
+  let total = 0;
+  for (const [version, share] of weights) {
+    checkVersionName(version);
+    if (!Number.isFinite(share) || share < 0 || share > 100) {
+      throw new UsageError(`weight of "${version}" must be between 0 and 100, got ${share}`);
+    }
+    total += share;
+  }
+  if (Math.abs(total - 100) > 1e-6) throw new UsageError(`weights must sum to 100, got ${total}`);
+  const orgs = Object.entries(spec.orgs ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  for (const [org, version] of orgs) {
+    if (!ORG_ID_PATTERN.test(org)) {
+      throw new UsageError(`invalid org id ${JSON.stringify(org)}: use letters, digits and . _ - (max 128)`);
+    }
+    checkVersionName(version);
+  }
+  return [
+    `generation ${generation}`,
+    ...weights.map(([v, share]) => `weight ${v} ${String(share)}`),
+    ...orgs.map(([org, v]) => `org ${org} ${v}`),
+    '',
+  ].join('\n');
+}
+
+/** Parse a routing table text (as served by the admin server). Throws OperationError if malformed. */
+export function parseRoutingTable(text: string): LiveRoutes {
+  const live: Required<LiveRoutes> = { generation: -1, weights: {}, orgs: {} };
+  text.split('\n').forEach((line, i) => {
+    const words = line.trim().split(/\s+/).filter(Boolean);
+    const bad = (why: string) => new OperationError(`routing table line ${i + 1}: ${why}: ${JSON.stringify(line)}`);
+    const [kind, a = '', b = ''] = words;
+    if (kind === undefined) return;
+    if (kind === 'generation' && words.length === 2 && /^\d+$/.test(a)) live.generation = Number(a);
+    else if (kind === 'weight' && words.length === 3 && VERSION_PATTERN.test(a) && Number.isFinite(Number(b))) {
+      live.weights[a] = Number(b);
+    } else if (kind === 'org' && words.length === 3 && ORG_ID_PATTERN.test(a) && VERSION_PATTERN.test(b)) {
+      live.orgs[a] = b;
+    } else throw bad('expected generation N, weight VERSION PERCENT or org ORG VERSION');
+  });
+  if (live.generation < 0) throw new OperationError('routing table has no generation line');
+  return live;
+}

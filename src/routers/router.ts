@@ -1,0 +1,80 @@
+/**
+ * The one interface every traffic router implements (nginx, ALB, Gateway API, ingress-nginx).
+ * Shaped after Argo Rollouts' TrafficRoutingReconciler and Flagger's router.Interface: the engine
+ * computes the desired split, the router writes it only when the live one differs, and reads it
+ * back before anything is reported done.
+ */
+
+/** Traffic share per version, in whole or fractional percent; the values sum to 100. */
+export type Weights = Record<string, number>;
+
+/** Org id → version for orgs pinned to a version. */
+export type OrgRoutes = Record<string, string>;
+
+/** The whole routing a router is asked to make live, written as one generation. */
+export interface RouteSpec {
+  /** The weighted split for requests that carry no pinned org. */
+  weights: Weights;
+  /** Pinned orgs; absent or empty when the router should route by weight only. */
+  orgs?: OrgRoutes;
+}
+
+/** What a router reads back from the live system. */
+export interface LiveRoutes extends RouteSpec {
+  /** Monotonic generation of the live routing, when the router has one. */
+  generation?: number;
+}
+
+/** Answer of a verification: verified, mismatched (with what is live), or unverifiable. */
+export type Verification =
+  | { status: 'verified'; live: LiveRoutes }
+  | { status: 'mismatch'; live: LiveRoutes; detail: string }
+  | { status: 'unverifiable'; detail: string };
+
+/** Result of an apply: whether a write happened and the generation now live. */
+export interface ApplyResult {
+  changed: boolean;
+  generation?: number;
+}
+
+/** A traffic router. */
+export interface Router {
+  /** Short provider name as in config (`nginx`, `alb`, …). */
+  readonly type: string;
+  /**
+   * Check the router can be written (binary present, endpoint reachable, credentials valid) before
+   * a rollout records anything; throws UsageError for bad config or a missing tool (exit 2),
+   * OperationError when the endpoint is down.
+   */
+  preflight(): Promise<void>;
+  /**
+   * Make `spec` live as one write (one config generation), only if it differs from what is live,
+   * then read it back. Throws when the write or its read-back fails; the previous routing stays.
+   */
+  apply(spec: RouteSpec): Promise<ApplyResult>;
+  /** Read the live routing. */
+  read(): Promise<LiveRoutes>;
+  /** Compare the live routing with `spec`; may answer "can't verify". */
+  verify(spec: RouteSpec): Promise<Verification>;
+  /** Remove everything this router manages, leaving traffic on `fallbackVersion`. */
+  removeManaged(fallbackVersion: string): Promise<void>;
+}
+
+/** Two weight maps are equal when every version has the same share (missing counts as 0). */
+export function sameWeights(a: Weights, b: Weights): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) if (Math.abs((a[k] ?? 0) - (b[k] ?? 0)) > 1e-9) return false;
+  return true;
+}
+
+/** Two org maps are equal when every org maps to the same version. */
+export function sameOrgs(a: OrgRoutes = {}, b: OrgRoutes = {}): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => a[k] === b[k]);
+}
+
+/** A route spec equals another when weights and org pins are equal. */
+export function sameRoutes(a: RouteSpec, b: RouteSpec): boolean {
+  return sameWeights(a.weights, b.weights) && sameOrgs(a.orgs, b.orgs);
+}

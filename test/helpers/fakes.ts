@@ -1,0 +1,45 @@
+/** Fakes for unit tests of engine logic: a router that records writes, and a manual clock. */
+import type { ApplyResult, LiveRoutes, RouteSpec, Router, Verification } from '../../src/routers/router.js';
+import { sameRoutes } from '../../src/routers/router.js';
+
+/** A router that keeps the live routing in memory and can be told to fail its next writes. */
+export class FakeRouter implements Router {
+  readonly type = 'fake';
+  live: LiveRoutes = { weights: {}, generation: 0 };
+  writes: RouteSpec[] = [];
+  failNext = 0;
+  /** When set, `preflight` throws it, as a router whose endpoint is down or misconfigured would. */
+  preflightError?: Error;
+
+  async preflight(): Promise<void> {
+    if (this.preflightError) throw this.preflightError;
+  }
+  async apply(spec: RouteSpec): Promise<ApplyResult> {
+    if (this.failNext > 0) {
+      this.failNext -= 1;
+      throw new Error('router unavailable');
+    }
+    if (sameRoutes(this.live, spec)) return { changed: false, generation: this.live.generation! };
+    this.writes.push(spec);
+    this.live = { ...spec, generation: this.live.generation! + 1 };
+    return { changed: true, generation: this.live.generation! };
+  }
+  async read(): Promise<LiveRoutes> {
+    return this.live;
+  }
+  async verify(spec: RouteSpec): Promise<Verification> {
+    return sameRoutes(this.live, spec) ? { status: 'verified', live: this.live } : { status: 'mismatch', live: this.live, detail: 'differs' };
+  }
+  async removeManaged(fallback: string): Promise<void> {
+    await this.apply({ weights: { [fallback]: 100 } });
+  }
+}
+
+/** A clock that only moves when told to (or when `sleep` is awaited). */
+export class ManualClock {
+  constructor(public now = Date.parse('2026-11-22T10:00:00Z')) {}
+  readonly clock = () => this.now;
+  readonly sleep = async (ms: number) => {
+    this.now += Math.max(ms, 1);
+  };
+}

@@ -1,0 +1,2 @@
+/** Free loopback ports for tests: the same helper the sandbox uses. */
+export { freePort, freePorts } from '../../src/sandbox/ports.js';
