@@ -1,0 +1,122 @@
+/**
+ * The driver: the loop a `deploy promote` or `deploy resume` process runs while it holds the
+ * lock. It takes operator requests, ticks the machine, renews the lease, and sleeps until the
+ * next thing is due. It stops when the rollout is over, paused, failed, or the process is told
+ * to stop — the state stays recorded for `deploy resume`.
+ */
+import { ExitCode } from '../errors.js';
+import type { Lock, OperatorRequest } from '../state/store.js';
+import { emit, type EngineDeps, pauseByOperator, promoteNow, rollback, tick, unpause } from './machine.js';
+import { isTerminal, type RolloutState } from './state.js';
+
+/** What the loop needs besides the machine's deps. */
+export interface DriverDeps extends EngineDeps {
+  lock: Lock;
+  /** Sleep that resolves early when `signal` aborts. */
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** How long the lease lasts; it is renewed at a third of it. */
+  leaseMs: number;
+  /** How often to wake while holding (gates, hold events). */
+  checkIntervalMs: number;
+  /** How often to look for operator requests. */
+  requestPollMs?: number;
+  /** Router write attempts before the driver stops with phase `failed`. */
+  maxAttempts?: number;
+  /** Aborted on Ctrl-C or SIGTERM: the driver stops between ticks and leaves the state as it is. */
+  signal?: AbortSignal;
+}
+
+/** How the driver ended. */
+export interface DriveResult {
+  state: RolloutState;
+  exitCode: number;
+  detached: boolean;
+}
+
+/** Exit code for a rollout that a driver left in `state`. */
+export function exitCodeFor(state: RolloutState): number {
+  switch (state.phase) {
+    case 'promoted':
+      return ExitCode.Done;
+    case 'rolled_back':
+    case 'aborted':
+      return ExitCode.RolledBack;
+    case 'paused':
+      return ExitCode.Paused;
+    default:
+      return ExitCode.Unexpected;
+  }
+}
+
+/** Apply one operator request to the state. */
+export async function applyRequest(state: RolloutState, request: OperatorRequest, deps: EngineDeps): Promise<RolloutState> {
+  const by = request.by.owner;
+  switch (request.kind) {
+    case 'abort':
+      return rollback(state, 'abort', request.reason ?? `aborted by ${by}`, deps);
+    case 'pause':
+      return pauseByOperator(state, deps, by);
+    case 'resume':
+      return unpause(state, 'resume', deps, by);
+    case 'promote':
+      return promoteNow(state, request.full ?? false, deps, by);
+  }
+}
+
+/** Run the rollout until it is over, paused, failed or detached. */
+export async function drive(initial: RolloutState, deps: DriverDeps): Promise<DriveResult> {
+  const pollMs = deps.requestPollMs ?? 250;
+  const maxAttempts = deps.maxAttempts ?? 5;
+  let state = initial;
+  let attempts = 0;
+  let renewAt = deps.clock() + deps.leaseMs / 3;
+
+  for (;;) {
+    for (const request of await deps.store.takeRequests()) state = await applyRequest(state, request, deps);
+    if (isTerminal(state) || state.phase === 'paused') break;
+    if (deps.signal?.aborted) return { state, exitCode: 130, detached: true };
+
+    try {
+      state = await tick(state, deps);
+      attempts = 0;
+    } catch (e) {
+      attempts += 1;
+      const giveUp = attempts >= maxAttempts;
+      emit(deps, state, { event: 'error', message: (e as Error).message, retrying: !giveUp });
+      state = (await deps.store.load()) ?? state;
+      if (giveUp) {
+        await deps.store.audit.append({ actor: deps.actor.owner, action: 'rollout.failed', rolloutId: state.rolloutId, detail: { error: (e as Error).message, intent: state.intent } });
+        state = { ...state, phase: 'failed', updatedAt: new Date(deps.clock()).toISOString() };
+        await deps.store.save(state);
+        break;
+      }
+      await deps.sleep(Math.min(30_000, 500 * 2 ** (attempts - 1)), deps.signal);
+      continue;
+    }
+    if (isTerminal(state) || state.phase === 'paused') break;
+
+    const now = deps.clock();
+    if (now >= renewAt) {
+      await deps.lock.renew();
+      renewAt = now + deps.leaseMs / 3;
+    }
+    if (state.phase === 'holding') {
+      const remainingMs = Math.max(0, Date.parse(state.holdUntil!) - now);
+      if (remainingMs > 0) {
+        emit(deps, state, { event: 'hold', step: state.step, remainingMs });
+        const wake = Math.min(remainingMs, deps.checkIntervalMs, renewAt - now);
+        await sleepWatchingRequests(wake, pollMs, deps);
+      }
+    }
+  }
+  return { state, exitCode: exitCodeFor(state), detached: false };
+}
+
+/** Sleep up to `ms`, waking early when an operator request arrives or the signal aborts. */
+async function sleepWatchingRequests(ms: number, pollMs: number, deps: DriverDeps): Promise<void> {
+  const until = deps.clock() + ms;
+  while (deps.clock() < until && !deps.signal?.aborted) {
+    if (await deps.store.hasRequests()) return;
+    await deps.sleep(Math.min(pollMs, until - deps.clock()), deps.signal);
+  }
+}

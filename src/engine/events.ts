@@ -1,0 +1,89 @@
+/**
+ * Engine events: what the plain, JSON and terminal renderers show. The engine emits them; no
+ * renderer holds logic of its own.
+ */
+import type { Weights } from '../routers/router.js';
+import type { Phase, PauseReason } from './state.js';
+
+/** Fields every event carries. */
+interface Base {
+  at: string;
+  service: string;
+  rolloutId: string;
+}
+
+/** A rollout began. */
+export interface StartedEvent extends Base {
+  event: 'started';
+  stable: string;
+  candidate: string;
+  steps: { weight: number; holdMs: number; pause: boolean }[];
+}
+/** A step is live (its weights verified) and its hold began. */
+export interface StepEvent extends Base {
+  event: 'step';
+  step: number;
+  steps: number;
+  weight: number;
+  weights: Weights;
+  generation?: number;
+  holdMs: number;
+  holdUntil: string;
+}
+/** Weights were written and read back. */
+export interface WeightsEvent extends Base {
+  event: 'weights';
+  weights: Weights;
+  generation?: number;
+  changed: boolean;
+}
+/** Progress of a hold. */
+export interface HoldEvent extends Base {
+  event: 'hold';
+  step: number;
+  remainingMs: number;
+}
+/** The rollout paused. */
+export interface PausedEvent extends Base {
+  event: 'paused';
+  step: number;
+  reason: PauseReason;
+}
+/** Traffic went back to stable (a failed gate, or an abort). */
+export interface RollbackEvent extends Base {
+  event: 'rollback';
+  cause: 'gate' | 'abort';
+  reason: string;
+  weights: Weights;
+}
+/** A write failed and will be retried, or the driver gave up. */
+export interface ErrorEvent extends Base {
+  event: 'error';
+  message: string;
+  retrying: boolean;
+}
+/** The driver stopped: the phase says why. */
+export interface DoneEvent extends Base {
+  event: 'done';
+  phase: Phase | 'detached';
+  exitCode: number;
+  step: number;
+  weights: Weights;
+}
+
+/** Any engine event. */
+export type EngineEvent =
+  | StartedEvent
+  | StepEvent
+  | WeightsEvent
+  | HoldEvent
+  | PausedEvent
+  | RollbackEvent
+  | ErrorEvent
+  | DoneEvent;
+
+/** An event without the fields the engine fills in. */
+export type EventBody = EngineEvent extends infer E ? (E extends EngineEvent ? Omit<E, keyof Base> : never) : never;
+
+/** Where events go. */
+export type EventSink = (event: EngineEvent) => void;

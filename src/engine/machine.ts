@@ -1,0 +1,229 @@
+/**
+ * The rollout state machine. `tick` advances a stored rollout by at most one transition, as
+ * Flagger's advanceCanary does; operator requests (pause, abort, promote) are applied between
+ * ticks. Every router write is preceded by a saved intent and followed by a saved commit, so a
+ * process killed at any moment leaves a state `deploy resume` can finish.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Router, Weights } from '../routers/router.js';
+import type { Actor, StateStore } from '../state/store.js';
+import { UsageError } from '../errors.js';
+import type { EventBody, EventSink } from './events.js';
+import { stepWeights, type Plan } from './plan.js';
+import { isTerminal, type Intent, type RolloutState } from './state.js';
+
+/** What the machine needs from the outside. */
+export interface EngineDeps {
+  router: Router;
+  store: StateStore<RolloutState>;
+  clock: () => number;
+  emit: EventSink;
+  actor: Actor;
+}
+
+/** What starts a rollout. */
+export interface RolloutSpec {
+  service: string;
+  stable: string;
+  candidate: string;
+  plan: Plan;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Emit an event with the common fields filled in. */
+export function emit(deps: EngineDeps, state: RolloutState, body: EventBody): void {
+  deps.emit({ at: iso(deps.clock()), service: state.service, rolloutId: state.rolloutId, ...body } as never);
+}
+
+/** Save a new state, stamped with the time. */
+async function save(deps: EngineDeps, state: RolloutState): Promise<RolloutState> {
+  const next = { ...state, updatedAt: iso(deps.clock()) };
+  await deps.store.save(next);
+  return next;
+}
+
+/** Record a rollout in state and audit log, phase `pending`; nothing is written to the router yet. */
+export async function startRollout(spec: RolloutSpec, deps: EngineDeps): Promise<RolloutState> {
+  if (spec.stable === spec.candidate) {
+    throw new UsageError(`${spec.candidate} is already the stable version of ${spec.service}`, 'name another version with --to');
+  }
+  const now = iso(deps.clock());
+  const state: RolloutState = {
+    schema: 1,
+    rolloutId: randomUUID().slice(0, 8),
+    service: spec.service,
+    stable: spec.stable,
+    candidate: spec.candidate,
+    plan: spec.plan,
+    phase: 'pending',
+    step: -1,
+    weights: { [spec.stable]: 100 },
+    startedAt: now,
+    startedBy: deps.actor.owner,
+    updatedAt: now,
+  };
+  await deps.store.audit.append({
+    actor: deps.actor.owner,
+    action: 'rollout.started',
+    rolloutId: state.rolloutId,
+    detail: { stable: spec.stable, candidate: spec.candidate, steps: spec.plan.steps.map((s) => s.weight) },
+  });
+  await deps.store.save(state);
+  emit(deps, state, {
+    event: 'started',
+    stable: state.stable,
+    candidate: state.candidate,
+    steps: state.plan.steps.map((s) => ({ weight: s.weight, holdMs: s.holdMs, pause: s.pause })),
+  });
+  return state;
+}
+
+/** Record an intent, then carry it out. */
+async function transition(state: RolloutState, intent: Omit<Intent, 'at'>, deps: EngineDeps): Promise<RolloutState> {
+  const pending = await save(deps, { ...state, phase: 'progressing', intent: { ...intent, at: iso(deps.clock()) } });
+  return commitIntent(pending, deps);
+}
+
+/**
+ * Write the intent's weights (one router write, read back by the router) and commit the phase.
+ * On a router error the intent stays recorded and the error is rethrown for the driver to retry.
+ */
+export async function commitIntent(state: RolloutState, deps: EngineDeps): Promise<RolloutState> {
+  const intent = state.intent!;
+  let result;
+  try {
+    result = await deps.router.apply({ weights: intent.weights });
+  } catch (e) {
+    const message = (e as Error).message;
+    await save(deps, { ...state, lastError: { message, at: iso(deps.clock()) } });
+    throw e;
+  }
+  const now = deps.clock();
+  const step = state.plan.steps[intent.step];
+  const holding = intent.to === 'holding';
+  await deps.store.audit.append({
+    actor: deps.actor.owner,
+    action: holding ? 'step.entered' : intent.to === 'aborted' ? 'rollout.aborted' : 'rollout.rolled_back',
+    rolloutId: state.rolloutId,
+    detail: { step: intent.step, weights: intent.weights, generation: result.generation, changed: result.changed, reason: intent.reason },
+  });
+  const { intent: _done, lastError: _cleared, paused: _p, ...rest } = state;
+  let next: RolloutState = {
+    ...rest,
+    phase: intent.to,
+    step: intent.step,
+    weights: intent.weights,
+    ...(result.generation !== undefined ? { generation: result.generation } : {}),
+    ...(holding
+      ? { holdStartedAt: iso(now), holdUntil: iso(now + (step?.holdMs ?? 0)) }
+      : { outcome: { reason: intent.reason ?? intent.to, at: iso(now), by: deps.actor.owner } }),
+  };
+  next = await save(deps, next);
+  emit(deps, next, { event: 'weights', weights: intent.weights, changed: result.changed, ...(result.generation !== undefined ? { generation: result.generation } : {}) });
+  if (holding && step) {
+    emit(deps, next, {
+      event: 'step',
+      step: step.index,
+      steps: next.plan.steps.length,
+      weight: step.weight,
+      weights: next.weights,
+      ...(next.generation !== undefined ? { generation: next.generation } : {}),
+      holdMs: step.holdMs,
+      holdUntil: next.holdUntil!,
+    });
+  } else if (!holding) {
+    emit(deps, next, { event: 'rollback', cause: intent.to === 'aborted' ? 'abort' : 'gate', reason: intent.reason ?? intent.to, weights: intent.weights });
+  }
+  return next;
+}
+
+/** Weights of step `index` of this rollout. */
+function weightsAt(state: RolloutState, index: number): Weights {
+  return stepWeights(state.stable, state.candidate, state.plan.steps[index]!.weight);
+}
+
+/** Move to the next step, or finish when the last one is done. */
+async function advance(state: RolloutState, deps: EngineDeps): Promise<RolloutState> {
+  const nextIndex = state.step + 1;
+  if (nextIndex < state.plan.steps.length) {
+    return transition(state, { to: 'holding', step: nextIndex, weights: weightsAt(state, nextIndex) }, deps);
+  }
+  await deps.store.audit.append({
+    actor: deps.actor.owner,
+    action: 'rollout.promoted',
+    rolloutId: state.rolloutId,
+    detail: { version: state.candidate, weights: state.weights },
+  });
+  const { holdUntil: _h, holdStartedAt: _s, paused: _p, ...rest } = state;
+  return save(deps, { ...rest, phase: 'promoted', outcome: { reason: `${state.candidate} took all traffic`, at: iso(deps.clock()), by: deps.actor.owner } });
+}
+
+/** Pause at the current step. */
+async function pause(state: RolloutState, reason: 'step' | 'operator', deps: EngineDeps, by = deps.actor.owner): Promise<RolloutState> {
+  const remainingMs = reason === 'operator' && state.holdUntil ? Math.max(0, Date.parse(state.holdUntil) - deps.clock()) : 0;
+  await deps.store.audit.append({ actor: by, action: 'rollout.paused', rolloutId: state.rolloutId, detail: { step: state.step, reason } });
+  const next = await save(deps, { ...state, phase: 'paused', paused: { reason, at: iso(deps.clock()), by, remainingMs } });
+  emit(deps, next, { event: 'paused', step: state.step, reason });
+  return next;
+}
+
+/**
+ * Advance the rollout by at most one transition. Returns the (saved) new state, or the same
+ * state when nothing is due yet. Router errors propagate with the intent kept.
+ */
+export async function tick(state: RolloutState, deps: EngineDeps): Promise<RolloutState> {
+  if (state.intent) return commitIntent(state, deps);
+  switch (state.phase) {
+    case 'pending':
+      return transition(state, { to: 'holding', step: 0, weights: weightsAt(state, 0) }, deps);
+    case 'holding': {
+      if (deps.clock() < Date.parse(state.holdUntil ?? '')) return state;
+      const step = state.plan.steps[state.step]!;
+      if (step.pause) return pause(state, 'step', deps);
+      return advance(state, deps);
+    }
+    default:
+      return state;
+  }
+}
+
+/** Send all traffic back to stable and end the rollout as aborted (by hand) or rolled back (a gate). */
+export async function rollback(state: RolloutState, cause: 'abort' | 'gate', reason: string, deps: EngineDeps): Promise<RolloutState> {
+  if (isTerminal(state)) return state;
+  return transition(state, { to: cause === 'abort' ? 'aborted' : 'rolled_back', step: Math.max(state.step, 0), weights: { [state.stable]: 100 }, reason }, deps);
+}
+
+/** Continue a paused rollout: `promote` skips to the next step, `resume` finishes an operator pause's hold. */
+export async function unpause(state: RolloutState, how: 'promote' | 'resume', deps: EngineDeps, by = deps.actor.owner): Promise<RolloutState> {
+  if (state.phase !== 'paused') return state;
+  await deps.store.audit.append({ actor: by, action: 'rollout.continued', rolloutId: state.rolloutId, detail: { step: state.step, how } });
+  const { paused, ...rest } = state;
+  if (how === 'resume' && paused?.reason === 'operator' && state.step >= 0) {
+    return save(deps, { ...rest, phase: 'holding', holdUntil: iso(deps.clock() + paused.remainingMs) });
+  }
+  return advance({ ...rest, phase: 'holding' }, deps);
+}
+
+/** Skip the rest of the current hold (`full`: every remaining step) and move on now. */
+export async function promoteNow(state: RolloutState, full: boolean, deps: EngineDeps, by = deps.actor.owner): Promise<RolloutState> {
+  if (state.phase === 'paused') {
+    if (!full) return unpause(state, 'promote', deps, by);
+    const { paused: _p, ...rest } = state;
+    state = { ...rest, phase: 'holding' };
+  }
+  if (state.phase !== 'holding' && state.phase !== 'pending') return state;
+  await deps.store.audit.append({ actor: by, action: full ? 'rollout.promote_full' : 'rollout.promote_step', rolloutId: state.rolloutId, detail: { step: state.step } });
+  if (full) {
+    const last = state.plan.steps.length - 1;
+    if (state.step === last) return advance(state, deps);
+    return transition(state, { to: 'holding', step: last, weights: weightsAt(state, last) }, deps);
+  }
+  return state.phase === 'pending' ? tick(state, deps) : advance(state, deps);
+}
+
+/** Pause by an operator's hand. */
+export async function pauseByOperator(state: RolloutState, deps: EngineDeps, by = deps.actor.owner): Promise<RolloutState> {
+  if (state.phase !== 'holding') return state;
+  return pause(state, 'operator', deps, by);
+}

@@ -1,0 +1,94 @@
+/**
+ * The stored rollout state: what a driver needs to carry on after a crash, a lost CI runner or a
+ * hand-over to another engineer. Every router write is preceded by a recorded intent, so the live
+ * routing is always either the recorded `weights` or the intent's weights, never unknown.
+ */
+import type { Weights } from '../routers/router.js';
+import type { Plan } from './plan.js';
+
+/** Phases of a rollout. */
+export type Phase =
+  | 'pending'
+  | 'progressing'
+  | 'holding'
+  | 'paused'
+  | 'promoted'
+  | 'rolled_back'
+  | 'aborted'
+  | 'failed';
+
+/** Phases after which nothing more happens to this rollout. */
+export const TERMINAL_PHASES: readonly Phase[] = ['promoted', 'rolled_back', 'aborted'];
+
+/** Why a rollout is paused. */
+export type PauseReason = 'step' | 'operator';
+
+/** A router write in flight: recorded before the write, cleared once it is verified. */
+export interface Intent {
+  /** Phase the rollout enters once the write is verified. */
+  to: 'holding' | 'rolled_back' | 'aborted';
+  /** Step index the rollout is at once the write is verified. */
+  step: number;
+  weights: Weights;
+  reason?: string;
+  at: string;
+}
+
+/** The stored state of the latest rollout of a service. */
+export interface RolloutState {
+  schema: 1;
+  rolloutId: string;
+  service: string;
+  stable: string;
+  candidate: string;
+  plan: Plan;
+  phase: Phase;
+  /** Current step index; -1 before the first step is live. */
+  step: number;
+  /** The last weights verified live. */
+  weights: Weights;
+  intent?: Intent;
+  /** Router generation of the last verified write, when the router numbers them. */
+  generation?: number;
+  /** When the current step's hold began and ends. */
+  holdStartedAt?: string;
+  holdUntil?: string;
+  paused?: { reason: PauseReason; at: string; by: string; remainingMs: number };
+  /** Why the rollout ended the way it did (rollback, abort, failure). */
+  outcome?: { reason: string; at: string; by: string };
+  /** The last error a driver hit, kept until the next successful write. */
+  lastError?: { message: string; at: string };
+  startedAt: string;
+  startedBy: string;
+  updatedAt: string;
+}
+
+/** The version serving users once this rollout is over (or before it started). */
+export function servingVersion(state: RolloutState): string {
+  return state.phase === 'promoted' ? state.candidate : state.stable;
+}
+
+/** True when no driver should act on this rollout any more. */
+export function isTerminal(state: RolloutState): boolean {
+  return TERMINAL_PHASES.includes(state.phase);
+}
+
+/**
+ * Check that a parsed value looks like a state this version wrote. Deliberately shallow: it
+ * guards against a truncated or hand-edited file, not against every possible inconsistency.
+ */
+export function validateState(value: unknown): RolloutState {
+  const s = value as Partial<RolloutState> | null;
+  const problems: string[] = [];
+  if (!s || typeof s !== 'object') throw new Error('not a JSON object');
+  if (s.schema !== 1) problems.push(`schema is ${JSON.stringify(s.schema)}, expected 1`);
+  for (const k of ['rolloutId', 'service', 'stable', 'candidate', 'phase', 'startedAt', 'updatedAt'] as const) {
+    if (typeof s[k] !== 'string') problems.push(`${k} is missing`);
+  }
+  if (typeof s.step !== 'number') problems.push('step is missing');
+  if (!s.weights || typeof s.weights !== 'object') problems.push('weights is missing');
+  if (!s.plan || !Array.isArray(s.plan.steps)) problems.push('plan.steps is missing');
+  else if (typeof s.step === 'number' && (s.step < -1 || s.step >= s.plan.steps.length)) problems.push(`step ${s.step} is outside the plan`);
+  if (problems.length) throw new Error(problems.join('; '));
+  return s as RolloutState;
+}

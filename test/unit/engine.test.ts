@@ -1,0 +1,147 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { drive } from '../../src/engine/driver.js';
+import type { EngineEvent } from '../../src/engine/events.js';
+import { type EngineDeps, pauseByOperator, promoteNow, rollback, startRollout, tick, unpause } from '../../src/engine/machine.js';
+import { validateState, type RolloutState } from '../../src/engine/state.js';
+import { LocalStateStore } from '../../src/state/local.js';
+import { planCanary } from '../../strategies/canary.js';
+import { FakeRouter, ManualClock } from '../helpers/fakes.js';
+
+const actor = { owner: 'nurse@ward', pid: 1, host: 'ward' };
+
+describe('rollout engine', () => {
+  let clock: ManualClock;
+  let router: FakeRouter;
+  let store: LocalStateStore<RolloutState>;
+  let events: EngineEvent[];
+  let deps: EngineDeps;
+  let dir: string;
+
+  beforeEach(() => {
+    clock = new ManualClock();
+    router = new FakeRouter();
+    dir = mkdtempSync(join(tmpdir(), 'cutover-engine-'));
+    store = new LocalStateStore<RolloutState>(dir, { clock: clock.clock, validate: validateState });
+    events = [];
+    deps = { router, store, clock: clock.clock, emit: (e) => events.push(e), actor };
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const start = (steps = planCanary()) => startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan: steps }, deps);
+
+  it('walks the default ladder tick by tick, holding 30 minutes at 1%', async () => {
+    let s = await start();
+    expect(s.phase).toBe('pending');
+    expect(router.writes).toEqual([]);
+
+    s = await tick(s, deps);
+    expect([s.phase, s.step, s.weights]).toEqual(['holding', 0, { v1: 99, v2: 1 }]);
+    expect(router.live.weights).toEqual({ v1: 99, v2: 1 });
+
+    clock.now += 29 * 60_000;
+    expect(await tick(s, deps)).toBe(s); // still holding: nothing changes
+    clock.now += 60_000;
+    s = await tick(s, deps);
+    expect([s.phase, s.step, s.weights]).toEqual(['holding', 1, { v1: 95, v2: 5 }]);
+
+    for (const weight of [25, 50, 100]) {
+      clock.now += 10 * 60_000;
+      s = await tick(s, deps);
+      expect(s.weights.v2).toBe(weight);
+    }
+    s = await tick(s, deps);
+    expect(s.phase).toBe('promoted');
+    expect(router.writes.map((w) => w.weights.v2)).toEqual([1, 5, 25, 50, 100]);
+    expect((await store.load())?.phase).toBe('promoted');
+    expect(await store.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it('records the intent before the write, so a failed write leaves a resumable state', async () => {
+    let s = await start();
+    router.failNext = 1;
+    await expect(tick(s, deps)).rejects.toThrow('router unavailable');
+    s = (await store.load())!;
+    expect(s.phase).toBe('progressing');
+    expect(s.intent?.weights).toEqual({ v1: 99, v2: 1 });
+    expect(s.weights).toEqual({ v1: 100 });
+    expect(s.lastError?.message).toBe('router unavailable');
+    s = await tick(s, deps);
+    expect([s.phase, s.step, s.intent, s.lastError]).toEqual(['holding', 0, undefined, undefined]);
+  });
+
+  it('pauses after a step marked pause and goes on only when promoted', async () => {
+    let s = await start(planCanary({ steps: [{ weight: 10, hold: 1000, pause: true }, { weight: 100 }] }));
+    s = await tick(s, deps);
+    clock.now += 1000;
+    s = await tick(s, deps);
+    expect([s.phase, s.paused?.reason]).toEqual(['paused', 'step']);
+    expect(await tick(s, deps)).toBe(s);
+    s = await unpause(s, 'promote', deps);
+    expect([s.phase, s.step, s.weights]).toEqual(['holding', 1, { v1: 0, v2: 100 }]);
+  });
+
+  it('an operator pause keeps the rest of the hold for resume', async () => {
+    let s = await tick(await start(), deps);
+    clock.now += 10 * 60_000;
+    s = await pauseByOperator(s, deps);
+    expect(s.paused?.remainingMs).toBe(20 * 60_000);
+    clock.now += 60 * 60_000;
+    s = await unpause(s, 'resume', deps);
+    expect(s.phase).toBe('holding');
+    expect(Date.parse(s.holdUntil!) - clock.now).toBe(20 * 60_000);
+  });
+
+  it('abort sends all traffic to stable in one write', async () => {
+    let s = await tick(await start(), deps);
+    const before = router.writes.length;
+    s = await rollback(s, 'abort', 'pager went off', deps);
+    expect([s.phase, s.weights, s.outcome?.reason]).toEqual(['aborted', { v1: 100 }, 'pager went off']);
+    expect(router.writes.length - before).toBe(1);
+    expect(events.at(-1)).toMatchObject({ event: 'rollback', cause: 'abort' });
+    expect(await rollback(s, 'abort', 'again', deps)).toBe(s);
+  });
+
+  it('promote --full jumps to 100%', async () => {
+    let s = await tick(await start(), deps);
+    s = await promoteNow(s, true, deps);
+    expect([s.step, s.weights]).toEqual([4, { v1: 0, v2: 100 }]);
+    s = await tick(s, deps);
+    expect(s.phase).toBe('promoted');
+  });
+
+  it('the driver runs a 30-minute ladder in milliseconds of real time', async () => {
+    const s = await start();
+    const lock = await store.acquireLock(actor, 30_000);
+    const t0 = performance.now();
+    const result = await drive(s, { ...deps, lock, sleep: clock.sleep, leaseMs: 30_000, checkIntervalMs: 10_000, requestPollMs: 5_000 });
+    expect(result.exitCode).toBe(0);
+    expect(result.state.phase).toBe('promoted');
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(clock.now - Date.parse('2026-11-22T10:00:00Z')).toBeGreaterThanOrEqual(60 * 60_000);
+    expect(events.filter((e) => e.event === 'step').map((e) => (e as { weight: number }).weight)).toEqual([1, 5, 25, 50, 100]);
+  });
+
+  it('the driver carries out an abort request from another process', async () => {
+    const s = await start();
+    const lock = await store.acquireLock(actor, 30_000);
+    await store.postRequest({ id: 'r1', kind: 'abort', reason: 'bad lab results', by: { ...actor, owner: 'oncall@desk' }, at: new Date(clock.now).toISOString() });
+    const result = await drive(s, { ...deps, lock, sleep: clock.sleep, leaseMs: 30_000, checkIntervalMs: 10_000 });
+    expect(result.exitCode).toBe(3);
+    expect(result.state.phase).toBe('aborted');
+    expect(result.state.outcome?.reason).toBe('bad lab results');
+  });
+
+  it('the driver gives up after repeated router failures, keeping the intent', async () => {
+    const s = await start();
+    const lock = await store.acquireLock(actor, 30_000);
+    router.failNext = 100;
+    const result = await drive(s, { ...deps, lock, sleep: clock.sleep, leaseMs: 30_000, checkIntervalMs: 10_000, maxAttempts: 3 });
+    expect(result.exitCode).toBe(1);
+    expect(result.state.phase).toBe('failed');
+    expect(result.state.intent?.weights).toEqual({ v1: 99, v2: 1 });
+    expect(events.filter((e) => e.event === 'error')).toHaveLength(3);
+  });
+});
