@@ -1,0 +1,64 @@
+/**
+ * `deploy promote --to VERSION`: start a rollout, or continue the one in progress (a paused one
+ * moves to its next step). `--full` skips every remaining step after confirmation.
+ */
+import { confirm } from '../src/cli/confirm.js';
+import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
+import { driveUnderLock } from '../src/cli/drive.js';
+import { requestOfDriver } from '../src/cli/requests.js';
+import { promoteNow, startRollout } from '../src/engine/machine.js';
+import { isTerminal, servingVersion, type RolloutState } from '../src/engine/state.js';
+import { ExitCode, UsageError } from '../src/errors.js';
+import { planCanary } from '../strategies/canary.js';
+
+/** Options of promote. */
+export interface PromoteOptions extends GlobalOptions {
+  to: string;
+  full?: boolean;
+  yes?: boolean;
+}
+
+/** Start or continue a rollout and drive it. */
+export async function run(opts: PromoteOptions, io: Io): Promise<number> {
+  const project = openProject(opts, io.clock);
+  const { config } = project;
+  if (!(opts.to in config.versions)) {
+    throw new UsageError(`--to ${opts.to}: unknown version of ${config.service} (known: ${Object.keys(config.versions).join(', ')})`, `add it under versions: in ${project.path}`);
+  }
+  const current = await project.store.load();
+  const active = current && !isTerminal(current) ? current : undefined;
+  if (active && active.candidate !== opts.to) {
+    throw new UsageError(
+      `a rollout of ${active.candidate} is in progress (phase ${active.phase}); it must end before ${opts.to} can start`,
+      '`deploy status` shows it; `deploy abort` ends it',
+    );
+  }
+  const serving = current ? servingVersion(current) : config.stable;
+  if (!active && serving === opts.to) {
+    throw new UsageError(`${opts.to} is already the stable version of ${config.service}`, 'name another version with --to');
+  }
+  if (opts.full && !(await confirm(`Skip the remaining steps and send 100% of ${config.service} to ${opts.to}?`, opts.yes, io))) {
+    io.out.note('not promoted');
+    return ExitCode.Done;
+  }
+
+  const holder = active ? await project.store.lockHolder() : undefined;
+  if (active && opts.full && holder && Date.parse(holder.leaseExpiresAt) > io.clock()) {
+    const state = await requestOfDriver(project, io, { kind: 'promote', full: true }, (s) => s.phase === 'promoted' || s.step === s.plan.steps.length - 1);
+    io.out.result({ event: 'promote', phase: state.phase, step: state.step, weights: state.weights }, `the driver moved ${config.service} to its last step (${state.phase})`);
+    return ExitCode.Done;
+  }
+
+  return driveUnderLock(project, io, async (state: RolloutState | undefined, deps) => {
+    const stillActive = state && !isTerminal(state) ? state : undefined;
+    if (!stillActive) {
+      const stable = state ? servingVersion(state) : config.stable;
+      const started = await startRollout({ service: config.service, stable, candidate: opts.to, plan: planCanary(config.strategy?.canary) }, deps);
+      return opts.full ? promoteNow(started, true, deps) : started;
+    }
+    if (stillActive.candidate !== opts.to) throw new UsageError(`a rollout of ${stillActive.candidate} started meanwhile`, '`deploy status` shows it');
+    if (stillActive.phase === 'paused' || opts.full) return promoteNow(stillActive, opts.full ?? false, deps);
+    if (stillActive.phase === 'failed') return { ...stillActive, phase: stillActive.intent ? 'progressing' : 'holding' };
+    return stillActive;
+  });
+}

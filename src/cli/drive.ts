@@ -1,0 +1,76 @@
+/**
+ * Running a driver from a command: take the lock, let the command make its first move under it,
+ * drive until the rollout stops, report, release. Shared by promote, resume and the demo.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { drive } from '../engine/driver.js';
+import { emit, type EngineDeps } from '../engine/machine.js';
+import type { RolloutState } from '../engine/state.js';
+import { createRouter } from '../routers/factory.js';
+import type { Router } from '../routers/router.js';
+import { currentActor } from '../state/actor.js';
+import type { Io, Project } from './context.js';
+
+/** Default wake-up interval during a hold. */
+const DEFAULT_CHECK_MS = 10_000;
+
+/** Sleep that ends early on abort, without throwing. */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0) return;
+  await delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
+}
+
+/**
+ * Take the lock, run `act` on the freshly re-read state with the engine's deps, release.
+ * For one-shot moves (abort, pause) when no driver is running.
+ */
+export async function actUnderLock<T>(project: Project, io: Io, act: (state: RolloutState | undefined, deps: EngineDeps) => Promise<T>): Promise<T> {
+  const router = await createRouter(project.config, project.dir);
+  await router.preflight();
+  const actor = currentActor();
+  const lock = await project.store.acquireLock(actor, project.leaseMs);
+  try {
+    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor });
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * Take the lock, run `firstMove` on the freshly re-read state (it may start, promote or refuse),
+ * then drive. Ctrl-C and SIGTERM detach: the loop stops between ticks and the lock is released.
+ */
+export async function driveUnderLock(
+  project: Project,
+  io: Io,
+  firstMove: (state: RolloutState | undefined, deps: EngineDeps) => Promise<RolloutState>,
+  routerOverride?: Router,
+): Promise<number> {
+  const router = routerOverride ?? (await createRouter(project.config, project.dir));
+  await router.preflight();
+  const actor = currentActor();
+  const lock = await project.store.acquireLock(actor, project.leaseMs);
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  try {
+    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor };
+    const state = await firstMove(await project.store.load(), deps);
+    const result = await drive(state, {
+      ...deps,
+      lock,
+      sleep,
+      leaseMs: project.leaseMs,
+      checkIntervalMs: project.config.strategy?.canary?.checkInterval ?? DEFAULT_CHECK_MS,
+      signal: controller.signal,
+    });
+    const s = result.state;
+    emit(deps, s, { event: 'done', phase: result.detached ? 'detached' : s.phase, exitCode: result.exitCode, step: s.step, weights: s.weights });
+    return result.exitCode;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await lock.release();
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The command line: commander wiring only. Each command module is imported when it runs, so
+ * `deploy --help` loads no SDK, no YAML parser and no router.
+ */
+import { Command, Option } from 'commander';
+import type { GlobalOptions, Io } from './context.js';
+import type { Streams } from '../ui/output.js';
+
+type CommandModule = { run: (opts: never, io: Io, args: string[]) => Promise<number> };
+
+/** Run the CLI with `argv` (without node and script) and return the exit code. */
+export async function main(argv: string[], streams: Streams, stdin: Io['stdin'], clock: () => number = Date.now): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('deploy')
+    .description('Progressive delivery: canary steps, metric gates, automatic rollback, organization-atomic cutovers.')
+    .addOption(new Option('-f, --file <path>', 'config file').default('deploy.yaml'))
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--no-color', 'no colour (NO_COLOR is honoured too)')
+    .showHelpAfterError('(run `deploy --help` for usage)')
+    .configureOutput({ writeOut: (s) => streams.stdout.write(s), writeErr: (s) => streams.stderr.write(s) })
+    .exitOverride();
+
+  const lazy = (load: () => Promise<CommandModule>) =>
+    async function (this: Command, ...args: unknown[]) {
+      const cmd = args.at(-1) as Command;
+      const opts = cmd.optsWithGlobals() as GlobalOptions;
+      const { createOutput } = await import('../ui/output.js');
+      const io: Io = { ...streams, stdin, clock, out: createOutput(opts.output, opts.color, streams) };
+      const mod = await load();
+      exitCode = await mod.run(opts as never, io, cmd.args);
+    };
+
+  program.command('init').description('write a commented deploy.yaml').option('--force', 'overwrite an existing file')
+    .action(lazy(() => import('../../commands/init.js')));
+  program.command('plan').description('print the steps a rollout would take')
+    .action(lazy(() => import('../../commands/plan.js')));
+  program.command('promote').description('start a rollout to a version, or continue a paused one')
+    .requiredOption('--to <version>', 'the candidate version')
+    .option('--full', 'skip the remaining steps (asks first)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(lazy(() => import('../../commands/promote.js')));
+  program.command('pause').description('pause the rollout at its current step')
+    .action(lazy(() => import('../../commands/pause.js')));
+  program.command('resume').description('carry on a rollout from its last recorded step')
+    .action(lazy(() => import('../../commands/resume.js')));
+  program.command('abort').description('send all traffic back to stable now')
+    .option('--reason <text>', 'why, for the audit log')
+    .action(lazy(() => import('../../commands/abort.js')));
+  program.command('status').description('show the rollout state')
+    .option('-w, --watch', 'keep showing it until the rollout stops')
+    .action(lazy(() => import('../../commands/status.js')));
+  program.command('history').description('show the audit log and verify its hash chain')
+    .option('-n, --limit <count>', 'only the last N records', (v) => Number.parseInt(v, 10))
+    .action(lazy(() => import('../../commands/history.js')));
+  program.command('schema').description('print the JSON Schema of deploy.yaml')
+    .action(lazy(() => import('../../commands/schema.js')));
+  program.command('demo').description('run a canary on a local nginx sandbox with two sample versions')
+    .option('--hold <duration>', 'hold at each step', '4s')
+    .option('--keep', 'leave the sandbox folder in place afterwards')
+    .action(lazy(() => import('../../commands/demo.js')));
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (e) {
+    return reportError(e, streams);
+  }
+}
+
+/** Turn an error into a message on stderr and its exit code. */
+async function reportError(e: unknown, streams: Streams): Promise<number> {
+  const err = e as { code?: string; exitCode?: number; message?: string; hint?: string };
+  if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
+    // commander printed its message already; help and version are successes.
+    return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
+  }
+  const { CutoverError } = await import('../errors.js');
+  if (e instanceof CutoverError) {
+    streams.stderr.write(`deploy: ${e.message}\n`);
+    if (e.hint) streams.stderr.write(`  hint: ${e.hint}\n`);
+    return e.exitCode;
+  }
+  streams.stderr.write(`deploy: unexpected error: ${err.message ?? String(e)}\n`);
+  if (process.env.DEPLOY_DEBUG && e instanceof Error) streams.stderr.write(`${e.stack}\n`);
+  return 1;
+}

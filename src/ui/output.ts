@@ -1,0 +1,63 @@
+/**
+ * Output for every command. With `--output json` stdout carries one JSON object per line and
+ * nothing else; human text goes to stderr. In text mode results go to stdout, notes to stderr.
+ * Colour only on a TTY, never with NO_COLOR or --no-color.
+ */
+import { Chalk, type ChalkInstance } from 'chalk';
+import type { EngineEvent } from '../engine/events.js';
+import { renderEventLine } from './plain.js';
+
+/** Output format chosen with --output. */
+export type Format = 'text' | 'json';
+
+/** Where a command writes. */
+export interface Output {
+  readonly format: Format;
+  readonly color: ChalkInstance;
+  /** An engine event: a JSON line, or a human line when it is worth one. */
+  event(event: EngineEvent): void;
+  /** A command's result: `json` as one line in JSON mode, `text` otherwise. */
+  result(json: Record<string, unknown>, text: string): void;
+  /** A note for people (stderr). */
+  note(text: string): void;
+}
+
+/** Streams an Output writes to (injected so tests capture them). */
+export interface Streams {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+}
+
+/** Build the output of one command run. */
+export function createOutput(format: Format, colorFlag: boolean, streams: Streams): Output {
+  const tty = format === 'text' ? streams.stdout.isTTY : streams.stderr.isTTY;
+  const useColor = colorFlag && !('NO_COLOR' in streams.env && streams.env.NO_COLOR !== '') && Boolean(tty);
+  const color = new Chalk({ level: useColor ? 1 : 0 });
+  const holdEvery = streams.env.CI || !tty ? 60_000 : 15_000;
+  let lastHold = 0;
+  return {
+    format,
+    color,
+    event(event) {
+      if (format === 'json') {
+        streams.stdout.write(`${JSON.stringify(event)}\n`);
+        return;
+      }
+      if (event.event === 'hold') {
+        const now = Date.parse(event.at);
+        if (now - lastHold < holdEvery) return;
+        lastHold = now;
+      }
+      const line = renderEventLine(event, color);
+      if (line) streams.stdout.write(`${line}\n`);
+    },
+    result(json, text) {
+      if (format === 'json') streams.stdout.write(`${JSON.stringify(json)}\n`);
+      else streams.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    },
+    note(text) {
+      streams.stderr.write(`${text}\n`);
+    },
+  };
+}

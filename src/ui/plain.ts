@@ -1,0 +1,74 @@
+/**
+ * Plain-line rendering of engine events and state, for terminals without the console, CI logs
+ * and `deploy status`. No logic beyond wording lives here.
+ */
+import type { ChalkInstance } from 'chalk';
+import { formatDuration } from '../config/units.js';
+import type { EngineEvent } from '../engine/events.js';
+import type { RolloutState } from '../engine/state.js';
+import type { Weights } from '../routers/router.js';
+
+/** `v1 95% · v2 5%`. */
+export function formatWeights(weights: Weights): string {
+  return Object.entries(weights)
+    .map(([v, w]) => `${v} ${+w.toFixed(3)}%`)
+    .join(' · ');
+}
+
+/** The step ladder, current step in brackets: `1 → [5] → 25 → 50 → 100`. */
+export function formatLadder(state: Pick<RolloutState, 'plan' | 'step'>): string {
+  return state.plan.steps.map((s) => (s.index === state.step ? `[${s.weight}]` : String(s.weight))).join(' → ');
+}
+
+const clock = (iso: string) => iso.slice(11, 19);
+
+/** One human line for an event, or undefined when the event is not worth a line. */
+export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | undefined {
+  switch (e.event) {
+    case 'started':
+      return `${c.bold(e.service)}: rolling out ${c.cyan(e.candidate)} over ${e.stable} in ${e.steps.length} steps: ${e.steps.map((s) => `${s.weight}%`).join(' → ')}`;
+    case 'step':
+      return `${clock(e.at)} step ${e.step + 1}/${e.steps} ${c.cyan(`${String(e.weight).padStart(3)}%`)}  ${formatWeights(e.weights)}${e.generation !== undefined ? c.dim(` (generation ${e.generation})`) : ''}${e.holdMs ? `, hold ${formatDuration(e.holdMs)} until ${clock(e.holdUntil)}` : ''}`;
+    case 'weights':
+      return undefined; // shown as part of the step or rollback line
+    case 'hold':
+      return c.dim(`${clock(e.at)} holding step ${e.step + 1}: ${formatDuration(e.remainingMs)} left`);
+    case 'paused':
+      return c.yellow(`${clock(e.at)} paused at step ${e.step + 1} (${e.reason === 'step' ? 'the plan asks for a manual go' : 'by an operator'}): run \`deploy ${e.reason === 'step' ? 'promote' : 'resume'}\` to go on`);
+    case 'rollback':
+      return c.red(`${clock(e.at)} ${e.cause === 'abort' ? 'aborted' : 'rolled back'}: ${formatWeights(e.weights)} — ${e.reason}`);
+    case 'error':
+      return c.red(`${clock(e.at)} error: ${e.message}${e.retrying ? ' (retrying)' : ''}`);
+    case 'done':
+      return e.phase === 'promoted'
+        ? c.green(`${clock(e.at)} done: promoted, ${formatWeights(e.weights)}`)
+        : e.phase === 'detached'
+          ? c.yellow(`${clock(e.at)} stopped driving at step ${e.step + 1} (${formatWeights(e.weights)}); the state is kept: \`deploy resume\` carries on`)
+          : `${clock(e.at)} done: ${e.phase.replace('_', ' ')}, ${formatWeights(e.weights)}`;
+  }
+}
+
+/** A multi-line summary of the stored state, for `deploy status`. */
+export function renderStatus(s: RolloutState, now: number, c: ChalkInstance): string {
+  const step = s.plan.steps[s.step];
+  const lines = [
+    `${c.bold(s.service)}  ${s.stable} → ${c.cyan(s.candidate)}  rollout ${s.rolloutId}`,
+    `phase     ${phaseColour(s.phase, c)}${s.paused ? ` (${s.paused.reason === 'step' ? 'waiting for `deploy promote`' : `by ${s.paused.by}`})` : ''}`,
+    `step      ${s.step < 0 ? 'not started' : `${s.step + 1}/${s.plan.steps.length} (${step?.weight}%)`}   ${formatLadder(s)}`,
+    `weights   ${formatWeights(s.weights)}${s.generation !== undefined ? c.dim(` (generation ${s.generation})`) : ''}`,
+  ];
+  if (s.intent) lines.push(`in flight ${s.intent.to === 'holding' ? `step ${s.intent.step + 1}` : s.intent.to.replace('_', ' ')}: ${formatWeights(s.intent.weights)} (recorded ${clock(s.intent.at)}; \`deploy resume\` finishes it)`);
+  if (s.phase === 'holding' && s.holdUntil) lines.push(`hold      ${formatDuration(Math.max(0, Date.parse(s.holdUntil) - now))} left (until ${clock(s.holdUntil)})`);
+  if (s.outcome) lines.push(`outcome   ${s.outcome.reason} (${s.outcome.by}, ${s.outcome.at})`);
+  if (s.lastError) lines.push(c.red(`error     ${s.lastError.message} (${s.lastError.at})`));
+  lines.push(c.dim(`started   ${s.startedAt} by ${s.startedBy}; updated ${s.updatedAt}`));
+  return lines.join('\n');
+}
+
+function phaseColour(phase: RolloutState['phase'], c: ChalkInstance): string {
+  const text = phase.replace('_', ' ');
+  if (phase === 'promoted') return c.green(text);
+  if (phase === 'rolled_back' || phase === 'aborted' || phase === 'failed') return c.red(text);
+  if (phase === 'paused') return c.yellow(text);
+  return c.cyan(text);
+}

@@ -1,0 +1,132 @@
+/**
+ * A real sandbox for CLI tests: two sample versions, a real nginx on free loopback ports with a
+ * temp prefix, and a deploy.yaml pointing at them. `deploy()` runs the built CLI as a real process.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { NginxRouter, type NginxRouterOptions } from '../../src/routers/nginx.js';
+import { startNginx, type NginxProcess } from '../../src/sandbox/nginx-process.js';
+import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
+import { freePorts } from './ports.js';
+
+/** The built CLI launcher. */
+export const DEPLOY = resolve(import.meta.dirname, '../../bin/deploy');
+
+/** A running sandbox. */
+export interface Sandbox {
+  dir: string;
+  file: string;
+  listen: string;
+  router: NginxRouter;
+  versions: Record<string, SampleService>;
+  /** Run `deploy ARGS -f file`; never throws on a non-zero exit. */
+  deploy(args: string[], opts?: { env?: Record<string, string> }): ResultPromise<{ reject: false; all: false }>;
+  /** Rewrite the canary steps of deploy.yaml. */
+  setSteps(yaml: string): void;
+  stop(): Promise<void>;
+}
+
+/** Start v1 and v2, nginx in front, and write deploy.yaml with `stepsYaml` under strategy.canary. */
+export async function startSandbox(stepsYaml: string, extra = ''): Promise<Sandbox> {
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-it-'));
+  const file = join(dir, 'deploy.yaml');
+  const versions = { v1: await startSampleService({ version: 'v1' }), v2: await startSampleService({ version: 'v2' }) };
+  const [listenPort, adminPort] = await freePorts(2);
+  const listen = `127.0.0.1:${listenPort}`;
+  const admin = `127.0.0.1:${adminPort}`;
+  const options: NginxRouterOptions = {
+    prefix: join(dir, 'nginx'),
+    listen,
+    admin,
+    upstreams: { v1: [`127.0.0.1:${versions.v1.port}`], v2: [`127.0.0.1:${versions.v2.port}`] },
+  };
+  const write = (steps: string) =>
+    writeFileSync(
+      file,
+      `service: patient-api
+stable: v1
+versions:
+  v1: { endpoints: ["127.0.0.1:${versions.v1.port}"] }
+  v2: { endpoints: ["127.0.0.1:${versions.v2.port}"] }
+router:
+  type: nginx
+  listen: ${listen}
+  admin: ${admin}
+  prefix: nginx
+state:
+  type: local
+  lease: 1s
+${extra}strategy:
+  canary:
+    checkInterval: 100ms
+${steps}`,
+    );
+  write(stepsYaml);
+  let nginx: NginxProcess;
+  try {
+    nginx = await startNginx(options);
+  } catch (e) {
+    await Promise.all(Object.values(versions).map((v) => v.stop()));
+    throw e;
+  }
+  const router = new NginxRouter(options);
+  await router.apply({ weights: { v1: 100 } });
+  return {
+    dir,
+    file,
+    listen,
+    router,
+    versions,
+    deploy: (args, opts = {}) =>
+      execa(DEPLOY, [...args, '-f', file], { reject: false, all: false, env: { CI: 'true', ...opts.env }, cwd: dir }),
+    setSteps: write,
+    async stop() {
+      await nginx.stop();
+      await Promise.all(Object.values(versions).map((v) => v.stop()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Send `n` keep-alive requests through nginx and count the answering versions. */
+export async function sample(listen: string, n: number, concurrency = 16): Promise<{ byVersion: Record<string, number>; failed: number }> {
+  const { Agent, request } = await import('node:http');
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const byVersion: Record<string, number> = {};
+  let failed = 0;
+  let next = 0;
+  const one = () =>
+    new Promise<void>((done) => {
+      const req = request(`http://${listen}/`, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          const v = res.statusCode === 200 ? String(res.headers['x-version']) : undefined;
+          if (v) byVersion[v] = (byVersion[v] ?? 0) + 1;
+          else failed += 1;
+          done();
+        });
+      });
+      req.on('error', () => {
+        failed += 1;
+        done();
+      });
+      req.end();
+    });
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        next += 1;
+        await one();
+      }
+    }),
+  );
+  agent.destroy();
+  return { byVersion, failed };
+}
+
+/** JSON lines of a command's stdout. */
+export function jsonLines(stdout: string): Record<string, unknown>[] {
+  return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}

@@ -1,0 +1,157 @@
+/**
+ * Bad input: each case exits 2 (5 for the lock) with a message that says what to fix, and
+ * changes nothing — no state written, no file touched.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { LocalStateStore } from '../../src/state/local.js';
+import { runCli } from '../helpers/cli.js';
+
+const CONFIG = `service: patient-api
+stable: v1
+versions:
+  v1: { endpoints: ["127.0.0.1:9001"] }
+  v2: { endpoints: ["127.0.0.1:9002"] }
+router:
+  type: none
+strategy:
+  canary:
+    steps:
+      - weight: 10
+        hold: 1s
+      - weight: 100
+`;
+
+const made: string[] = [];
+/** A temp folder removed after the file's tests. */
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-cli-'));
+  made.push(dir);
+  return dir;
+}
+afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('bad input', () => {
+  let dir: string;
+  let file: string;
+  beforeEach(() => {
+    dir = tempDir();
+    file = join(dir, 'deploy.yaml');
+  });
+  const stateDir = () => join(dir, '.deploy');
+
+  async function expectBad(args: string[], message: RegExp, code = 2): Promise<void> {
+    const r = await runCli([...args, '-f', file]);
+    expect(r.code, r.stderr).toBe(code);
+    expect(r.stderr).toMatch(message);
+    expect(r.stdout).toBe('');
+  }
+
+  it('a missing file names it and suggests deploy init', async () => {
+    await expectBad(['plan'], /deploy\.yaml: no such file\n  hint: run `deploy init`/);
+  });
+
+  it('a file that is not YAML gives the position', async () => {
+    writeFileSync(file, 'service: [patient-api\nstable: v1\n');
+    await expectBad(['plan'], /is not valid YAML:\n  .*deploy\.yaml:\d+:\d+ /);
+  });
+
+  it('an unknown field is named with line and column', async () => {
+    writeFileSync(file, CONFIG.replace('stable: v1', 'stable: v1\nstabel: v2'));
+    await expectBad(['plan'], /deploy\.yaml:3:1 stabel: unknown field \(allowed here: service, stable, versions/);
+  });
+
+  it('a weight outside 0–100', async () => {
+    writeFileSync(file, CONFIG.replace('weight: 10', 'weight: 101'));
+    await expectBad(['plan'], /deploy\.yaml:11:17 strategy\.canary\.steps\[0\]\.weight: must be between 0 and 100/);
+  });
+
+  it('steps that do not increase', async () => {
+    writeFileSync(file, CONFIG.replace('weight: 100', 'weight: 10'));
+    await expectBad(['plan'], /deploy\.yaml:13:17 strategy\.canary\.steps\[1\]\.weight: must be greater than the previous step \(10\)/);
+  });
+
+  it('an unknown version changes nothing', async () => {
+    writeFileSync(file, CONFIG);
+    await expectBad(['promote', '--to', 'v9'], /--to v9: unknown version of patient-api \(known: v1, v2\)/);
+    expect(existsSync(stateDir())).toBe(false);
+  });
+
+  it('promoting the stable version is refused', async () => {
+    writeFileSync(file, CONFIG);
+    await expectBad(['promote', '--to', 'v1'], /v1 is already the stable version/);
+    expect(existsSync(stateDir())).toBe(false);
+  });
+
+  it('a missing nginx binary is named before anything is recorded', async () => {
+    writeFileSync(file, CONFIG.replace('type: none', 'type: nginx\n  listen: 127.0.0.1:1\n  admin: 127.0.0.1:2\n  binary: /nonexistent/nginx'));
+    await expectBad(['promote', '--to', 'v2'], /\/nonexistent\/nginx[\s\S]*apt-get install nginx libnginx-mod-http-lua/);
+    expect(existsSync(join(stateDir(), 'state.json'))).toBe(false);
+    expect(existsSync(join(stateDir(), 'audit.jsonl'))).toBe(false);
+  });
+
+  it('a corrupt state file is refused, explained and left as it was', async () => {
+    writeFileSync(file, CONFIG);
+    mkdirSync(stateDir());
+    const corrupt = '{"schema":1,"rolloutId":"ab12';
+    writeFileSync(join(stateDir(), 'state.json'), corrupt);
+    await expectBad(['status'], /state\.json[\s\S]*hint: .*(mv|backup)/);
+    await expectBad(['promote', '--to', 'v2'], /state\.json/);
+    expect(readFileSync(join(stateDir(), 'state.json'), 'utf8')).toBe(corrupt);
+  });
+
+  it('a second driver gets exit 5 and the holder', async () => {
+    writeFileSync(file, CONFIG);
+    const store = new LocalStateStore(stateDir());
+    await store.acquireLock({ owner: 'nurse@ward-7', pid: 4242, host: 'ward-7' }, 60_000);
+    await expectBad(['promote', '--to', 'v2'], /locked by nurse@ward-7 \(pid 4242 on ward-7\) since /, 5);
+    expect(existsSync(join(stateDir(), 'state.json'))).toBe(false);
+  });
+
+  it('bad usage of options exits 2', async () => {
+    writeFileSync(file, CONFIG);
+    expect((await runCli(['promote', '-f', file])).code).toBe(2);
+    expect((await runCli(['status', '-o', 'yaml', '-f', file])).code).toBe(2);
+    expect((await runCli(['no-such-command'])).code).toBe(2);
+  });
+
+  it('nothing to resume or abort is a usage error', async () => {
+    writeFileSync(file, CONFIG);
+    await expectBad(['resume'], /no rollout has been started; nothing to resume/);
+    await expectBad(['abort'], /no rollout has been started/);
+  });
+});
+
+describe('commands on the none router', () => {
+  it('promote drives to the end, and status and history report it', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'deploy.yaml');
+    writeFileSync(file, CONFIG.replace('hold: 1s', 'hold: 50ms'));
+    const r = await runCli(['promote', '--to', 'v2', '-o', 'json', '-f', file]);
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    expect(events.map((e) => e.event)).toEqual(expect.arrayContaining(['started', 'step', 'done']));
+    const status = await runCli(['status', '-f', file]);
+    expect(status.stdout).toMatch(/phase\s+promoted/);
+    const history = await runCli(['history', '-f', file]);
+    expect(history.stdout).toMatch(/rollout\.promoted/);
+    expect(history.stdout).toMatch(/chain verified: \d+ records/);
+    const again = await runCli(['promote', '--to', 'v2', '-f', file]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/v2 is already the stable version/);
+  });
+
+  it('prints the plan as JSON and the schema', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'deploy.yaml');
+    const init = await runCli(['init', '-f', file]);
+    expect(init.code).toBe(0);
+    const plan = await runCli(['plan', '-o', 'json', '-f', file]);
+    expect(JSON.parse(plan.stdout)).toMatchObject({ event: 'plan', steps: [{ weight: 1, holdMs: 1_800_000 }, { weight: 5 }, { weight: 25 }, { weight: 50, pause: true }, { weight: 100 }] });
+    expect((await runCli(['init', '-f', file])).code).toBe(2);
+    const schema = await runCli(['schema']);
+    expect(JSON.parse(schema.stdout)).toHaveProperty('properties.router');
+  });
+});
