@@ -6,7 +6,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
 import { driveUnderLock } from '../src/cli/drive.js';
 import { parseDuration } from '../src/config/units.js';
@@ -51,7 +51,7 @@ export async function run(opts: DemoOptions, io: Io): Promise<number> {
     cleanups.push(() => load.stop());
     io.out.note(
       `sandbox in ${dir}: nginx on ${listen} in front of v1 (:${v1.port}) and v2 (:${v2.port}), 200 req/s of keep-alive traffic\n` +
-        `to abort from another terminal: deploy abort -f ${file}`,
+        `to abort from another terminal: ${relative(process.cwd(), resolve(import.meta.dirname, '../../bin/deploy')) || 'deploy'} abort -f ${file}`,
     );
 
     const showTraffic = (label: string) => {

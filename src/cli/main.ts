@@ -55,7 +55,7 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
   program.command('schema').description('print the JSON Schema of deploy.yaml')
     .action(lazy(() => import('../../commands/schema.js')));
   program.command('demo').description('run a canary on a local nginx sandbox with two sample versions')
-    .option('--hold <duration>', 'hold at each step', '4s')
+    .option('--hold <duration>', 'hold at each step', '8s')
     .option('--keep', 'leave the sandbox folder in place afterwards')
     .action(lazy(() => import('../../commands/demo.js')));
 

@@ -44,6 +44,8 @@ export function createOutput(format: Format, colorFlag: boolean, streams: Stream
         streams.stdout.write(`${JSON.stringify(event)}\n`);
         return;
       }
+      // The step line already says how long the hold is; hold lines are reminders after that.
+      if (event.event === 'step') lastHold = Date.parse(event.at);
       if (event.event === 'hold') {
         const now = Date.parse(event.at);
         if (now - lastHold < holdEvery) return;
