@@ -9,7 +9,7 @@ import { requestOfDriver } from '../src/cli/requests.js';
 import { promoteNow, startRollout } from '../src/engine/machine.js';
 import { isTerminal, servingVersion, type RolloutState } from '../src/engine/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
-import { planCanary } from '../strategies/canary.js';
+import { gateNames, planCanary } from '../strategies/canary.js';
 
 /** Options of promote. */
 export interface PromoteOptions extends GlobalOptions {
@@ -42,6 +42,13 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     return ExitCode.Done;
   }
 
+  if (!active && config.gates?.length) {
+    // Every gate query goes to Prometheus once before anything is recorded or moved.
+    const { createProvider, checkGateQueries } = await import('../src/gates/runner.js');
+    const noData = await checkGateQueries(config, (await createProvider(config))!, serving, opts.to);
+    if (noData.length) io.out.note(`gates with no data yet (no traffic to ${opts.to}?): ${noData.join(', ')}`);
+  }
+
   const holder = active ? await project.store.lockHolder() : undefined;
   if (active && opts.full && holder && Date.parse(holder.leaseExpiresAt) > io.clock()) {
     const state = await requestOfDriver(project, io, { kind: 'promote', full: true }, (s) => s.phase === 'promoted' || s.step === s.plan.steps.length - 1);
@@ -53,7 +60,7 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     const stillActive = state && !isTerminal(state) ? state : undefined;
     if (!stillActive) {
       const stable = state ? servingVersion(state) : config.stable;
-      const started = await startRollout({ service: config.service, stable, candidate: opts.to, plan: planCanary(config.strategy?.canary) }, deps);
+      const started = await startRollout({ service: config.service, stable, candidate: opts.to, plan: planCanary(config.strategy?.canary, gateNames(config)) }, deps);
       return opts.full ? promoteNow(started, true, deps) : started;
     }
     if (stillActive.candidate !== opts.to) throw new UsageError(`a rollout of ${stillActive.candidate} started meanwhile`, '`deploy status` shows it');

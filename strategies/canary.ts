@@ -15,6 +15,15 @@ export interface CanaryStepSpec {
 export interface CanarySpec {
   steps?: CanaryStepSpec[] | undefined;
   defaultHold?: number | undefined;
+  inconclusive?: { after?: number | undefined; action?: 'pause' | 'rollback' | undefined } | undefined;
+}
+
+/** How long gates may stay inconclusive past a hold before the policy acts. */
+export const DEFAULT_INCONCLUSIVE_MS = 30 * 60_000;
+
+/** Names of the gates a config defines (every held step checks all of them). */
+export function gateNames(config: { gates?: { name: string }[] | undefined }): string[] {
+  return (config.gates ?? []).map((g) => g.name);
 }
 
 /** Hold of a step that gives none. */
@@ -46,5 +55,9 @@ export function planCanary(spec: CanarySpec = {}, gates: string[] = []): Plan {
   if (steps.at(-1)?.weight !== 100) {
     steps.push({ index: steps.length, weight: 100, holdMs: 0, pause: false, gates: [] });
   }
-  return { strategy: 'canary', steps };
+  return {
+    strategy: 'canary',
+    steps,
+    inconclusive: { afterMs: spec.inconclusive?.after ?? DEFAULT_INCONCLUSIVE_MS, action: spec.inconclusive?.action ?? 'pause' },
+  };
 }

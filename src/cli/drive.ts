@@ -55,7 +55,8 @@ export async function driveUnderLock(
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   try {
-    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor };
+    const gates = project.config.gates?.length ? await (await import('../gates/runner.js')).createGateRunner(project.config) : undefined;
+    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(gates ? { gates } : {}) };
     const state = await firstMove(await project.store.load(), deps);
     const result = await drive(state, {
       ...deps,

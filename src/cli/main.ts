@@ -52,10 +52,23 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
   program.command('history').description('show the audit log and verify its hash chain')
     .option('-n, --limit <count>', 'only the last N records', (v) => Number.parseInt(v, 10))
     .action(lazy(() => import('../../commands/history.js')));
+  const gates = program.command('gates').description('evaluate or replay the metric gates');
+  gates.command('check').description('evaluate every gate now')
+    .option('--candidate <version>', 'version to judge (default: the rollout in progress)')
+    .option('--stable <version>', 'baseline version (default: the stable one)')
+    .option('--window <duration>', 'window to judge (default: the current hold, else 5m)')
+    .action(lazy(async () => ({ run: (await import('../../commands/gates.js')).check })));
+  gates.command('backtest').description('replay the gates over a past window')
+    .requiredOption('--from <time>', 'start: ISO 8601, or a duration ago like 2h')
+    .option('--to <time>', 'end (default now)')
+    .option('--interval <duration>', 'time between checks', '30s')
+    .option('--candidate <version>', 'version to judge')
+    .option('--stable <version>', 'baseline version')
+    .action(lazy(async () => ({ run: (await import('../../commands/gates.js')).backtest })));
   program.command('schema').description('print the JSON Schema of deploy.yaml')
     .action(lazy(() => import('../../commands/schema.js')));
   program.command('demo').description('run a canary on a local nginx sandbox with two sample versions')
-    .option('--hold <duration>', 'hold at each step', '8s')
+    .option('--hold <duration>', 'hold at each step', '5s')
     .option('--keep', 'leave the sandbox folder in place afterwards')
     .action(lazy(() => import('../../commands/demo.js')));
 

@@ -3,7 +3,7 @@
  * generates the JSON Schema that `deploy schema` prints for editors.
  */
 import { z } from 'zod';
-import { parseDuration } from './units.js';
+import { parseDuration, parsePercent } from './units.js';
 
 /** Version and service names: safe in file names, nginx upstream names and label values. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -22,6 +22,66 @@ const duration = z
   })
   .meta({ description: 'A duration: 500ms, 30s, 10m, 1h30m', examples: ['30m'] });
 
+/** A percentage: `0.1%` or a bare number of percent; parsed into a fraction (0.1% → 0.001). */
+const percent = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    const p = parsePercent(value);
+    if (p === undefined || p < 0 || p > 100) {
+      ctx.addIssue({ code: 'custom', message: `must be a percentage between 0 and 100, like 0.1% (got "${value}")` });
+      return z.NEVER;
+    }
+    return p / 100;
+  })
+  .meta({ description: 'A percentage: 0.1% or 0.1', examples: ['0.1%'] });
+
+const gateName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a gate name: lower-case letters, digits, _ or -');
+
+const errorRateGate = z.strictObject({
+  name: gateName,
+  type: z.literal('errorRate'),
+  maxIncrease: percent.optional().meta({ description: "Fail when the canary's error rate exceeds stable's by more than this (default 0.1%, in percentage points)" }),
+  confidence: percent.optional().meta({ description: 'Confidence of every verdict, over any number of checks (default 99%)' }),
+  requests: z.string().min(1).optional().meta({ description: 'PromQL template counting requests of {{version}} over [{{window}}]' }),
+  errors: z.string().min(1).optional().meta({ description: 'PromQL template counting failed requests of {{version}} over [{{window}}]' }),
+});
+
+const latencyGate = z
+  .strictObject({
+    name: gateName,
+    type: z.literal('latencyP99'),
+    max: duration.optional().meta({ description: "Fail when the canary's P99 exceeds this" }),
+    maxFactor: z.number().gt(1, 'must be greater than 1').optional().meta({ description: "Fail when the canary's P99 exceeds stable's × this" }),
+    minRequests: z.number().int().min(1).optional().meta({ description: 'Requests the canary must have served before a verdict (default 100)' }),
+    histogram: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'must be a metric name').optional()
+      .meta({ description: 'Histogram metric name without _bucket (default http_request_duration_seconds)' }),
+  })
+  .superRefine((g, ctx) => {
+    if (g.max === undefined && g.maxFactor === undefined) ctx.addIssue({ code: 'custom', message: 'needs max (like 500ms) or maxFactor (like 1.5)' });
+  });
+
+const queryGate = z.strictObject({
+  name: gateName,
+  type: z.literal('query'),
+  query: z.string().min(1).meta({ description: 'PromQL; {{version}}, {{service}}, {{stable}} and {{window}} are filled in' }),
+  threshold: z.number(),
+  direction: z.enum(['below', 'above']).meta({ description: 'Pass while the value is below (or above) the threshold' }),
+});
+
+const gate = z.discriminatedUnion('type', [errorRateGate, latencyGate, queryGate], {
+  error: (issue) =>
+    issue.code === 'invalid_union' ? `type must be one of: errorRate, latencyP99, query (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
+});
+
+const prometheus = z.strictObject({
+  url: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL, like http://127.0.0.1:9090'),
+  timeout: duration.optional().meta({ description: 'Per request (default 5s); failures are retried with backoff' }),
+  versionLabel: z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name').optional()
+    .meta({ description: 'Label that carries the version (default version)' }),
+  labels: z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name'), z.string()).optional()
+    .meta({ description: 'Extra label matchers added to every built-in query, e.g. { job: patient-api }' }),
+});
+
 const hostPort = z
   .string()
   .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port, like 127.0.0.1:9001');
@@ -37,7 +97,13 @@ const canary = z
   .strictObject({
     steps: z.array(step).min(1, 'must list at least one step').optional(),
     defaultHold: duration.optional().meta({ description: 'Hold for steps that give none (default 10m)' }),
-    checkInterval: duration.optional().meta({ description: 'How often a driver wakes during a hold (default 10s)' }),
+    checkInterval: duration.optional().meta({ description: 'How often gates are checked during a hold (default 10s)' }),
+    inconclusive: z
+      .strictObject({
+        after: duration.optional().meta({ description: 'How long past the hold gates may stay inconclusive (default 30m)' }),
+        action: z.enum(['pause', 'rollback']).optional().meta({ description: 'What then: pause for a person (default) or roll back' }),
+      })
+      .optional(),
   })
   .superRefine((c, ctx) => {
     c.steps?.forEach((s, i) => {
@@ -91,8 +157,18 @@ export const configSchema = z
     }),
     state: localState.optional(),
     strategy: z.strictObject({ canary: canary.optional() }).optional(),
+    prometheus: prometheus.optional(),
+    gates: z.array(gate).optional(),
   })
   .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.gates?.forEach((g, i) => {
+      if (seen.has(g.name)) ctx.addIssue({ code: 'custom', path: ['gates', i, 'name'], message: `gate "${g.name}" is named twice` });
+      seen.add(g.name);
+    });
+    if (c.gates?.length && !c.prometheus) {
+      ctx.addIssue({ code: 'custom', path: ['gates'], message: 'gates read Prometheus: add prometheus: { url: http://… }' });
+    }
     if (!(c.stable in c.versions)) {
       ctx.addIssue({
         code: 'custom',
@@ -106,6 +182,10 @@ export const configSchema = z
 export type ConfigInput = z.input<typeof configSchema>;
 /** deploy.yaml validated, durations in milliseconds. */
 export type Config = z.output<typeof configSchema>;
+/** One gate as validated. */
+export type GateConfig = z.output<typeof gate>;
+/** The prometheus section. */
+export type PrometheusConfig = z.output<typeof prometheus>;
 /** The nginx router section. */
 export type NginxRouterConfig = z.output<typeof nginxRouter>;
 

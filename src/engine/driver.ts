@@ -101,12 +101,11 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
       renewAt = now + deps.leaseMs / 3;
     }
     if (state.phase === 'holding') {
+      // Past the hold (gates still inconclusive) the driver keeps checking at the interval.
       const remainingMs = Math.max(0, Date.parse(state.holdUntil!) - now);
-      if (remainingMs > 0) {
-        emit(deps, state, { event: 'hold', step: state.step, remainingMs });
-        const wake = Math.min(remainingMs, deps.checkIntervalMs, renewAt - now);
-        await sleepWatchingRequests(wake, pollMs, deps);
-      }
+      emit(deps, state, { event: 'hold', step: state.step, remainingMs });
+      const wake = Math.min(remainingMs > 0 ? remainingMs : deps.checkIntervalMs, deps.checkIntervalMs, Math.max(1, renewAt - now));
+      await sleepWatchingRequests(wake, pollMs, deps);
     }
   }
   return { state, exitCode: exitCodeFor(state), detached: false };

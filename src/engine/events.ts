@@ -2,6 +2,7 @@
  * Engine events: what the plain, JSON and terminal renderers show. The engine emits them; no
  * renderer holds logic of its own.
  */
+import type { GateResult } from '../gates/types.js';
 import type { Weights } from '../routers/router.js';
 import type { Phase, PauseReason } from './state.js';
 
@@ -43,6 +44,11 @@ export interface HoldEvent extends Base {
   step: number;
   remainingMs: number;
 }
+/** A gate was checked. */
+export interface GateEvent extends Base, Omit<GateResult, 'at'> {
+  event: 'gate';
+  step: number;
+}
 /** The rollout paused. */
 export interface PausedEvent extends Base {
   event: 'paused';
@@ -55,6 +61,9 @@ export interface RollbackEvent extends Base {
   cause: 'gate' | 'abort';
   reason: string;
   weights: Weights;
+  /** Set by the demo: ms from the fault's start to 100% on stable, and failed requests meanwhile. */
+  timeToSafetyMs?: number;
+  badRequests?: number;
 }
 /** A write failed and will be retried, or the driver gave up. */
 export interface ErrorEvent extends Base {
@@ -77,6 +86,7 @@ export type EngineEvent =
   | StepEvent
   | WeightsEvent
   | HoldEvent
+  | GateEvent
   | PausedEvent
   | RollbackEvent
   | ErrorEvent

@@ -7,10 +7,17 @@
 import { randomUUID } from 'node:crypto';
 import type { Router, Weights } from '../routers/router.js';
 import type { Actor, StateStore } from '../state/store.js';
-import { UsageError } from '../errors.js';
+import { OperationError, UsageError } from '../errors.js';
+import type { GateResult } from '../gates/types.js';
 import type { EventBody, EventSink } from './events.js';
 import { stepWeights, type Plan } from './plan.js';
-import { isTerminal, type Intent, type RolloutState } from './state.js';
+import { isTerminal, type Intent, type PauseReason, type RolloutState } from './state.js';
+
+/** Evaluates a rollout's gates (Prometheus behind it in production, a fake in unit tests). */
+export interface GateRunner {
+  /** Evaluate the named gates over the current step's hold so far, at `atMs`. */
+  evaluate(state: RolloutState, names: string[], atMs: number): Promise<GateResult[]>;
+}
 
 /** What the machine needs from the outside. */
 export interface EngineDeps {
@@ -19,6 +26,8 @@ export interface EngineDeps {
   clock: () => number;
   emit: EventSink;
   actor: Actor;
+  /** Needed when the plan has gates. */
+  gates?: GateRunner;
 }
 
 /** What starts a rollout. */
@@ -106,11 +115,12 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
     actor: deps.actor.owner,
     action: holding ? 'step.entered' : intent.to === 'aborted' ? 'rollout.aborted' : 'rollout.rolled_back',
     rolloutId: state.rolloutId,
-    detail: { step: intent.step, weights: intent.weights, generation: result.generation, changed: result.changed, reason: intent.reason },
+    detail: { step: intent.step, weights: intent.weights, generation: result.generation, changed: result.changed, reason: intent.reason, ...(intent.evidence ? { gates: intent.evidence } : {}) },
   });
-  const { intent: _done, lastError: _cleared, paused: _p, ...rest } = state;
+  const { intent: _done, lastError: _cleared, paused: _p, gates: _g, ...rest } = state;
   let next: RolloutState = {
     ...rest,
+    ...(holding ? {} : state.gates ? { gates: state.gates } : {}),
     phase: intent.to,
     step: intent.step,
     weights: intent.weights,
@@ -160,9 +170,9 @@ async function advance(state: RolloutState, deps: EngineDeps): Promise<RolloutSt
 }
 
 /** Pause at the current step. */
-async function pause(state: RolloutState, reason: 'step' | 'operator', deps: EngineDeps, by = deps.actor.owner): Promise<RolloutState> {
+async function pause(state: RolloutState, reason: PauseReason, deps: EngineDeps, by = deps.actor.owner, why?: string): Promise<RolloutState> {
   const remainingMs = reason === 'operator' && state.holdUntil ? Math.max(0, Date.parse(state.holdUntil) - deps.clock()) : 0;
-  await deps.store.audit.append({ actor: by, action: 'rollout.paused', rolloutId: state.rolloutId, detail: { step: state.step, reason } });
+  await deps.store.audit.append({ actor: by, action: 'rollout.paused', rolloutId: state.rolloutId, detail: { step: state.step, reason, ...(why ? { why } : {}) } });
   const next = await save(deps, { ...state, phase: 'paused', paused: { reason, at: iso(deps.clock()), by, remainingMs } });
   emit(deps, next, { event: 'paused', step: state.step, reason });
   return next;
@@ -177,21 +187,60 @@ export async function tick(state: RolloutState, deps: EngineDeps): Promise<Rollo
   switch (state.phase) {
     case 'pending':
       return transition(state, { to: 'holding', step: 0, weights: weightsAt(state, 0) }, deps);
-    case 'holding': {
-      if (deps.clock() < Date.parse(state.holdUntil ?? '')) return state;
-      const step = state.plan.steps[state.step]!;
-      if (step.pause) return pause(state, 'step', deps);
-      return advance(state, deps);
-    }
+    case 'holding':
+      return hold(state, deps);
     default:
       return state;
   }
 }
 
+/**
+ * One check of a hold: evaluate the step's gates (a failure rolls back at once), and when the
+ * hold is over move on only if every gate passed. Gates still inconclusive (or erroring) keep
+ * the step where it is until the plan's limit, then pause or roll back — never promote.
+ */
+async function hold(state: RolloutState, deps: EngineDeps): Promise<RolloutState> {
+  const step = state.plan.steps[state.step]!;
+  const now = deps.clock();
+  const holdUntil = Date.parse(state.holdUntil ?? '');
+  let results: GateResult[] = [];
+  if (step.gates.length > 0) {
+    if (!deps.gates) throw new OperationError(`step ${step.index + 1} has gates (${step.gates.join(', ')}) but no metrics provider is configured`, 'add prometheus: to deploy.yaml');
+    results = await deps.gates.evaluate(state, step.gates, now);
+    state = await recordGates(state, results, deps);
+    const failed = results.find((r) => r.verdict === 'failed');
+    if (failed) return rollback(state, 'gate', `gate ${failed.gate} failed: ${failed.reason}`, deps, results);
+  }
+  if (now < holdUntil) return state;
+  const open = results.filter((r) => r.verdict !== 'passed');
+  if (open.length === 0) return step.pause ? pause(state, 'step', deps) : advance(state, deps);
+  if (now < holdUntil + state.plan.inconclusive.afterMs) return state;
+  const why = `gates did not pass within ${Math.round((now - Date.parse(state.holdStartedAt ?? state.updatedAt)) / 1000)}s: ${open.map((r) => `${r.gate} ${r.verdict} (${r.reason})`).join('; ')}`;
+  if (state.plan.inconclusive.action === 'rollback') return rollback(state, 'gate', why, deps, results);
+  return pause(state, 'inconclusive', deps, deps.actor.owner, why);
+}
+
+/** Keep the latest gate results in state, emit them, and audit every change of verdict. */
+async function recordGates(state: RolloutState, results: GateResult[], deps: EngineDeps): Promise<RolloutState> {
+  for (const r of results) {
+    const before = state.gates?.find((g) => g.gate === r.gate);
+    if (before?.verdict !== r.verdict) {
+      await deps.store.audit.append({ actor: deps.actor.owner, action: 'gate.verdict', rolloutId: state.rolloutId, detail: { step: state.step, ...r } });
+    }
+    const { at: _at, ...rest } = r;
+    emit(deps, state, { event: 'gate', step: state.step, ...rest });
+  }
+  return save(deps, { ...state, gates: results });
+}
+
 /** Send all traffic back to stable and end the rollout as aborted (by hand) or rolled back (a gate). */
-export async function rollback(state: RolloutState, cause: 'abort' | 'gate', reason: string, deps: EngineDeps): Promise<RolloutState> {
+export async function rollback(state: RolloutState, cause: 'abort' | 'gate', reason: string, deps: EngineDeps, evidence?: GateResult[]): Promise<RolloutState> {
   if (isTerminal(state)) return state;
-  return transition(state, { to: cause === 'abort' ? 'aborted' : 'rolled_back', step: Math.max(state.step, 0), weights: { [state.stable]: 100 }, reason }, deps);
+  return transition(
+    state,
+    { to: cause === 'abort' ? 'aborted' : 'rolled_back', step: Math.max(state.step, 0), weights: { [state.stable]: 100 }, reason, ...(evidence ? { evidence } : {}) },
+    deps,
+  );
 }
 
 /** Continue a paused rollout: `promote` skips to the next step, `resume` finishes an operator pause's hold. */
@@ -201,6 +250,10 @@ export async function unpause(state: RolloutState, how: 'promote' | 'resume', de
   const { paused, ...rest } = state;
   if (how === 'resume' && paused?.reason === 'operator' && state.step >= 0) {
     return save(deps, { ...rest, phase: 'holding', holdUntil: iso(deps.clock() + paused.remainingMs) });
+  }
+  if (how === 'resume' && paused?.reason === 'inconclusive') {
+    // Gates get another full limit past a hold that is already over.
+    return save(deps, { ...rest, phase: 'holding', holdUntil: iso(deps.clock()) });
   }
   return advance({ ...rest, phase: 'holding' }, deps);
 }

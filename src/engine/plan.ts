@@ -16,10 +16,18 @@ export interface PlanStep {
   gates: string[];
 }
 
+/** What happens when gates are still inconclusive after a step's hold. */
+export interface InconclusivePolicy {
+  /** How long past the hold gates may stay inconclusive, ms. */
+  afterMs: number;
+  action: 'pause' | 'rollback';
+}
+
 /** A whole plan. */
 export interface Plan {
   strategy: 'canary';
   steps: PlanStep[];
+  inconclusive: InconclusivePolicy;
 }
 
 /** Weights of a step: the candidate's share, the rest on stable. */

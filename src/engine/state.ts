@@ -3,6 +3,7 @@
  * hand-over to another engineer. Every router write is preceded by a recorded intent, so the live
  * routing is always either the recorded `weights` or the intent's weights, never unknown.
  */
+import type { GateResult } from '../gates/types.js';
 import type { Weights } from '../routers/router.js';
 import type { Plan } from './plan.js';
 
@@ -21,7 +22,7 @@ export type Phase =
 export const TERMINAL_PHASES: readonly Phase[] = ['promoted', 'rolled_back', 'aborted'];
 
 /** Why a rollout is paused. */
-export type PauseReason = 'step' | 'operator';
+export type PauseReason = 'step' | 'operator' | 'inconclusive';
 
 /** A router write in flight: recorded before the write, cleared once it is verified. */
 export interface Intent {
@@ -31,6 +32,8 @@ export interface Intent {
   step: number;
   weights: Weights;
   reason?: string;
+  /** The gate results behind a rollback, kept for the audit log. */
+  evidence?: GateResult[];
   at: string;
 }
 
@@ -54,6 +57,8 @@ export interface RolloutState {
   holdStartedAt?: string;
   holdUntil?: string;
   paused?: { reason: PauseReason; at: string; by: string; remainingMs: number };
+  /** The latest result of each gate of the current step. */
+  gates?: GateResult[];
   /** Why the rollout ended the way it did (rollback, abort, failure). */
   outcome?: { reason: string; at: string; by: string };
   /** The last error a driver hit, kept until the next successful write. */

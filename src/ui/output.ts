@@ -36,6 +36,7 @@ export function createOutput(format: Format, colorFlag: boolean, streams: Stream
   const color = new Chalk({ level: useColor ? 1 : 0 });
   const holdEvery = streams.env.CI || !tty ? 60_000 : 15_000;
   let lastHold = 0;
+  const lastVerdict = new Map<string, string>();
   return {
     format,
     color,
@@ -46,6 +47,12 @@ export function createOutput(format: Format, colorFlag: boolean, streams: Stream
       }
       // The step line already says how long the hold is; hold lines are reminders after that.
       if (event.event === 'step') lastHold = Date.parse(event.at);
+      // Gates are checked every few seconds; a person needs a line only when a verdict changes.
+      if (event.event === 'gate') {
+        const key = `${event.step}:${event.gate}`;
+        if (lastVerdict.get(key) === event.verdict) return;
+        lastVerdict.set(key, event.verdict);
+      }
       if (event.event === 'hold') {
         const now = Date.parse(event.at);
         if (now - lastHold < holdEvery) return;

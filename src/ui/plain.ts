@@ -6,6 +6,7 @@ import type { ChalkInstance } from 'chalk';
 import { formatDuration } from '../config/units.js';
 import type { EngineEvent } from '../engine/events.js';
 import type { RolloutState } from '../engine/state.js';
+import type { GateResult } from '../gates/types.js';
 import type { Weights } from '../routers/router.js';
 
 /** `v1 95% · v2 5%`. */
@@ -22,6 +23,22 @@ export function formatLadder(state: Pick<RolloutState, 'plan' | 'step'>): string
 
 const clock = (iso: string) => iso.slice(11, 19);
 
+const PAUSE_TEXT = { step: 'the plan asks for a manual go', operator: 'by an operator', inconclusive: 'the gates stayed inconclusive' } as const;
+
+/** A verdict in its colour. */
+export function verdictColour(verdict: GateResult['verdict'], c: ChalkInstance): string {
+  if (verdict === 'passed') return c.green(verdict);
+  if (verdict === 'failed') return c.red(verdict);
+  if (verdict === 'error') return c.magenta(verdict);
+  return c.yellow(verdict);
+}
+
+/** One gate result as a line for status. */
+export function formatGate(r: GateResult, c: ChalkInstance): string {
+  const n = r.samples ? `  n=${r.samples.canary}${r.samples.needed ? `/${r.samples.needed}` : ''}` : '';
+  return `${r.gate.padEnd(12)} ${verdictColour(r.verdict, c).padEnd(12)} ${r.reason}${c.dim(n)}`;
+}
+
 /** One human line for an event, or undefined when the event is not worth a line. */
 export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | undefined {
   switch (e.event) {
@@ -32,9 +49,11 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
     case 'weights':
       return undefined; // shown as part of the step or rollback line
     case 'hold':
-      return c.dim(`${clock(e.at)} holding step ${e.step + 1}: ${formatDuration(e.remainingMs)} left`);
+      return c.dim(`${clock(e.at)} holding step ${e.step + 1}: ${e.remainingMs > 0 ? `${formatDuration(e.remainingMs)} left` : 'hold over, waiting for the gates to pass'}`);
+    case 'gate':
+      return `${clock(e.at)} gate ${c.bold(e.gate)} ${verdictColour(e.verdict, c)}: ${e.reason}`;
     case 'paused':
-      return c.yellow(`${clock(e.at)} paused at step ${e.step + 1} (${e.reason === 'step' ? 'the plan asks for a manual go' : 'by an operator'}): run \`deploy ${e.reason === 'step' ? 'promote' : 'resume'}\` to go on`);
+      return c.yellow(`${clock(e.at)} paused at step ${e.step + 1} (${PAUSE_TEXT[e.reason]}): run \`deploy ${e.reason === 'operator' ? 'resume' : 'promote'}\` to go on${e.reason === 'inconclusive' ? ', `deploy resume` to give the gates more time, or `deploy abort`' : ''}`);
     case 'rollback':
       return c.red(`${clock(e.at)} ${e.cause === 'abort' ? 'aborted' : 'rolled back'}: ${formatWeights(e.weights)} — ${e.reason}`);
     case 'error':
@@ -53,12 +72,13 @@ export function renderStatus(s: RolloutState, now: number, c: ChalkInstance): st
   const step = s.plan.steps[s.step];
   const lines = [
     `${c.bold(s.service)}  ${s.stable} → ${c.cyan(s.candidate)}  rollout ${s.rolloutId}`,
-    `phase     ${phaseColour(s.phase, c)}${s.paused ? ` (${s.paused.reason === 'step' ? 'waiting for `deploy promote`' : `by ${s.paused.by}`})` : ''}`,
+    `phase     ${phaseColour(s.phase, c)}${s.paused ? ` (${s.paused.reason === 'operator' ? `by ${s.paused.by}` : `${PAUSE_TEXT[s.paused.reason]}: waiting for \`deploy promote\``})` : ''}`,
     `step      ${s.step < 0 ? 'not started' : `${s.step + 1}/${s.plan.steps.length} (${step?.weight}%)`}   ${formatLadder(s)}`,
     `weights   ${formatWeights(s.weights)}${s.generation !== undefined ? c.dim(` (generation ${s.generation})`) : ''}`,
   ];
   if (s.intent) lines.push(`in flight ${s.intent.to === 'holding' ? `step ${s.intent.step + 1}` : s.intent.to.replace('_', ' ')}: ${formatWeights(s.intent.weights)} (recorded ${clock(s.intent.at)}; \`deploy resume\` finishes it)`);
   if (s.phase === 'holding' && s.holdUntil) lines.push(`hold      ${formatDuration(Math.max(0, Date.parse(s.holdUntil) - now))} left (until ${clock(s.holdUntil)})`);
+  for (const g of s.gates ?? []) lines.push(`gate      ${formatGate(g, c)}`);
   if (s.outcome) lines.push(`outcome   ${s.outcome.reason} (${s.outcome.by}, ${s.outcome.at})`);
   if (s.lastError) lines.push(c.red(`error     ${s.lastError.message} (${s.lastError.at})`));
   lines.push(c.dim(`started   ${s.startedAt} by ${s.startedBy}; updated ${s.updatedAt}`));

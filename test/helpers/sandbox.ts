@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { NginxRouter, type NginxRouterOptions } from '../../src/routers/nginx.js';
 import { startNginx, type NginxProcess } from '../../src/sandbox/nginx-process.js';
+import { startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
 import { freePorts } from './ports.js';
 
@@ -21,6 +22,10 @@ export interface Sandbox {
   listen: string;
   router: NginxRouter;
   versions: Record<string, SampleService>;
+  /** Present when the sandbox was started with Prometheus; replaced by `restartPrometheus`. */
+  prometheus?: PrometheusProcess;
+  /** Start Prometheus again on the same port and data (after `prometheus.kill()`). */
+  restartPrometheus(): Promise<void>;
   /** Run `deploy ARGS -f file`; never throws on a non-zero exit. */
   deploy(args: string[], opts?: { env?: Record<string, string> }): ResultPromise<{ reject: false; all: false }>;
   /** Rewrite the canary steps of deploy.yaml. */
@@ -28,11 +33,30 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-/** Start v1 and v2, nginx in front, and write deploy.yaml with `stepsYaml` under strategy.canary. */
-export async function startSandbox(stepsYaml: string, extra = ''): Promise<Sandbox> {
+/**
+ * Start v1 and v2, nginx in front, and write deploy.yaml with `stepsYaml` under strategy.canary.
+ * With `prometheus`, a real Prometheus scrapes both versions every second and `extra` may use
+ * `PROMETHEUS_URL`, which is replaced by its address.
+ */
+export async function startSandbox(stepsYaml: string, extra = '', opts: { prometheus?: boolean } = {}): Promise<Sandbox> {
   const dir = mkdtempSync(join(tmpdir(), 'cutover-it-'));
   const file = join(dir, 'deploy.yaml');
   const versions = { v1: await startSampleService({ version: 'v1' }), v2: await startSampleService({ version: 'v2' }) };
+  const promOptions = {
+    dataDir: join(dir, 'prometheus'),
+    scrapeIntervalMs: 1000,
+    scrapeTargets: [{ job: 'patient-api', targets: Object.values(versions).map((v) => `127.0.0.1:${v.port}`) }],
+  };
+  let prometheus: PrometheusProcess | undefined;
+  if (opts.prometheus) {
+    try {
+      prometheus = await startPrometheus(promOptions);
+    } catch (e) {
+      await Promise.all(Object.values(versions).map((v) => v.stop()));
+      throw e;
+    }
+    extra = extra.replaceAll('PROMETHEUS_URL', prometheus.url);
+  }
   const [listenPort, adminPort] = await freePorts(2);
   const listen = `127.0.0.1:${listenPort}`;
   const admin = `127.0.0.1:${adminPort}`;
@@ -68,26 +92,34 @@ ${steps}`,
   try {
     nginx = await startNginx(options);
   } catch (e) {
+    await prometheus?.stop();
     await Promise.all(Object.values(versions).map((v) => v.stop()));
     throw e;
   }
   const router = new NginxRouter(options);
   await router.apply({ weights: { v1: 100 } });
-  return {
+  const sandbox: Sandbox = {
     dir,
     file,
     listen,
     router,
     versions,
+    ...(prometheus ? { prometheus } : {}),
+    async restartPrometheus() {
+      await sandbox.prometheus?.exited;
+      sandbox.prometheus = await startPrometheus({ ...promOptions, port: sandbox.prometheus!.port });
+    },
     deploy: (args, opts = {}) =>
       execa(DEPLOY, [...args, '-f', file], { reject: false, all: false, env: { CI: 'true', ...opts.env }, cwd: dir }),
     setSteps: write,
     async stop() {
       await nginx.stop();
+      await sandbox.prometheus?.stop();
       await Promise.all(Object.values(versions).map((v) => v.stop()));
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return sandbox;
 }
 
 /** Send `n` keep-alive requests through nginx and count the answering versions. */

@@ -1,0 +1,62 @@
+/**
+ * Gate measurements and the metrics provider interface. A measurement is one of passed, failed,
+ * inconclusive or error (after Argo Rollouts' evaluate.go); "no data" is its own answer and
+ * counts as inconclusive, never as a pass.
+ */
+
+/** The four answers a gate can give. */
+export type Verdict = 'passed' | 'failed' | 'inconclusive' | 'error';
+
+/** One evaluation of one gate. */
+export interface GateResult {
+  gate: string;
+  type: 'errorRate' | 'latencyP99' | 'query';
+  verdict: Verdict;
+  /** The measured value (canary error rate in %, p99 in ms, the query's value), when there is one. */
+  value?: number;
+  /** What the value is compared with (stable's rate + allowed increase, the limit, the threshold). */
+  threshold?: number;
+  /** Baseline value where the gate has one (stable's error rate in %, stable's p99 in ms). */
+  baseline?: number;
+  /** Sample sizes and statistics, for status, the console and the audit log. */
+  samples?: { canary: number; stable?: number; needed?: number; detectableIncrease?: number };
+  /** The PromQL sent, after templating. */
+  queries: string[];
+  /** Why, in words. */
+  reason: string;
+  at: string;
+}
+
+/** One sample of an instant vector or a scalar. */
+export interface Sample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Answer of an instant query: samples, nothing, or a distinct failure. */
+export type QueryAnswer =
+  | { kind: 'data'; samples: Sample[] }
+  | { kind: 'no-data' }
+  | { kind: 'query-error'; message: string }
+  | { kind: 'unreachable'; message: string };
+
+/** One series of a range query. */
+export interface RangeSeries {
+  labels: Record<string, string>;
+  points: [timeMs: number, value: number][];
+}
+
+/** Answer of a range query. */
+export type RangeAnswer =
+  | { kind: 'data'; series: RangeSeries[] }
+  | { kind: 'no-data' }
+  | { kind: 'query-error'; message: string }
+  | { kind: 'unreachable'; message: string };
+
+/** Where gates read metrics. */
+export interface MetricsProvider {
+  /** Evaluate PromQL at `timeMs` (default: now). */
+  query(promql: string, timeMs?: number): Promise<QueryAnswer>;
+  /** Evaluate PromQL over [startMs, endMs] every `stepMs`. */
+  queryRange(promql: string, startMs: number, endMs: number, stepMs: number): Promise<RangeAnswer>;
+}

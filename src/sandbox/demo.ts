@@ -1,0 +1,179 @@
+/**
+ * The sandbox demo, the main job on the embedded default: real nginx, real Prometheus scraping
+ * three sample versions at 1 s, keep-alive load, and two rollouts driven by the same code as
+ * `deploy promote` — a good release through every step, then a bad one whose error rate rises
+ * mid-step and is rolled back by its gate. It measures the time to safety (fault start to 100%
+ * on stable, verified) and the failed requests users got meanwhile.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { openProject, type Io } from '../cli/context.js';
+import { driveUnderLock } from '../cli/drive.js';
+import { startRollout } from '../engine/machine.js';
+import { nginxRouterOptions } from '../routers/factory.js';
+import { NginxRouter } from '../routers/nginx.js';
+import { gateNames, planCanary } from '../../strategies/canary.js';
+import { startLoad, type LoadCounts } from './load.js';
+import { startNginx } from './nginx-process.js';
+import { freePort } from './ports.js';
+import { startPrometheus } from './prometheus-process.js';
+import { startSampleService, type SampleService } from './sample-service.js';
+
+/** Demo settings. */
+export interface DemoSettings {
+  holdMs: number;
+  keep: boolean;
+  /** Requests per second through nginx. */
+  rate: number;
+  /** Seconds into the bad release's third step when its errors start. */
+  faultAfterMs: number;
+}
+
+/** What the demo measured. */
+export interface DemoOutcome {
+  goodExit: number;
+  badExit: number;
+  timeToSafetyMs?: number;
+  badRequests?: number;
+  totals: LoadCounts;
+}
+
+const share = (w: LoadCounts, version: string) => {
+  const ok = w.total - w.failed;
+  return ok ? +((100 * (w.byVersion[version] ?? 0)) / ok).toFixed(2) : 0;
+};
+
+/** Run the demo; everything started is stopped before this resolves or rejects. */
+export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutcome> {
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-demo-'));
+  const cleanups: (() => Promise<unknown>)[] = [];
+  try {
+    const versions: Record<string, SampleService> = {};
+    for (const v of ['v1', 'v2', 'v3']) {
+      versions[v] = await startSampleService({ version: v });
+      cleanups.push(() => versions[v]!.stop());
+    }
+    const prometheus = await startPrometheus({
+      dataDir: join(dir, 'prometheus'),
+      scrapeIntervalMs: 1000,
+      scrapeTargets: [{ job: 'patient-api', targets: Object.values(versions).map((s) => `127.0.0.1:${s.port}`) }],
+    });
+    cleanups.push(() => prometheus.stop());
+    const listen = `127.0.0.1:${await freePort()}`;
+    const admin = `127.0.0.1:${await freePort()}`;
+    const file = join(dir, 'deploy.yaml');
+    writeFileSync(file, demoConfig(versions, listen, admin, prometheus.url, settings.holdMs));
+    const project = openProject({ file }, io.clock);
+    if (project.config.router.type !== 'nginx') throw new Error('the demo routes through nginx');
+    const routerOptions = nginxRouterOptions(project.config.router, project.config, project.dir);
+    const nginx = await startNginx(routerOptions);
+    cleanups.push(() => nginx.stop());
+    const router = new NginxRouter(routerOptions);
+    await router.apply({ weights: { v1: 100 } });
+
+    const load = startLoad(`http://${listen}/records`, { clients: 16, ratePerSecond: settings.rate });
+    cleanups.push(() => load.stop());
+    const deployBin = relative(process.cwd(), resolve(import.meta.dirname, '../../../bin/deploy')) || 'deploy';
+    io.out.note(
+      `sandbox in ${dir}: nginx on ${listen}, Prometheus on ${prometheus.url} (1 s scrapes), v1 v2 v3 as sample services, ${settings.rate} req/s of keep-alive traffic\n` +
+        `watch it: ${deployBin} status --watch -f ${file}    abort it: ${deployBin} abort -f ${file}`,
+    );
+
+    // Between step changes, show the share of live traffic each version really got.
+    let candidate = 'v2';
+    let fault: { atMs: number; timer?: NodeJS.Timeout } | undefined;
+    let safety: { timeToSafetyMs: number; badRequests: number } | undefined;
+    const out = io.out;
+    const demoIo: Io = {
+      ...io,
+      out: {
+        ...out,
+        event(e) {
+          if ((e.event === 'weights' || e.event === 'done') && !fault) {
+            const w = load.window();
+            if (w.total > 0) {
+              const text = `         traffic since the last change: ${share(w, candidate)}% of ${w.total} requests answered by ${candidate}, ${w.failed} failed`;
+              out.result({ event: 'traffic', ...w, candidate, candidateShare: share(w, candidate) }, out.color.dim(text));
+            }
+          }
+          if (e.event === 'step' && candidate === 'v3' && e.step === 2 && !fault) {
+            // The bad release: errors start part-way into its third step.
+            fault = { atMs: Date.now() };
+            fault.timer = setTimeout(() => {
+              fault!.atMs = Date.now();
+              load.window();
+              versions.v3!.setFault({ errorRate: 0.3 });
+              out.note(`fault injected: v3 now fails 30% of its requests`);
+            }, settings.faultAfterMs);
+          }
+          if (e.event === 'rollback' && e.cause === 'gate' && fault) {
+            clearTimeout(fault.timer);
+            safety = { timeToSafetyMs: Date.now() - fault.atMs, badRequests: load.window().failed };
+            out.event({ ...e, ...safety });
+            return;
+          }
+          out.event(e);
+        },
+      },
+    };
+
+    const rollout = (stable: string, to: string) =>
+      driveUnderLock(project, demoIo, (_s, deps) =>
+        startRollout({ service: project.config.service, stable, candidate: to, plan: planCanary(project.config.strategy?.canary, gateNames(project.config)) }, deps),
+      router);
+
+    out.note('\n— a good release: v2 over v1, through every step —');
+    const goodExit = await rollout('v1', 'v2');
+    if (goodExit !== 0) return { goodExit, badExit: -1, totals: load.totals() };
+    candidate = 'v3';
+    out.note('\n— a bad release: v3 over v2; its errors rise in the third step —');
+    const badExit = await rollout('v2', 'v3');
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = load.window();
+    out.result(
+      { event: 'after', requests: after.total, failed: after.failed, byVersion: after.byVersion },
+      `after the rollback: ${after.total} requests in 1 s, ${share(after, 'v2')}% on v2, ${after.failed} failed`,
+    );
+    return { goodExit, badExit, ...(safety ?? {}), totals: load.totals() };
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    if (!settings.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The sandbox's deploy.yaml: gates tuned so a demo step needs seconds, not minutes, of traffic. */
+function demoConfig(versions: Record<string, SampleService>, listen: string, admin: string, prometheusUrl: string, holdMs: number): string {
+  const hold = `${Math.round(holdMs)}ms`;
+  return `service: patient-api
+stable: v1
+versions:
+${Object.entries(versions).map(([v, s]) => `  ${v}: { endpoints: ["127.0.0.1:${s.port}"] }`).join('\n')}
+router:
+  type: nginx
+  listen: ${listen}
+  admin: ${admin}
+  prefix: nginx
+state:
+  type: local
+  dir: .deploy
+  lease: 10s
+prometheus:
+  url: ${prometheusUrl}
+gates:
+  - name: errors
+    type: errorRate
+    maxIncrease: 5%        # the demo's traffic is small; production keeps the default 0.1%
+  - name: latency
+    type: latencyP99
+    max: 250ms
+    minRequests: 20
+strategy:
+  canary:
+    checkInterval: 1s
+    inconclusive: { after: 60s, action: pause }
+    steps:
+${[1, 5, 25, 50].map((w) => `      - { weight: ${w}, hold: ${hold} }`).join('\n')}
+      - { weight: 100 }
+`;
+}
