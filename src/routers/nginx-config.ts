@@ -41,6 +41,13 @@ export type ResolvedNginxOptions = Required<Omit<NginxRouterOptions, 'orgCookie'
  */
 export const VERSION_PATTERN: RegExp = NAME_PATTERN;
 
+/**
+ * How long a worker retired by a reload may keep serving its open connections before nginx closes
+ * them. Bounded so that the router, which waits for those workers to be gone before it writes a
+ * table naming a new upstream, waits a bounded time.
+ */
+export const WORKER_SHUTDOWN_TIMEOUT_S = 10;
+
 const SERVER_PATTERN = /^(unix:\/[A-Za-z0-9._/-]+|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5})$/;
 const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
 
@@ -140,6 +147,9 @@ function renderBody(o: ResolvedNginxOptions, hash: string): string {
 # cutover-config-hash ${hash}
 ${mods.join('\n')}
 worker_processes ${o.workerProcesses};
+# Workers retired by a reload run on the old config; the router waits for them to be gone before
+# it routes to a new upstream, so their shutdown must be bounded.
+worker_shutdown_timeout ${WORKER_SHUTDOWN_TIMEOUT_S}s;
 pid logs/nginx.pid;
 error_log logs/error.log warn;
 

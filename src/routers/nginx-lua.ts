@@ -7,9 +7,11 @@
  * reloads) and is written through a loopback admin server inside the same nginx. Only structural
  * changes (a new upstream, a new port) go through a reload.
  *
- * The shared dict holds two keys, written in this order: `table` (the routing table text, which
- * names its own generation) and then `gen`. A worker reads `gen` on every request (cheap) and
- * parses `table` only when `gen` moved, so a worker never mixes two generations in one decision.
+ * The shared dict holds each table under its own key, `table:N`, and `gen` = N names the live
+ * one. A write stores `table:N` first and then moves `gen`, so the single read of `gen` a request
+ * makes is the moment it is routed at: every request that reads the new `gen` uses the new table
+ * and none that reads it later uses an older one, which is what keeps an org on one version while
+ * it moves. A worker parses a table only when `gen` moved, so the read per request is cheap.
  *
  * These strings are pasted into `*_by_lua_block { … }` by `renderNginxConfig`. They contain no
  * apostrophes in comments and no nginx `$` variables, so the nginx block parser reads them as-is.
@@ -20,8 +22,8 @@ export const ROUTES_DICT = 'cutover_routes';
 
 /**
  * The routing module, run once per config load by `init_by_lua_block` in the master process. It
- * expects a local `settings` table rendered just before it (upstream name per version, the org
- * header/cookie variables, the structural config hash) and registers itself as `cutover` in
+ * expects a local `settings` table rendered just before it (upstream name per known version, the
+ * org header/cookie variables, the structural config hash) and registers itself as `cutover` in
  * `package.loaded`, so the forked workers find it with `require`.
  *
  * It also restores `routes.txt` into the dict when the file is newer than the dict (after a cold
@@ -34,11 +36,28 @@ local routes = ngx.shared.${ROUTES_DICT}
 local M = { settings = settings }
 local cached = nil -- per worker once forked: the parsed table of the generation last seen
 
+local function table_key(generation)
+  return string.format("table:%d", generation)
+end
+
+-- A version name as the config schema allows it; with known (the admin write), it must also
+-- have an upstream in this config.
+local function version_error(n, what, version, known)
+  if #version > 63 or not string.find(version, "^[a-z0-9][a-z0-9._-]*$") then
+    return "line " .. n .. ": invalid version name in " .. what
+  end
+  if known and not known[version] then
+    return "line " .. n .. ": " .. what .. " names version " .. version .. ", which has no upstream in this config"
+  end
+end
+
 -- Parse and validate a routing table text. Returns the table, or nil and a message that names
 -- the line. The same rules as the TypeScript side, so a table is refused before it is stored.
-function M.parse(text)
-  local t = { weights = {}, order = {}, orgs = {}, total = 0 }
-  local n = 0
+-- known (the upstreams) is given by the admin write only: a worker started on an older config
+-- must still route the versions it knows when the live table names one it does not.
+function M.parse(text, known)
+  local t = { weights = {}, order = {}, orgs = {}, total = 0, unpinned = nil }
+  local n, unpinned_seen = 0, false
   -- the appended newline makes the last line end like the others; CR of CRLF counts as space
   for raw in string.gmatch(text .. "\n", "([^\n]*)\n") do
     n = n + 1
@@ -52,11 +71,18 @@ function M.parse(text)
         return nil, "line " .. n .. ": generation must appear once, as a whole number"
       end
       t.generation = tonumber(words[2])
+    elseif kind == "unpinned" and ((#words == 2 and words[2] == "weighted") or (#words == 3 and words[2] == "version")) then
+      if unpinned_seen then return nil, "line " .. n .. ": unpinned must appear once" end
+      unpinned_seen = true
+      if words[3] then
+        local err = version_error(n, "unpinned", words[3], known)
+        if err then return nil, err end
+        t.unpinned = words[3]
+      end
     elseif kind == "weight" and #words == 3 then
       local version, share = words[2], tonumber(words[3])
-      if not settings.upstreams[version] then
-        return nil, "line " .. n .. ": unknown version " .. string.sub(version, 1, 64)
-      end
+      local err = version_error(n, "weight", version, known)
+      if err then return nil, err end
       if t.weights[version] or not share or share ~= share or share < 0 or share > 100 then
         return nil, "line " .. n .. ": weight of " .. version .. " must appear once, between 0 and 100"
       end
@@ -68,41 +94,48 @@ function M.parse(text)
       if #org > 128 or not string.find(org, "^[A-Za-z0-9][A-Za-z0-9._-]*$") then
         return nil, "line " .. n .. ": invalid org id"
       end
-      if not settings.upstreams[version] then
-        return nil, "line " .. n .. ": org " .. org .. " pinned to unknown version " .. string.sub(version, 1, 64)
-      end
+      local err = version_error(n, "org " .. org, version, known)
+      if err then return nil, err end
       if t.orgs[org] then return nil, "line " .. n .. ": org " .. org .. " pinned twice" end
       t.orgs[org] = version
     else
-      return nil, "line " .. n .. ": expected generation N, weight VERSION PERCENT or org ORG VERSION"
+      return nil, "line " .. n .. ": expected generation N, unpinned weighted, unpinned version VERSION, weight VERSION PERCENT or org ORG VERSION"
     end
   end
   if not t.generation then return nil, "missing generation line" end
   if math.abs(t.total - 100) > 1e-6 then
     return nil, "weights sum to " .. t.total .. ", not 100"
   end
+  -- A fixed order (byte order of the names, as the TypeScript side sorts) so that the bucket
+  -- an org id hashes to means the same version in every worker, whatever the line order.
+  table.sort(t.order)
   return t
 end
 
--- The table of the live generation, parsed at most once per generation per worker.
+-- The table of the live generation, parsed at most once per generation per worker. The one
+-- read of gen decides the generation; its table was stored before gen pointed at it.
 function M.current()
-  local gen = routes:get("gen")
-  if gen == nil then return nil, "no routing table is loaded yet" end
-  if cached and cached.generation == gen then return cached end
-  -- table is written before gen, so it is at least as new as the gen just read; the table
-  -- carries its own generation, which becomes the cache key.
-  local t, err = M.parse(routes:get("table") or "")
-  if not t then
-    ngx.log(ngx.ERR, "cutover: live routing table does not fit this config: ", err)
-    return nil, "live routing table does not fit this config: " .. err
+  for _ = 1, 3 do
+    local gen = routes:get("gen")
+    if gen == nil then return nil, "no routing table is loaded yet" end
+    if cached and cached.generation == gen then return cached end
+    local text = routes:get(table_key(gen))
+    if text then
+      local t, err = M.parse(text)
+      if not t then
+        ngx.log(ngx.ERR, "cutover: live routing table is malformed: ", err)
+        return nil, "live routing table is malformed: " .. err
+      end
+      cached = t
+      return t
+    end
+    -- a newer write replaced that generation between the two reads: read gen again
   end
-  cached = t
-  return t
+  return nil, "the routing table changed faster than it could be read"
 end
 
--- Weighted pick over the cumulative shares; total (about 100) absorbs float rounding.
-function M.pick(t)
-  local r = math.random() * t.total
+-- Walk the cumulative shares in the fixed order; point lies in [0, total).
+local function walk(t, point)
   local acc, last = 0, nil
   for i = 1, #t.order do
     local version = t.order[i]
@@ -110,10 +143,29 @@ function M.pick(t)
     if share > 0 then
       acc = acc + share
       last = version
-      if r < acc then return version end
+      if point < acc then return version end
     end
   end
   return last
+end
+
+-- Random weighted pick, for requests that carry no org. total (about 100) absorbs rounding.
+function M.pick(t)
+  return walk(t, math.random() * t.total)
+end
+
+-- Weighted pick by the org id: a stable hash maps the org to a point in [0, 100), so every
+-- request of one org lands on the same version for a given table, in every worker.
+function M.pick_sticky(t, org)
+  local point = (ngx.crc32_long(org) % 1000000) / 10000
+  return walk(t, point * t.total / 100)
+end
+
+-- The version for a request: a pinned org first, then the unpinned policy for other orgs, and
+-- a random weighted pick when the request carries no org.
+function M.route(t, org)
+  if org == nil then return M.pick(t) end
+  return t.orgs[org] or t.unpinned or M.pick_sticky(t, org)
 end
 
 -- The org a request belongs to: the header wins over the cookie, empty means none.
@@ -136,11 +188,21 @@ local function reply(status, body)
 end
 M.reply = reply
 
+-- The live table text, or nil when none is loaded.
+local function live_text()
+  for _ = 1, 3 do
+    local gen = routes:get("gen")
+    if gen == nil then return nil end
+    local text = routes:get(table_key(gen))
+    if text then return text end
+  end
+end
+
 -- Admin: GET answers the live table text, PUT validates and stores a new one.
 function M.admin_routes()
   local method = ngx.req.get_method()
   if method == "GET" then
-    local text = routes:get("table")
+    local text = live_text()
     if not text then return reply(404, "no routing table is loaded yet\n") end
     return reply(200, text)
   end
@@ -148,7 +210,7 @@ function M.admin_routes()
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
   if not body then return reply(400, "empty body, or larger than the admin body buffer\n") end
-  local t, err = M.parse(body)
+  local t, err = M.parse(body, settings.upstreams)
   if not t then return reply(400, err .. "\n") end
   -- Workers run handlers in parallel: a short lock makes check-generation-then-store one step,
   -- so two drivers racing cannot both win, and generations only move forward.
@@ -160,8 +222,14 @@ function M.admin_routes()
     routes:delete("lock")
     return reply(409, "generation " .. t.generation .. " is not newer than live generation " .. live .. "\n")
   end
-  local ok, serr = routes:safe_set("table", body)
+  local key = table_key(t.generation)
+  local ok, serr = routes:safe_set(key, body)
   if ok then ok, serr = routes:safe_set("gen", t.generation) end
+  if ok and live then
+    routes:delete(table_key(live))
+  elseif not ok then
+    routes:delete(key)
+  end
   routes:delete("lock")
   if not ok then return reply(507, "shared dict ${ROUTES_DICT} cannot hold the table: " .. serr .. "\n") end
   return reply(200, "generation " .. t.generation .. "\n")
@@ -181,9 +249,11 @@ local function restore_saved()
     return
   end
   local live = routes:get("gen")
-  if live and live >= t.generation then return end
-  routes:set("table", text)
+  if live and live >= t.generation and routes:get(table_key(live)) then return end
+  routes:set(table_key(t.generation), text)
   routes:set("gen", t.generation)
+  -- the single key a dict held before tables were keyed by generation
+  routes:delete("table")
 end
 
 package.loaded.cutover = M
@@ -199,8 +269,10 @@ math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
 `;
 
 /**
- * Access phase of the public server: pinned org first, then the weighted pick. With no routing
- * table loaded it answers 503 rather than guessing a version.
+ * Access phase of the public server: pinned org, then the unpinned policy, then the weighted
+ * pick. With no routing table loaded it answers 503 rather than guessing a version, and so it
+ * does when the table routes to a version this worker has no upstream for: a worker still on an
+ * older config must never let nginx resolve an unknown upstream name as a host.
  */
 export const ACCESS_LUA = String.raw`
 local cutover = require("cutover")
@@ -208,10 +280,15 @@ local t, err = cutover.current()
 if not t then
   return cutover.reply(503, "cutover: " .. err .. "; apply routes with deploy before sending traffic\n")
 end
-local org = cutover.org()
-local version = (org and t.orgs[org]) or cutover.pick(t)
-ngx.var.cutover_backend = cutover.settings.upstreams[version]
-ngx.var.cutover_route = version .. " g" .. string.format("%d", t.generation)
+local version = cutover.route(t, cutover.org())
+local generation = string.format("%d", t.generation)
+ngx.var.cutover_route = version .. " g" .. generation
+local upstream = cutover.settings.upstreams[version]
+if not upstream then
+  ngx.log(ngx.ERR, "cutover: routing generation ", generation, " sends a request to version ", version, ", which has no upstream in this worker")
+  return cutover.reply(503, "cutover: routing generation " .. generation .. " sends this request to version " .. version .. ", which has no upstream in the config of this nginx worker (a reload has not finished)\n")
+end
+ngx.var.cutover_backend = upstream
 `;
 
 /** Admin `/cutover/routes`: GET reads, PUT writes the routing table. */

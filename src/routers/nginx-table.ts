@@ -5,15 +5,16 @@
  */
 import { OperationError, UsageError } from '../errors.js';
 import { checkVersionName, VERSION_PATTERN } from './nginx-config.js';
-import type { LiveRoutes, RouteSpec } from './router.js';
+import type { LiveRoutes, RouteSpec, UnpinnedRoute } from './router.js';
 
 /** An org id: letters, digits and `._-`, so it can never inject config or table lines. */
 export const ORG_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
- * Render a routing table: `generation N`, then `weight VERSION PERCENT` and `org ORG VERSION`
- * lines in sorted order, so equal specs give equal text. Throws UsageError on a bad version name,
- * a bad org id or weights that do not sum to 100.
+ * Render a routing table: `generation N`, `unpinned weighted` or `unpinned version V`, then
+ * `weight VERSION PERCENT` and `org ORG VERSION` lines in sorted order, so equal specs give equal
+ * text (an absent unpinned policy renders as `weighted`, which is what it means). Throws
+ * UsageError on a bad version name, a bad org id or weights that do not sum to 100.
  */
 export function renderRoutingTable(spec: RouteSpec, generation: number): string {
   if (!Number.isSafeInteger(generation) || generation < 0) throw new UsageError(`invalid generation ${generation}`);
@@ -36,15 +37,30 @@ export function renderRoutingTable(spec: RouteSpec, generation: number): string 
   }
   return [
     `generation ${generation}`,
+    renderUnpinned(spec.unpinned ?? { mode: 'weighted' }),
     ...weights.map(([v, share]) => `weight ${v} ${String(share)}`),
     ...orgs.map(([org, v]) => `org ${org} ${v}`),
     '',
   ].join('\n');
 }
 
-/** Parse a routing table text (as served by the admin server). Throws OperationError if malformed. */
+function renderUnpinned(unpinned: UnpinnedRoute): string {
+  if (unpinned.mode === 'weighted') return 'unpinned weighted';
+  if (unpinned.mode !== 'version') {
+    throw new UsageError(`unpinned mode must be "weighted" or "version", got ${JSON.stringify((unpinned as { mode: unknown }).mode)}`);
+  }
+  checkVersionName(unpinned.version);
+  return `unpinned version ${unpinned.version}`;
+}
+
+/**
+ * Parse a routing table text (as served by the admin server). `unpinned` is always set: a table
+ * without the line (written before it existed) routes unpinned orgs by weight. Throws
+ * OperationError if malformed.
+ */
 export function parseRoutingTable(text: string): LiveRoutes {
-  const live: Required<LiveRoutes> = { generation: -1, weights: {}, orgs: {} };
+  const live: Required<LiveRoutes> = { generation: -1, weights: {}, orgs: {}, unpinned: { mode: 'weighted' } };
+  let unpinnedSeen = false;
   text.split('\n').forEach((line, i) => {
     const words = line.trim().split(/\s+/).filter(Boolean);
     const bad = (why: string) => new OperationError(`routing table line ${i + 1}: ${why}: ${JSON.stringify(line)}`);
@@ -55,7 +71,11 @@ export function parseRoutingTable(text: string): LiveRoutes {
       live.weights[a] = Number(b);
     } else if (kind === 'org' && words.length === 3 && ORG_ID_PATTERN.test(a) && VERSION_PATTERN.test(b)) {
       live.orgs[a] = b;
-    } else throw bad('expected generation N, weight VERSION PERCENT or org ORG VERSION');
+    } else if (kind === 'unpinned' && ((words.length === 2 && a === 'weighted') || (words.length === 3 && a === 'version' && VERSION_PATTERN.test(b)))) {
+      if (unpinnedSeen) throw bad('unpinned must appear once');
+      unpinnedSeen = true;
+      live.unpinned = a === 'weighted' ? { mode: 'weighted' } : { mode: 'version', version: b };
+    } else throw bad('expected generation N, unpinned weighted, unpinned version VERSION, weight VERSION PERCENT or org ORG VERSION');
   });
   if (live.generation < 0) throw new OperationError('routing table has no generation line');
   return live;

@@ -8,7 +8,7 @@
  * The config itself is rendered in `nginx-config.ts` and the table in `nginx-table.ts`; this file
  * holds what talks to a live nginx.
  */
-import { mkdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { OperationError, UsageError } from '../errors.js';
@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../state/atomic.js';
 import {
   renderNginxConfigWithHash,
   resolveNginxOptions,
+  WORKER_SHUTDOWN_TIMEOUT_S,
   type NginxRouterOptions,
   type ResolvedNginxOptions,
 } from './nginx-config.js';
@@ -41,13 +42,31 @@ export interface NginxRouterDeps {
   exec?: ExecFn;
   /** Talks to the admin server; default the global fetch. */
   fetch?: typeof fetch;
+  /** Lists the workers of the nginx master; default `listNginxWorkers` (reads /proc). */
+  workers?: WorkerListFn;
 }
+
+/** A worker process of an nginx master, as the process table shows it. */
+export interface NginxWorker {
+  /** Its process id. */
+  pid: number;
+  /** True once a reload retired it: it only finishes its open connections, on the old config. */
+  shuttingDown: boolean;
+}
+
+/** Lists the workers of the nginx master `masterPid`; undefined when the process table cannot be read. */
+export type WorkerListFn = (masterPid: number) => Promise<NginxWorker[] | undefined>;
 
 const ADMIN_TIMEOUT_MS = 5_000;
 /** One poll while waiting for a reload or a start: short, so a hung poll cannot eat the deadline. */
 const POLL_TIMEOUT_MS = 1_000;
 const RELOAD_TIMEOUT_MS = 5_000;
 const START_TIMEOUT_MS = 5_000;
+/** Retired workers are closed by nginx after worker_shutdown_timeout; this leaves it room. */
+const RETIRE_TIMEOUT_MS = WORKER_SHUTDOWN_TIMEOUT_S * 1_000 + 5_000;
+const RETIRE_POLL_MS = 20;
+/** The title nginx gives a worker once a reload (or a graceful stop) retires it. */
+const RETIRED_WORKER_TITLE = 'nginx: worker process is shutting down';
 
 /**
  * Run nginx. A missing binary is a usage problem (exit 2) with the install command; any other
@@ -151,6 +170,38 @@ async function awaitConfigHash(fetchFn: typeof fetch, o: ResolvedNginxOptions, h
   }
 }
 
+/**
+ * The children of `masterPid` from /proc: their parent (`PPid` in `status`) and their title, which
+ * nginx sets to `nginx: worker process is shutting down` once a reload retires them. Undefined
+ * where there is no /proc (not Linux).
+ */
+export const listNginxWorkers: WorkerListFn = async (masterPid) => {
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return undefined;
+  }
+  const children = await Promise.all(
+    entries
+      .filter((entry) => /^\d+$/.test(entry))
+      .map(async (entry) => {
+        const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+        if (Number(/^PPid:\s*(\d+)/m.exec(status)?.[1]) !== masterPid) return undefined;
+        // nginx writes its title over argv and pads the rest with NULs.
+        const title = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
+        return { pid: Number(entry), shuttingDown: title === RETIRED_WORKER_TITLE };
+      }),
+  );
+  return children.filter((w): w is NginxWorker => w !== undefined);
+};
+
+/** The master pid from the pid file the rendered config names; undefined when there is none. */
+async function readMasterPid(prefix: string): Promise<number | undefined> {
+  const pid = Number.parseInt(await readFile(path.join(prefix, 'logs', 'nginx.pid'), 'utf8').catch(() => ''), 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
 /** A routing table as the admin server holds it: parsed, plus the raw text (undefined if none). */
 interface LiveTable {
   routes: LiveRoutes;
@@ -170,12 +221,14 @@ export class NginxRouter implements Router {
   private readonly options: ResolvedNginxOptions;
   private readonly exec: ExecFn;
   private readonly fetch: typeof fetch;
+  private readonly workers: WorkerListFn;
 
   /** Validates the options at once, so bad config fails before anything is touched. */
   constructor(options: NginxRouterOptions, deps: NginxRouterDeps = {}) {
     this.options = resolveNginxOptions(options);
     this.exec = deps.exec ?? defaultExec;
     this.fetch = deps.fetch ?? fetch;
+    this.workers = deps.workers ?? listNginxWorkers;
   }
 
   /**
@@ -263,7 +316,8 @@ export class NginxRouter implements Router {
 
   private checkSpec(spec: RouteSpec): void {
     const known = Object.keys(this.options.upstreams);
-    const used = [...Object.keys(spec.weights), ...Object.values(spec.orgs ?? {})];
+    const unpinned = spec.unpinned?.mode === 'version' ? [spec.unpinned.version] : [];
+    const used = [...Object.keys(spec.weights), ...Object.values(spec.orgs ?? {}), ...unpinned];
     const unknown = used.find((v) => !known.includes(v));
     if (unknown !== undefined) {
       throw new UsageError(`version "${unknown}" has no nginx upstream (known: ${known.join(', ')})`);
@@ -271,19 +325,60 @@ export class NginxRouter implements Router {
     renderRoutingTable(spec, 0); // the same checks as the write: names, org ids, weights sum
   }
 
-  /** Reload only when the running workers do not serve the config this router renders. */
+  /**
+   * Reload only when the running workers do not serve the config this router renders, and return
+   * only once no worker of an earlier config is left. A reload retires the old workers but lets
+   * them finish their open keep-alive connections on the old config, while the routing dict is
+   * shared with them: a table naming a new version written before they are gone would reach
+   * workers that have no upstream for it. So the workers of the previous generation are awaited
+   * (nginx closes them after worker_shutdown_timeout), also when an earlier reload left some.
+   */
   private async ensureStructure(): Promise<void> {
     const { config, hash } = renderNginxConfigWithHash(this.options);
-    if ((await servedConfigHash(this.fetch, this.options, ADMIN_TIMEOUT_MS)) === hash) return;
     const { prefix, binary } = this.options;
+    const master = await readMasterPid(prefix);
+    if ((await servedConfigHash(this.fetch, this.options, ADMIN_TIMEOUT_MS)) === hash) {
+      if (master !== undefined) await this.awaitRetiredWorkers(master, new Set(), false);
+      return;
+    }
+    // The workers serving now, before the reload: after it, any of them still alive is old, even
+    // before the master has got round to retitling it as shutting down.
+    const previous = master === undefined ? undefined : await this.workers(master);
     await installConfig(this.exec, this.options, config);
     await runNginx(this.exec, binary, ['-p', `${prefix}/`, '-c', 'conf/nginx.conf', '-s', 'reload']);
     await awaitConfigHash(this.fetch, this.options, hash, 'reload', RELOAD_TIMEOUT_MS);
+    // `nginx -s reload` itself needs the pid file, so after it the master is known.
+    if (master !== undefined) await this.awaitRetiredWorkers(master, new Set(previous?.map((w) => w.pid)), true);
+  }
+
+  /**
+   * Poll every 20 ms until no child of `master` is in `previous` or titled as shutting down; an
+   * OperationError after 15 s. Where the process table cannot be read, a reload waits out the
+   * whole worker_shutdown_timeout instead, the bound nginx itself guarantees.
+   */
+  private async awaitRetiredWorkers(master: number, previous: Set<number>, afterReload: boolean): Promise<void> {
+    const deadline = Date.now() + RETIRE_TIMEOUT_MS;
+    for (;;) {
+      const workers = await this.workers(master);
+      if (workers === undefined) {
+        if (afterReload) await new Promise((r) => setTimeout(r, WORKER_SHUTDOWN_TIMEOUT_S * 1_000 + 500));
+        return;
+      }
+      const old = workers.filter((w) => w.shuttingDown || previous.has(w.pid));
+      if (old.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new OperationError(
+          `${old.length} nginx worker(s) of an earlier config (pid ${old.map((w) => w.pid).join(', ')}) still run ${RETIRE_TIMEOUT_MS / 1000}s after the reload; the routing was not written`,
+          `see ${path.join(this.options.prefix, 'logs', 'error.log')}, then run the command again`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, RETIRE_POLL_MS));
+    }
   }
 
   private async readTable(): Promise<LiveTable> {
     const res = await this.admin('GET', '/cutover/routes');
-    if (res.status === 404) return { routes: { generation: 0, weights: {}, orgs: {} }, text: undefined };
+    if (res.status === 404) return { routes: { generation: 0, weights: {}, orgs: {}, unpinned: { mode: 'weighted' } }, text: undefined };
     if (res.status !== 200) throw new OperationError(`nginx admin answered ${res.status}: ${res.body.trim()}`);
     return { routes: parseRoutingTable(res.body), text: res.body };
   }
@@ -304,5 +399,6 @@ export class NginxRouter implements Router {
 
 function summarize(routes: RouteSpec): string {
   const weights = Object.entries(routes.weights).map(([v, w]) => `${v}=${w}%`).join(' ');
-  return `[${weights || 'no weights'}; ${Object.keys(routes.orgs ?? {}).length} org pins]`;
+  const unpinned = routes.unpinned?.mode === 'version' ? `unpinned orgs on ${routes.unpinned.version}` : 'unpinned orgs by weight';
+  return `[${weights || 'no weights'}; ${Object.keys(routes.orgs ?? {}).length} org pins; ${unpinned}]`;
 }

@@ -11,12 +11,20 @@ export type Weights = Record<string, number>;
 /** Org id → version for orgs pinned to a version. */
 export type OrgRoutes = Record<string, string>;
 
+/**
+ * Where requests of orgs that are not pinned go: by the weighted split, sticky per org (an org's
+ * id picks its bucket, so all its users land on one version), or all to one version.
+ */
+export type UnpinnedRoute = { mode: 'weighted' } | { mode: 'version'; version: string };
+
 /** The whole routing a router is asked to make live, written as one generation. */
 export interface RouteSpec {
   /** The weighted split for requests that carry no pinned org. */
   weights: Weights;
   /** Pinned orgs; absent or empty when the router should route by weight only. */
   orgs?: OrgRoutes;
+  /** Unpinned orgs; absent means weighted (sticky per org). Requests with no org are split by weight. */
+  unpinned?: UnpinnedRoute;
 }
 
 /** What a router reads back from the live system. */
@@ -74,7 +82,12 @@ export function sameOrgs(a: OrgRoutes = {}, b: OrgRoutes = {}): boolean {
   return ka.every((k) => a[k] === b[k]);
 }
 
-/** A route spec equals another when weights and org pins are equal. */
+/** Two unpinned policies are equal (absent is weighted). */
+export function sameUnpinned(a: UnpinnedRoute = { mode: 'weighted' }, b: UnpinnedRoute = { mode: 'weighted' }): boolean {
+  return a.mode === b.mode && (a.mode === 'weighted' || a.version === (b as { version: string }).version);
+}
+
+/** A route spec equals another when weights, org pins and the unpinned policy are equal. */
 export function sameRoutes(a: RouteSpec, b: RouteSpec): boolean {
-  return sameWeights(a.weights, b.weights) && sameOrgs(a.orgs, b.orgs);
+  return sameWeights(a.weights, b.weights) && sameOrgs(a.orgs, b.orgs) && sameUnpinned(a.unpinned, b.unpinned);
 }

@@ -33,6 +33,14 @@ const REQUEST_KINDS = new Set<OperatorRequest['kind']>(['pause', 'resume', 'abor
  */
 let postedRequests = 0;
 
+/** A file that cannot be read as what it should hold: refused, explained, never overwritten. */
+function corrupt(path: string, what: string): UsageError {
+  return new UsageError(
+    `state file ${path} ${what}; it was left untouched`,
+    `restore it from a backup, or move it aside (mv ${path} ${path}.broken) and run \`deploy history\` to see the last recorded step`,
+  );
+}
+
 /** State, lock, audit log and operator requests of one service, in the directory `dir`. */
 export class LocalStateStore<S> implements StateStore<S> {
   /** The absolute path of the state directory. */
@@ -59,10 +67,34 @@ export class LocalStateStore<S> implements StateStore<S> {
   }
 
   /** The stored state; undefined when there is no state file; UsageError when it is corrupt. */
-  async load(): Promise<S | undefined> {
+  load(): Promise<S | undefined> {
+    return this.readJson(this.statePath, this.validate, 'a valid rollout state');
+  }
+
+  /** Replace the stored state atomically: a crash leaves the old state or the new, never a mix. */
+  async save(state: S): Promise<void> {
+    await this.writeJson(this.statePath, state);
+  }
+
+  /** Another document kept beside the state (`<name>.json`), read like the state. */
+  loadDoc<T>(name: string, validate: (value: unknown) => T): Promise<T | undefined> {
+    return this.readJson(this.docPath(name), validate, `a valid ${name} document`);
+  }
+
+  /** Replace a document atomically. */
+  async saveDoc<T>(name: string, value: T): Promise<void> {
+    await this.writeJson(this.docPath(name), value);
+  }
+
+  private docPath(name: string): string {
+    if (!/^[a-z][a-z0-9-]*$/.test(name) || name === 'state' || name === 'lock') throw new Error(`not a document name: ${name}`);
+    return join(this.location, `${name}.json`);
+  }
+
+  private async readJson<T>(path: string, validate: (value: unknown) => T, what: string): Promise<T | undefined> {
     let raw: string;
     try {
-      raw = await readFile(this.statePath, 'utf8');
+      raw = await readFile(path, 'utf8');
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return undefined;
       throw error;
@@ -71,27 +103,18 @@ export class LocalStateStore<S> implements StateStore<S> {
     try {
       value = JSON.parse(raw);
     } catch (error) {
-      throw this.corrupt(`is not valid JSON (${(error as Error).message})`);
+      throw corrupt(path, `is not valid JSON (${(error as Error).message})`);
     }
     try {
-      return this.validate(value);
+      return validate(value);
     } catch (error) {
-      throw this.corrupt(`does not hold a valid rollout state (${(error as Error).message})`);
+      throw corrupt(path, `does not hold ${what} (${(error as Error).message})`);
     }
   }
 
-  private corrupt(what: string): UsageError {
-    const path = this.statePath;
-    return new UsageError(
-      `state file ${path} ${what}; it was left untouched`,
-      `restore it from a backup, or move it aside (mv ${path} ${path}.broken) and run \`deploy history\` to see the last recorded step`,
-    );
-  }
-
-  /** Replace the stored state atomically: a crash leaves the old state or the new, never a mix. */
-  async save(state: S): Promise<void> {
+  private async writeJson(path: string, value: unknown): Promise<void> {
     await ensureDir(this.location);
-    await writeFileAtomic(this.statePath, `${JSON.stringify(state, null, 2)}\n`);
+    await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
   }
 
   /** Take the driver lock for `leaseMs`, or throw LockedError naming the holder. */

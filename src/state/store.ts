@@ -79,6 +79,10 @@ export interface StateStore<S> {
   load(): Promise<S | undefined>;
   /** Replace the stored state atomically (readers see the old or the new, never a mix). */
   save(state: S): Promise<void>;
+  /** Another document kept with the state (the org registry), read and refused like the state. */
+  loadDoc<T>(name: string, validate: (value: unknown) => T): Promise<T | undefined>;
+  /** Replace a document atomically. */
+  saveDoc<T>(name: string, value: T): Promise<void>;
   /** Take the driver lock or throw LockedError naming the holder and since when. */
   acquireLock(actor: Actor, leaseMs: number): Promise<Lock>;
   /** Who holds the lock now, if anyone (expired leases included, marked by their time). */

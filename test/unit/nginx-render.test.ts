@@ -3,11 +3,11 @@
  * keep untrusted names (versions, org ids, addresses) out of nginx config and Lua.
  */
 import { describe, it, expect } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { OperationError, UsageError } from '../../src/errors.js';
-import { NginxRouter, type ExecFn } from '../../src/routers/nginx.js';
+import { NginxRouter, type ExecFn, type NginxWorker } from '../../src/routers/nginx.js';
 import { renderNginxConfig, renderNginxConfigWithHash, type NginxRouterOptions } from '../../src/routers/nginx-config.js';
 import { parseRoutingTable, renderRoutingTable } from '../../src/routers/nginx-table.js';
 
@@ -55,6 +55,13 @@ describe('renderNginxConfig', () => {
     expect(config).toMatch(/listen 127\.0\.0\.1:8081;\s+allow 127\.0\.0\.0\/8;\s+allow ::1;\s+deny all;/);
   });
 
+  it('bounds how long workers retired by a reload may serve (main context, before events)', () => {
+    const config = renderNginxConfig(options);
+    const at = config.indexOf('\nworker_shutdown_timeout 10s;\n');
+    expect(at).toBeGreaterThan(0);
+    expect(at).toBeLessThan(config.indexOf('events {'));
+  });
+
   it.each(['V1', 'v1;', '../v1', 'v1 v2', '-v1', 'v'.repeat(64)])('rejects the version name %j', (version) => {
     expect(() => renderNginxConfig({ ...options, upstreams: { [version]: ['10.0.0.1:80'] } })).toThrow(UsageError);
   });
@@ -86,8 +93,47 @@ describe('routing table text', () => {
     const spec = { weights: { v1: 66.66666666666667, 'v2.1': 33.33333333333333 }, orgs: { acme: 'v2.1', 'globex.eu_1-a': 'v1' } };
     const text = renderRoutingTable(spec, 42);
     expect(text.split('\n')[0]).toBe('generation 42');
-    expect(parseRoutingTable(text)).toEqual({ generation: 42, ...spec });
+    expect(parseRoutingTable(text)).toEqual({ generation: 42, ...spec, unpinned: { mode: 'weighted' } });
     expect(renderRoutingTable({ ...spec, orgs: { 'globex.eu_1-a': 'v1', acme: 'v2.1' } }, 42)).toBe(text);
+  });
+
+  it('round-trips the unpinned policy; absent renders as weighted', () => {
+    const weights = { v1: 90, 'v2.1': 10 };
+    const byVersion = renderRoutingTable({ weights, unpinned: { mode: 'version', version: 'v2.1' } }, 7);
+    expect(byVersion.split('\n')[1]).toBe('unpinned version v2.1');
+    expect(parseRoutingTable(byVersion)).toEqual({ generation: 7, weights, orgs: {}, unpinned: { mode: 'version', version: 'v2.1' } });
+    const absent = renderRoutingTable({ weights }, 7);
+    expect(absent.split('\n')[1]).toBe('unpinned weighted');
+    expect(renderRoutingTable({ weights, unpinned: { mode: 'weighted' } }, 7)).toBe(absent);
+    expect(parseRoutingTable(absent).unpinned).toEqual({ mode: 'weighted' });
+  });
+
+  it('reads a table without an unpinned line (written before it existed) as weighted', () => {
+    expect(parseRoutingTable('generation 3\nweight v1 100\norg acme v1\n')).toEqual({
+      generation: 3,
+      weights: { v1: 100 },
+      orgs: { acme: 'v1' },
+      unpinned: { mode: 'weighted' },
+    });
+  });
+
+  it.each(['V2', 'v2 v3', 'v2\nweight v3 100', '', '-v2', 'v'.repeat(64)])('rejects the crafted unpinned version %j', (version) => {
+    expect(() => renderRoutingTable({ weights: { v1: 100 }, unpinned: { mode: 'version', version } }, 1)).toThrow(UsageError);
+  });
+
+  it('rejects an unknown unpinned mode', () => {
+    const unpinned = { mode: 'stable' } as unknown as { mode: 'weighted' };
+    expect(() => renderRoutingTable({ weights: { v1: 100 }, unpinned }, 1)).toThrow(/unpinned mode/);
+  });
+
+  it.each([
+    ['unpinned version V2', 'line 2'],
+    ['unpinned version', 'line 2'],
+    ['unpinned sticky', 'line 2'],
+    ['unpinned weighted v1', 'line 2'],
+    ['unpinned weighted\nunpinned version v1', 'line 3: unpinned must appear once'],
+  ])('refuses the malformed unpinned line in %j', (lines, where) => {
+    expect(() => parseRoutingTable(`generation 1\n${lines}\nweight v1 100\n`)).toThrow(where);
   });
 
   it.each(['acme;\n include /etc/passwd', 'acme v2', '', '.hidden', 'a'.repeat(129), 'org\nweight v2 100'])(
@@ -112,6 +158,8 @@ describe('NginxRouter input checks', () => {
   it('refuses a version that has no upstream before touching nginx', async () => {
     const router = new NginxRouter(options, offline);
     await expect(router.apply({ weights: { v1: 50, v3: 50 } })).rejects.toThrow(/version "v3" has no nginx upstream/);
+    const unpinned = { weights: { v1: 100 }, unpinned: { mode: 'version' as const, version: 'v3' } };
+    await expect(router.apply(unpinned)).rejects.toThrow(/version "v3" has no nginx upstream/);
   });
 
   it('names the missing nginx binary and how to install it (exit 2)', async () => {
@@ -128,5 +176,74 @@ describe('NginxRouter input checks', () => {
   it('answers unverifiable when the admin server does not answer', async () => {
     const router = new NginxRouter(options, offline);
     await expect(router.verify({ weights: { v1: 100 } })).resolves.toMatchObject({ status: 'unverifiable' });
+  });
+});
+
+describe('NginxRouter structure changes', () => {
+  /**
+   * A fake nginx: the admin server serves the old config hash until `-s reload`, then the new one;
+   * the process table shows the workers `script` gives for each poll after the reload. Every
+   * observable step is logged, so the order of reload, retired workers and table write shows.
+   */
+  async function fakeNginx(script: NginxWorker[][], reloadNeeded = true) {
+    const prefix = await mkdtemp(path.join(os.tmpdir(), 'cutover-unit-nginx-'));
+    await mkdir(path.join(prefix, 'logs'), { recursive: true });
+    await writeFile(path.join(prefix, 'logs', 'nginx.pid'), '4242\n');
+    const o = { ...options, prefix };
+    const { hash } = renderNginxConfigWithHash(o);
+    const log: string[] = [];
+    let reloaded = !reloadNeeded;
+    let table: string | undefined;
+    let polls = 0;
+    const router = new NginxRouter(o, {
+      exec: (async (_file: string, args: string[]) => {
+        if (args.includes('reload')) {
+          reloaded = true;
+          log.push('reload');
+        }
+        return { stdout: '', stderr: '' };
+      }) as ExecFn,
+      fetch: (async (url: string, init?: RequestInit) => {
+        if (url.endsWith('/cutover/config')) return new Response(`${reloaded ? hash : 'old'}\n`);
+        if (init?.method === 'PUT') {
+          table = String(init.body);
+          log.push('put');
+          return new Response('ok');
+        }
+        return table === undefined ? new Response('none', { status: 404 }) : new Response(table);
+      }) as typeof fetch,
+      workers: async (master) => {
+        expect(master).toBe(4242);
+        if (!reloaded) return [{ pid: 1, shuttingDown: false }, { pid: 2, shuttingDown: false }];
+        const workers = script[Math.min(polls++, script.length - 1)] ?? [];
+        log.push(`workers ${workers.map((w) => `${w.pid}${w.shuttingDown ? 's' : ''}`).join(',') || 'none old'}`);
+        return workers;
+      },
+    });
+    return { router, log, cleanup: () => rm(prefix, { recursive: true, force: true }) };
+  }
+
+  it('writes a table after a reload only once every worker of the old config is gone', async () => {
+    const nginx = await fakeNginx([
+      [{ pid: 1, shuttingDown: false }, { pid: 3, shuttingDown: false }], // not yet retitled: still old by pid
+      [{ pid: 1, shuttingDown: true }, { pid: 3, shuttingDown: false }],
+      [{ pid: 3, shuttingDown: false }, { pid: 4, shuttingDown: false }],
+    ]);
+    try {
+      await expect(nginx.router.apply({ weights: { v1: 100 } })).resolves.toEqual({ changed: true, generation: 1 });
+      expect(nginx.log).toEqual(['reload', 'workers 1,3', 'workers 1s,3', 'workers 3,4', 'put']);
+    } finally {
+      await nginx.cleanup();
+    }
+  });
+
+  it('without a reload, still waits for workers an earlier reload left shutting down', async () => {
+    const nginx = await fakeNginx([[{ pid: 9, shuttingDown: true }, { pid: 3, shuttingDown: false }], [{ pid: 3, shuttingDown: false }]], false);
+    try {
+      await nginx.router.apply({ weights: { v1: 100 } });
+      expect(nginx.log).toEqual(['workers 9s,3', 'workers 3', 'put']);
+    } finally {
+      await nginx.cleanup();
+    }
   });
 });
