@@ -1,12 +1,13 @@
 /** `deploy plan`: the steps a rollout of this config would take. */
 import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
 import { formatDuration } from '../src/config/units.js';
-import { gateNames, planCanary } from '../strategies/canary.js';
+import { planFor } from '../strategies/index.js';
 
 /** Print the plan. */
 export async function run(opts: GlobalOptions, io: Io): Promise<number> {
-  const { config } = openProject(opts, io.clock);
-  const plan = planCanary(config.strategy?.canary, gateNames(config));
+  const project = openProject(opts, io.clock);
+  const { config } = project;
+  const plan = planFor(config, project.dir);
   let noData: string[] = [];
   if (config.gates?.length) {
     const { createProvider, checkGateQueries } = await import('../src/gates/runner.js');
@@ -15,11 +16,11 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
   }
   const lines = plan.steps.map(
     (s) =>
-      `  ${String(s.index + 1).padStart(2)}. ${String(s.weight).padStart(5)}%  hold ${s.holdMs ? formatDuration(s.holdMs) : '-'}${s.gates.length ? `  gates ${s.gates.join(', ')}` : ''}${s.pause ? '  then pause for `deploy promote`' : ''}`,
+      `  ${String(s.index + 1).padStart(2)}. ${s.orgs ? `${String(s.orgs.length).padStart(5)} orgs${s.weight === 100 ? ' and all traffic' : ''}` : `${String(s.weight).padStart(5)}%`}  hold ${s.holdMs ? formatDuration(s.holdMs) : '-'}${s.gates.length ? `  gates ${s.gates.join(', ')}` : ''}${s.pause ? '  then pause for `deploy promote`' : ''}`,
   );
   io.out.result(
     { event: 'plan', service: config.service, strategy: plan.strategy, router: config.router.type, steps: plan.steps, inconclusive: plan.inconclusive, gatesWithoutData: noData },
-    `${config.service}: canary through ${config.router.type}, ${plan.steps.length} steps\n${lines.join('\n')}` +
+    `${config.service}: ${plan.strategy} through ${config.router.type}, ${plan.steps.length} steps\n${lines.join('\n')}` +
       (config.gates?.length ? `\ngates checked against ${config.prometheus?.url}: every query accepted${noData.length ? `; no data yet for ${noData.join(', ')}` : ''}` : ''),
   );
   return 0;

@@ -9,7 +9,7 @@ import { requestOfDriver } from '../src/cli/requests.js';
 import { promoteNow, startRollout } from '../src/engine/machine.js';
 import { isTerminal, servingVersion, type RolloutState } from '../src/engine/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
-import { gateNames, planCanary } from '../strategies/canary.js';
+import { planFor } from '../strategies/index.js';
 
 /** Options of promote. */
 export interface PromoteOptions extends GlobalOptions {
@@ -60,7 +60,7 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     const stillActive = state && !isTerminal(state) ? state : undefined;
     if (!stillActive) {
       const stable = state ? servingVersion(state) : config.stable;
-      const started = await startRollout({ service: config.service, stable, candidate: opts.to, plan: planCanary(config.strategy?.canary, gateNames(config)) }, deps);
+      const started = await startRollout({ service: config.service, stable, candidate: opts.to, plan: planFor(config, project.dir) }, deps);
       return opts.full ? promoteNow(started, true, deps) : started;
     }
     if (stillActive.candidate !== opts.to) throw new UsageError(`a rollout of ${stillActive.candidate} started meanwhile`, '`deploy status` shows it');

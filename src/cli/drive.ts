@@ -9,10 +9,17 @@ import type { RolloutState } from '../engine/state.js';
 import { createRouter } from '../routers/factory.js';
 import type { Router } from '../routers/router.js';
 import { currentActor } from '../state/actor.js';
+import { checkIntervalOf } from '../../strategies/index.js';
 import type { Io, Project } from './context.js';
 
 /** Default wake-up interval during a hold. */
 const DEFAULT_CHECK_MS = 10_000;
+
+/** With orgs configured, every write carries the org pins (read from the registry each time). */
+async function routeSource(project: Project): Promise<EngineDeps['routes']> {
+  if (!project.config.orgs) return undefined;
+  return (await import('../orgs/routes.js')).orgRouteSource(project.config, project.store);
+}
 
 /** Sleep that ends early on abort, without throwing. */
 export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -30,7 +37,8 @@ export async function actUnderLock<T>(project: Project, io: Io, act: (state: Rol
   const actor = currentActor();
   const lock = await project.store.acquireLock(actor, project.leaseMs);
   try {
-    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor });
+    const routes = await routeSource(project);
+    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(routes ? { routes } : {}) });
   } finally {
     await lock.release();
   }
@@ -56,14 +64,15 @@ export async function driveUnderLock(
   process.on('SIGTERM', stop);
   try {
     const gates = project.config.gates?.length ? await (await import('../gates/runner.js')).createGateRunner(project.config) : undefined;
-    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(gates ? { gates } : {}) };
+    const routes = await routeSource(project);
+    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(gates ? { gates } : {}), ...(routes ? { routes } : {}) };
     const state = await firstMove(await project.store.load(), deps);
     const result = await drive(state, {
       ...deps,
       lock,
       sleep,
       leaseMs: project.leaseMs,
-      checkIntervalMs: project.config.strategy?.canary?.checkInterval ?? DEFAULT_CHECK_MS,
+      checkIntervalMs: checkIntervalOf(project.config) ?? DEFAULT_CHECK_MS,
       signal: controller.signal,
     });
     const s = result.state;

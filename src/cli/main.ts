@@ -65,6 +65,19 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .option('--candidate <version>', 'version to judge')
     .option('--stable <version>', 'baseline version')
     .action(lazy(async () => ({ run: (await import('../../commands/gates.js')).backtest })));
+  const orgs = program.command('orgs').description('organizations and the version each uses');
+  const orgsCommand = (name: string) => lazy(async () => ({ run: (await import('../../commands/orgs.js'))[name as 'list'] }));
+  orgs.command('list').description('every org, its version, since when and by whom').action(orgsCommand('list'));
+  orgs.command('move').description('move orgs to a version in one write, all or nothing')
+    .argument('[org...]', 'org ids').option('--group <group>', 'every org of a group').option('--all', 'every org')
+    .option('--to <version>', 'the version').option('--reason <text>', 'why, for the audit log')
+    .action(orgsCommand('move'));
+  orgs.command('pin').description('pin orgs to a version').argument('<org...>', 'org ids')
+    .option('--to <version>', 'the version').option('--reason <text>', 'why, for the audit log')
+    .action(orgsCommand('pin'));
+  orgs.command('unpin').description('let orgs follow the default again').argument('[org...]', 'org ids')
+    .option('--group <group>', 'every org of a group').option('--all', 'every org').option('--reason <text>', 'why, for the audit log')
+    .action(orgsCommand('unpin'));
   program.command('schema').description('print the JSON Schema of deploy.yaml')
     .action(lazy(() => import('../../commands/schema.js')));
   program.command('demo').description('run a canary on a local nginx sandbox with two sample versions')

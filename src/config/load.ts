@@ -106,17 +106,20 @@ function keyNode(doc: Document, path: (string | number)[], key: string): Node | 
 function allowedKeys(path: (string | number)[]): string {
   const where = path.filter((p) => typeof p === 'string').join('.');
   const known: Record<string, string> = {
-    '': 'service, stable, versions, router, state, strategy, prometheus, gates',
-    strategy: 'canary',
+    '': 'service, stable, versions, router, state, strategy, prometheus, gates, orgs',
+    strategy: 'canary, orgWaves',
+    'strategy.orgWaves': 'waves, checkInterval, inconclusive',
+    'strategy.orgWaves.waves': 'group, share, all, hold, pause',
+    orgs: 'unpinned, file, list, groups',
     'strategy.canary': 'steps, defaultHold, checkInterval, inconclusive',
     'strategy.canary.inconclusive': 'after, action',
-    prometheus: 'url, timeout, versionLabel, labels',
+    prometheus: 'url, timeout, versionLabel, orgLabel, labels',
     'strategy.canary.steps': 'weight, hold, pause',
     state: 'type, dir, lease',
     router: 'type, listen, admin, prefix, binary, modulesDir, workerProcesses, orgHeader, orgCookie',
   };
   if (/^versions\.[^.]+$/.test(where)) return 'endpoints';
-  if (where === 'gates') return 'name, type, and per type: errorRate (maxIncrease, confidence, requests, errors), latencyP99 (max, maxFactor, minRequests, histogram), query (query, threshold, direction)';
+  if (where === 'gates') return 'name, type, and per type: errorRate (maxIncrease, confidence, requests, errors, perOrg), latencyP99 (max, maxFactor, minRequests, histogram), query (query, threshold, direction)';
   return known[where] ?? 'see `deploy schema`';
 }
 

@@ -44,6 +44,7 @@ const errorRateGate = z.strictObject({
   confidence: percent.optional().meta({ description: 'Confidence of every verdict, over any number of checks (default 99%)' }),
   requests: z.string().min(1).optional().meta({ description: 'PromQL template counting requests of {{version}} over [{{window}}]' }),
   errors: z.string().min(1).optional().meta({ description: 'PromQL template counting failed requests of {{version}} over [{{window}}]' }),
+  perOrg: z.boolean().optional().meta({ description: "Also judge each org's error rate on the candidate (metrics must carry prometheus.orgLabel)" }),
 });
 
 const latencyGate = z
@@ -78,6 +79,8 @@ const prometheus = z.strictObject({
   timeout: duration.optional().meta({ description: 'Per request (default 5s); failures are retried with backoff' }),
   versionLabel: z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name').optional()
     .meta({ description: 'Label that carries the version (default version)' }),
+  orgLabel: z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name').optional()
+    .meta({ description: 'Label that carries the org id, for per-org gates (default org)' }),
   labels: z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name'), z.string()).optional()
     .meta({ description: 'Extra label matchers added to every built-in query, e.g. { job: patient-api }' }),
 });
@@ -118,6 +121,38 @@ const canary = z
     });
   });
 
+/** Org ids: letters, digits and `._-`, so an id can never inject config, PromQL or rule values. */
+export const ORG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const orgId = z.string().regex(ORG_PATTERN, "must be an org id: letters, digits, '.', '_' or '-', starting with a letter or digit");
+
+const orgs = z.strictObject({
+  unpinned: z.enum(['stable', 'weighted']).optional()
+    .meta({ description: "Orgs not pinned: all on stable (default), or the rollout's weighted split, sticky per org" }),
+  file: z.string().min(1).optional().meta({ description: 'Org directory: one org per line, `id [group …]`; # starts a comment' }),
+  list: z.array(orgId).optional().meta({ description: 'Org ids, besides those in file' }),
+  groups: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a group name'), z.array(orgId)).optional()
+    .meta({ description: 'Named groups of orgs, e.g. pilot: [st-marys, riverside]' }),
+});
+
+const wave = z
+  .strictObject({
+    group: z.string().optional().meta({ description: 'Move the orgs of this group' }),
+    share: percent.optional().meta({ description: 'Move this share of all orgs (cumulative, chosen by a stable hash)' }),
+    all: z.literal(true).optional().meta({ description: 'Move every org and all other traffic: the last wave' }),
+    hold: duration.optional(),
+    pause: z.boolean().optional(),
+  })
+  .superRefine((w, ctx) => {
+    const kinds = [w.group !== undefined, w.share !== undefined, w.all !== undefined].filter(Boolean).length;
+    if (kinds !== 1) ctx.addIssue({ code: 'custom', message: 'a wave names exactly one of: group, share, all' });
+  });
+
+const orgWaves = z.strictObject({
+  waves: z.array(wave).min(1, 'must list at least one wave'),
+  checkInterval: duration.optional(),
+  inconclusive: z.strictObject({ after: duration.optional(), action: z.enum(['pause', 'rollback']).optional() }).optional(),
+});
+
 const version = z.strictObject({
   endpoints: z.array(hostPort).min(1, 'must list at least one endpoint')
     .meta({ description: 'host:port of the servers running this version (nginx upstream)' }),
@@ -156,7 +191,11 @@ export const configSchema = z
           : undefined,
     }),
     state: localState.optional(),
-    strategy: z.strictObject({ canary: canary.optional() }).optional(),
+    strategy: z
+      .strictObject({ canary: canary.optional(), orgWaves: orgWaves.optional() })
+      .refine((st) => !(st.canary && st.orgWaves), 'choose one strategy: canary or orgWaves')
+      .optional(),
+    orgs: orgs.optional(),
     prometheus: prometheus.optional(),
     gates: z.array(gate).optional(),
   })
@@ -165,6 +204,14 @@ export const configSchema = z
     c.gates?.forEach((g, i) => {
       if (seen.has(g.name)) ctx.addIssue({ code: 'custom', path: ['gates', i, 'name'], message: `gate "${g.name}" is named twice` });
       seen.add(g.name);
+    });
+    if (c.strategy?.orgWaves && !c.orgs) {
+      ctx.addIssue({ code: 'custom', path: ['strategy', 'orgWaves'], message: 'org waves move orgs: add orgs: (file, list or groups)' });
+    }
+    c.strategy?.orgWaves?.waves.forEach((w, i) => {
+      if (w.group !== undefined && !c.orgs?.groups?.[w.group]) {
+        ctx.addIssue({ code: 'custom', path: ['strategy', 'orgWaves', 'waves', i, 'group'], message: `no group "${w.group}" under orgs.groups` });
+      }
     });
     if (c.gates?.length && !c.prometheus) {
       ctx.addIssue({ code: 'custom', path: ['gates'], message: 'gates read Prometheus: add prometheus: { url: http://… }' });
@@ -182,6 +229,10 @@ export const configSchema = z
 export type ConfigInput = z.input<typeof configSchema>;
 /** deploy.yaml validated, durations in milliseconds. */
 export type Config = z.output<typeof configSchema>;
+/** The orgs section. */
+export type OrgsConfig = z.output<typeof orgs>;
+/** The orgWaves strategy. */
+export type OrgWavesConfig = z.output<typeof orgWaves>;
 /** One gate as validated. */
 export type GateConfig = z.output<typeof gate>;
 /** The prometheus section. */

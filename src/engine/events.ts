@@ -28,6 +28,8 @@ export interface StepEvent extends Base {
   weight: number;
   weights: Weights;
   generation?: number;
+  /** Org waves: how many orgs are on the candidate at this step. */
+  orgs?: number;
   holdMs: number;
   holdUntil: string;
 }

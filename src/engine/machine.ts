@@ -5,7 +5,7 @@
  * process killed at any moment leaves a state `deploy resume` can finish.
  */
 import { randomUUID } from 'node:crypto';
-import type { Router, Weights } from '../routers/router.js';
+import type { RouteSpec, Router, Weights } from '../routers/router.js';
 import type { Actor, StateStore } from '../state/store.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { GateResult } from '../gates/types.js';
@@ -28,6 +28,8 @@ export interface EngineDeps {
   actor: Actor;
   /** Needed when the plan has gates. */
   gates?: GateRunner;
+  /** The full route spec of a write (org pins, waves); default: the intent's weights alone. */
+  routes?: (state: RolloutState, intent: Intent) => Promise<RouteSpec>;
 }
 
 /** What starts a rollout. */
@@ -102,7 +104,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
   const intent = state.intent!;
   let result;
   try {
-    result = await deps.router.apply({ weights: intent.weights });
+    result = await deps.router.apply(deps.routes ? await deps.routes(state, intent) : { weights: intent.weights });
   } catch (e) {
     const message = (e as Error).message;
     await save(deps, { ...state, lastError: { message, at: iso(deps.clock()) } });
@@ -139,6 +141,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       weight: step.weight,
       weights: next.weights,
       ...(next.generation !== undefined ? { generation: next.generation } : {}),
+      ...(step.orgs ? { orgs: step.orgs.length } : {}),
       holdMs: step.holdMs,
       holdUntil: next.holdUntil!,
     });

@@ -14,6 +14,8 @@ export interface PlanStep {
   pause: boolean;
   /** Names of the gates checked during the hold. */
   gates: string[];
+  /** Org waves: every org on the candidate at this step (cumulative). */
+  orgs?: string[];
 }
 
 /** What happens when gates are still inconclusive after a step's hold. */
@@ -25,7 +27,7 @@ export interface InconclusivePolicy {
 
 /** A whole plan. */
 export interface Plan {
-  strategy: 'canary';
+  strategy: 'canary' | 'org-waves';
   steps: PlanStep[];
   inconclusive: InconclusivePolicy;
 }

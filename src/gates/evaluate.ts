@@ -5,6 +5,7 @@
  */
 import type { GateConfig, PrometheusConfig } from '../config/schema.js';
 import { errorRateDecision } from './stats.js';
+import { checkPerOrg, perOrgQueries } from './per-org.js';
 import { customQuery, errorRateQueries, latencyQueries, type QueryScope } from './queries.js';
 import type { GateResult, MetricsProvider, QueryAnswer, Verdict } from './types.js';
 
@@ -78,6 +79,14 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
     }
     const d = errorRateDecision({ canary, stable }, { maxIncrease, alpha });
     const pct = (x: number) => +(x * 100).toFixed(4);
+    if (gate.perOrg && d.verdict !== 'failed') {
+      const q = perOrgQueries(prom, w.candidate, windowSeconds);
+      queries.push(q.requests, q.errors);
+      const org = await checkPerOrg(gate, prom, provider, q, w.atMs, stable, { maxIncrease, alpha });
+      if (org.kind !== 'ok') {
+        return { ...base, verdict: org.kind, reason: org.reason, queries, value: pct(d.canaryRate), baseline: pct(d.stableRate), samples: { canary: canary.requests, stable: stable.requests } };
+      }
+    }
     const reason =
       d.verdict === 'failed'
         ? `${w.candidate} errors ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%: at least ${pct(d.difference.lower)} points more, over the allowed ${pct(maxIncrease)}`

@@ -13,7 +13,7 @@ import { driveUnderLock } from '../cli/drive.js';
 import { startRollout } from '../engine/machine.js';
 import { nginxRouterOptions } from '../routers/factory.js';
 import { NginxRouter } from '../routers/nginx.js';
-import { gateNames, planCanary } from '../../strategies/canary.js';
+import { planFor } from '../../strategies/index.js';
 import { startLoad, type LoadCounts } from './load.js';
 import { startNginx } from './nginx-process.js';
 import { freePort } from './ports.js';
@@ -120,7 +120,7 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
 
     const rollout = (stable: string, to: string) =>
       driveUnderLock(project, demoIo, (_s, deps) =>
-        startRollout({ service: project.config.service, stable, candidate: to, plan: planCanary(project.config.strategy?.canary, gateNames(project.config)) }, deps),
+        startRollout({ service: project.config.service, stable, candidate: to, plan: planFor(project.config, project.dir) }, deps),
       router);
 
     out.note('\n— a good release: v2 over v1, through every step —');

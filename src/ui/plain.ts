@@ -45,7 +45,7 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
     case 'started':
       return `${c.bold(e.service)}: rolling out ${c.cyan(e.candidate)} over ${e.stable} in ${e.steps.length} steps: ${e.steps.map((s) => `${s.weight}%`).join(' → ')}`;
     case 'step':
-      return `${clock(e.at)} step ${e.step + 1}/${e.steps} ${c.cyan(`${String(e.weight).padStart(3)}%`)}  ${formatWeights(e.weights)}${e.generation !== undefined ? c.dim(` (generation ${e.generation})`) : ''}${e.holdMs ? `, hold ${formatDuration(e.holdMs)} until ${clock(e.holdUntil)}` : ''}`;
+      return `${clock(e.at)} step ${e.step + 1}/${e.steps} ${c.cyan(e.orgs !== undefined ? `${e.orgs} orgs` : `${String(e.weight).padStart(3)}%`)}  ${formatWeights(e.weights)}${e.generation !== undefined ? c.dim(` (generation ${e.generation})`) : ''}${e.holdMs ? `, hold ${formatDuration(e.holdMs)} until ${clock(e.holdUntil)}` : ''}`;
     case 'weights':
       return undefined; // shown as part of the step or rollback line
     case 'hold':

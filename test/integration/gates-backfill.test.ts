@@ -45,6 +45,11 @@ function openMetrics(): string {
     // canary v2: 200 per 15 s at 0.5%, then 10% errors after the incident
     ...counter('http_requests_total', `version="v2",code="200",${LABELS}`, (t) => (bad(t) ? 180 : 199)),
     ...counter('http_requests_total', `version="v2",code="500",${LABELS}`, (t) => (bad(t) ? 20 : 1)),
+    // v4 carries an org label: acme (small) fails 20% of its requests, bravo (large) is healthy
+    ...counter('http_requests_total', `version="v4",org="acme",code="200",${LABELS}`, () => 16),
+    ...counter('http_requests_total', `version="v4",org="acme",code="500",${LABELS}`, () => 4),
+    ...counter('http_requests_total', `version="v4",org="bravo",code="200",${LABELS}`, () => 1990),
+    ...counter('http_requests_total', `version="v4",org="bravo",code="500",${LABELS}`, () => 10),
     '# TYPE http_request_duration_seconds histogram',
   ];
   // v1 always fast (all under 100 ms); v2 fast, then 5% of requests between 0.5 s and 1 s.
@@ -104,6 +109,15 @@ describe('gates on backfilled series', () => {
     // 20 scrapes × 2,000 requests, the reset included: extrapolation keeps it within a step.
     expect(r.samples?.stable).toBeGreaterThan(38_000);
     expect(r.samples?.stable).toBeLessThan(42_500);
+  });
+
+  it('per org: one org failing is caught even when the cohort as a whole passes', async () => {
+    const whole = await evaluateGate(errors({ maxIncrease: 0.01 }), prom, provider, { ...at(END_S, 10), candidate: 'v4' });
+    expect(whole.verdict).toBe('passed');
+    const perOrg = await evaluateGate(errors({ maxIncrease: 0.01, perOrg: true }), prom, provider, { ...at(END_S, 10), candidate: 'v4' });
+    expect(perOrg.verdict).toBe('failed');
+    expect(perOrg.reason).toMatch(/^org acme: errors 20% \(\d+\/\d+\)/);
+    expect(perOrg.queries.at(-2)).toBe(`sum by (org) (increase(http_requests_total{version="v4",job="patient\\"api"}[600s]))`);
   });
 
   it('no data is inconclusive, never a pass', async () => {

@@ -1,0 +1,105 @@
+/**
+ * Moving orgs between versions: all named orgs change in one router write (one generation),
+ * read back before it counts. If the write or its read-back fails, the previous routing is
+ * written again and nothing is recorded as moved. Exported for the commands and the console.
+ */
+import type { Project } from '../cli/context.js';
+import type { EngineDeps } from '../engine/machine.js';
+import { isTerminal, servingVersion, type RolloutState } from '../engine/state.js';
+import { OperationError, UsageError } from '../errors.js';
+import type { OrgRoutes, RouteSpec, Router } from '../routers/router.js';
+import { loadRegistry, pinMap, saveRegistry, type OrgRegistry } from './registry.js';
+import { routeSpec } from './routes.js';
+
+/** Most orgs one nginx routing table carries (its shared dict holds 16 MiB). */
+const ROUTER_ORG_LIMITS: Record<string, number> = { nginx: 100_000 };
+
+/** What a move asks: these orgs to `version` (`undefined` unpins them). */
+export interface OrgMove {
+  orgs: string[];
+  version: string | undefined;
+  reason: string;
+}
+
+/** The result of a move. */
+export interface OrgMoveResult {
+  moved: string[];
+  unchanged: string[];
+  generation?: number;
+}
+
+/** The spec to write for `pins`, given the rollout (if any) in progress. */
+function specFor(project: Project, state: RolloutState | undefined, pins: OrgRoutes): RouteSpec {
+  const { config } = project;
+  if (!state || isTerminal(state)) {
+    const stable = state ? servingVersion(state) : config.stable;
+    return routeSpec({ [stable]: 100 }, pins, [], config.orgs?.unpinned, stable);
+  }
+  const wave = state.phase === 'holding' || state.phase === 'paused' ? (state.plan.steps[state.step]?.orgs ?? []) : [];
+  return routeSpec(state.weights, pins, wave, config.orgs?.unpinned, state.stable, state.candidate);
+}
+
+/**
+ * Apply a move under the lock the caller holds. A move left half-done by a crash (its intent
+ * recorded) is finished first.
+ */
+export async function moveOrgs(project: Project, deps: Pick<EngineDeps, 'router' | 'clock' | 'actor'>, move: OrgMove): Promise<OrgMoveResult> {
+  const { router, actor } = deps;
+  const now = () => new Date(deps.clock()).toISOString();
+  const limit = ROUTER_ORG_LIMITS[router.type];
+  const state = await project.store.load();
+  let registry = await loadRegistry(project.store);
+  if (registry.intent) registry = await commit(project, router, state, registry, registry.intent.pins, 'finished an interrupted move', now(), actor.owner);
+
+  const before = pinMap(registry);
+  const after: OrgRoutes = { ...before };
+  for (const org of move.orgs) {
+    if (move.version === undefined) delete after[org];
+    else after[org] = move.version;
+  }
+  if (limit !== undefined && Object.keys(after).length > limit) {
+    throw new UsageError(`${Object.keys(after).length} pinned orgs exceed what the ${router.type} router carries (${limit})`, 'unpin orgs that follow stable anyway, or move fewer at once');
+  }
+  const moved = move.orgs.filter((o) => before[o] !== after[o]);
+  if (moved.length === 0) return { moved: [], unchanged: move.orgs };
+  registry = await commit(project, router, state, registry, after, move.reason, now(), actor.owner, moved, move.version);
+  return { moved, unchanged: move.orgs.filter((o) => !moved.includes(o)), ...(registry.pins[moved[0]!]?.generation !== undefined ? { generation: registry.pins[moved[0]!]!.generation! } : {}) };
+}
+
+/** Record the intent, write, verify, commit — or put the previous routing back and throw. */
+async function commit(
+  project: Project,
+  router: Router,
+  state: RolloutState | undefined,
+  registry: OrgRegistry,
+  pins: OrgRoutes,
+  reason: string,
+  at: string,
+  by: string,
+  moved: string[] = Object.keys(pins),
+  version?: string,
+): Promise<OrgRegistry> {
+  const previous = specFor(project, state, pinMap(registry));
+  await saveRegistry(project.store, { ...registry, intent: { pins, reason, at, by } });
+  let generation: number | undefined;
+  try {
+    generation = (await router.apply(specFor(project, state, pins))).generation;
+  } catch (e) {
+    await router.apply(previous).catch(() => undefined);
+    await saveRegistry(project.store, registry);
+    throw new OperationError(`org move failed, nothing moved: ${(e as Error).message}`, 'the previous routing was written again; `deploy orgs list` shows the pins');
+  }
+  const next: OrgRegistry = { schema: 1, pins: {} };
+  for (const [org, v] of Object.entries(pins)) {
+    const old = registry.pins[org];
+    next.pins[org] = old && old.version === v ? old : { version: v, since: at, by, ...(generation !== undefined ? { generation } : {}) };
+  }
+  await project.store.audit.append({
+    actor: by,
+    action: 'orgs.moved',
+    ...(state ? { rolloutId: state.rolloutId } : {}),
+    detail: { orgs: moved, to: version ?? null, generation, reason, pinned: Object.keys(pins).length },
+  });
+  await saveRegistry(project.store, next);
+  return next;
+}

@@ -1,0 +1,24 @@
+/**
+ * The strategy a config names, turned into a plan. Pure apart from reading the org directory
+ * file, which the org-waves plan needs.
+ */
+import type { Config } from '../src/config/schema.js';
+import type { Plan } from '../src/engine/plan.js';
+import { loadOrgDirectory } from '../src/orgs/directory.js';
+import { gateNames, planCanary } from './canary.js';
+import { planOrgWaves } from './org-waves.js';
+
+/** The plan of `config` (canary unless orgWaves is chosen); `dir` resolves orgs.file. */
+export function planFor(config: Config, dir: string): Plan {
+  const waves = config.strategy?.orgWaves;
+  if (waves) {
+    const directory = loadOrgDirectory(config, dir);
+    return planOrgWaves(waves, directory.ids, directory.groups, gateNames(config));
+  }
+  return planCanary(config.strategy?.canary, gateNames(config));
+}
+
+/** How often gates are checked during holds. */
+export function checkIntervalOf(config: Config): number | undefined {
+  return config.strategy?.orgWaves?.checkInterval ?? config.strategy?.canary?.checkInterval;
+}

@@ -1,0 +1,61 @@
+/**
+ * Org waves through the engine: every write carries the explicit pins and the wave's orgs, a
+ * wave moves as one write, and a rollback moves the whole wave back while explicit pins stay.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { type EngineDeps, rollback, startRollout, tick } from '../../src/engine/machine.js';
+import { validateState, type RolloutState } from '../../src/engine/state.js';
+import { saveRegistry } from '../../src/orgs/registry.js';
+import { orgRouteSource } from '../../src/orgs/routes.js';
+import { LocalStateStore } from '../../src/state/local.js';
+import { planOrgWaves } from '../../strategies/org-waves.js';
+import { FakeRouter, ManualClock } from '../helpers/fakes.js';
+
+const config = parseConfig(
+  `service: patient-api
+stable: v1
+versions: { v1: { endpoints: ["127.0.0.1:1"] }, v2: { endpoints: ["127.0.0.1:2"] } }
+router: { type: none }
+orgs: { list: [a, b, c, d], groups: { pilot: [a] } }
+strategy:
+  orgWaves:
+    waves: [{ group: pilot, hold: 1s }, { share: 50%, hold: 1s }, { all: true }]
+`,
+  'deploy.yaml',
+);
+
+describe('org waves in the engine', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('moves each wave in one write and rolls the wave back as a unit', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cutover-waves-'));
+    const clock = new ManualClock();
+    const router = new FakeRouter();
+    const store = new LocalStateStore<RolloutState>(dir, { clock: clock.clock, validate: validateState });
+    await saveRegistry(store, { schema: 1, pins: { d: { version: 'v1', since: 'x', by: 'y' } } });
+    const deps: EngineDeps = { router, store, clock: clock.clock, emit: () => {}, actor: { owner: 't', pid: 1, host: 'h' }, routes: orgRouteSource(config, store) };
+    const w = config.strategy!.orgWaves!;
+    const plan = planOrgWaves(w, ['a', 'b', 'c', 'd'], { pilot: ['a'] });
+    let s = await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps);
+    s = await tick(s, deps);
+    expect(router.live).toMatchObject({ weights: { v1: 100, v2: 0 }, orgs: { a: 'v2', d: 'v1' }, unpinned: { mode: 'version', version: 'v1' } });
+    clock.now += 1000;
+    s = await tick(s, deps);
+    const second = router.live.orgs!;
+    const wave = plan.steps[1]!.orgs!;
+    expect(wave).toContain('a'); // the pilot stays moved
+    expect(wave.length).toBeGreaterThanOrEqual(2); // plus half of the four orgs, by hash
+    for (const org of wave.filter((o) => o !== 'd')) expect(second[org]).toBe('v2');
+    expect(second.d).toBe('v1'); // the explicit pin wins over the wave
+    const writes = router.writes.length;
+    s = await rollback(s, 'gate', 'errors failed', deps);
+    expect(router.writes.length - writes).toBe(1);
+    expect(router.live).toMatchObject({ weights: { v1: 100 }, orgs: { d: 'v1' }, unpinned: { mode: 'version', version: 'v1' } });
+    expect(s.phase).toBe('rolled_back');
+  });
+});
