@@ -117,7 +117,15 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
     actor: deps.actor.owner,
     action: holding ? 'step.entered' : intent.to === 'aborted' ? 'rollout.aborted' : 'rollout.rolled_back',
     rolloutId: state.rolloutId,
-    detail: { step: intent.step, weights: intent.weights, generation: result.generation, changed: result.changed, reason: intent.reason, ...(intent.evidence ? { gates: intent.evidence } : {}) },
+    detail: {
+      step: intent.step,
+      weights: intent.weights,
+      generation: result.generation,
+      changed: result.changed,
+      reason: intent.reason,
+      ...(holding && step?.orgs ? { orgs: step.orgs } : {}),
+      ...(intent.evidence ? { gates: intent.evidence } : {}),
+    },
   });
   const { intent: _done, lastError: _cleared, paused: _p, gates: _g, ...rest } = state;
   let next: RolloutState = {

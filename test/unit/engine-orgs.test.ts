@@ -59,3 +59,22 @@ describe('org waves in the engine', () => {
     expect(s.phase).toBe('rolled_back');
   });
 });
+
+describe('org moves at a router limit', () => {
+  it('refuses a move past the router limit with exit 2 before anything is written', async () => {
+    const { moveOrgs } = await import('../../src/orgs/move.js');
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-limit-'));
+    try {
+      const store = new LocalStateStore<RolloutState>(dir, { validate: validateState });
+      const router = Object.assign(new FakeRouter(), { type: 'nginx' });
+      const project = { config, store, path: 'deploy.yaml', dir, leaseMs: 1000 };
+      const orgs = Array.from({ length: 100_001 }, (_, i) => `org-${i}`);
+      const move = moveOrgs(project, { router, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } }, { orgs, version: 'v2', reason: 'test' });
+      await expect(move).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/100001 pinned orgs exceed what the nginx router carries \(100000\)/) });
+      expect(router.writes).toEqual([]);
+      expect(await store.loadDoc('orgs', (v) => v)).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
