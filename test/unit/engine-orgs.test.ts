@@ -78,3 +78,28 @@ describe('org moves at a router limit', () => {
     }
   });
 });
+
+describe('an org move whose write fails', () => {
+  it('puts the previous routing back and records nothing as moved', async () => {
+    const { moveOrgs } = await import('../../src/orgs/move.js');
+    const { loadRegistry } = await import('../../src/orgs/registry.js');
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-fail-'));
+    try {
+      const store = new LocalStateStore<RolloutState>(dir, { validate: validateState });
+      const router = new FakeRouter();
+      const project = { config, store, path: 'deploy.yaml', dir, leaseMs: 1000 };
+      const deps = { router, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } };
+      await moveOrgs(project, deps, { orgs: ['a'], version: 'v2', reason: 'first' });
+      const before = { ...router.live };
+      router.failNext = 1;
+      await expect(moveOrgs(project, deps, { orgs: ['b', 'c'], version: 'v2', reason: 'second' })).rejects.toThrow(/org move failed, nothing moved: router unavailable/);
+      expect(router.live.orgs).toEqual(before.orgs);
+      const registry = await loadRegistry(store);
+      expect(Object.keys(registry.pins)).toEqual(['a']);
+      expect(registry.intent).toBeUndefined();
+      expect((await store.audit.read()).filter((r) => r.action === 'orgs.moved')).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
