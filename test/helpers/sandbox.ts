@@ -158,6 +158,22 @@ export async function sample(listen: string, n: number, concurrency = 16): Promi
   return { byVersion, failed };
 }
 
+/** Collect a running command's stdout as JSON events, to wait on while it runs. */
+export function followEvents(run: { stdout: NodeJS.ReadableStream | null }): () => Record<string, unknown>[] {
+  let out = '';
+  run.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  return () => jsonLines(out);
+}
+
+/** Poll `check` every 50 ms until it holds; fail naming `what` after `ms`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** JSON lines of a command's stdout. */
 export function jsonLines(stdout: string): Record<string, unknown>[] {
   return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);

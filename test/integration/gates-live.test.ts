@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLoad } from '../../src/sandbox/load.js';
-import { jsonLines, sample, startSandbox, type Sandbox } from '../helpers/sandbox.js';
+import { followEvents, jsonLines, sample, startSandbox, waitFor, type Sandbox } from '../helpers/sandbox.js';
 
 const GATES = `prometheus:
   url: PROMETHEUS_URL
@@ -15,14 +15,6 @@ gates:
     type: errorRate
     maxIncrease: 5%
 `;
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('gates on the live path', () => {
   let sb: Sandbox | undefined;
@@ -40,20 +32,19 @@ describe('gates on the live path', () => {
     const load = startLoad(`http://${sb.listen}/`, { clients: 8, ratePerSecond: 200 });
     try {
       const run = sb.deploy(['promote', '--to', 'v2', '-o', 'json']);
-      let out = '';
-      run.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-      await waitFor('step 50%', () => jsonLines(out).some((e) => e.event === 'step'));
+      const events = followEvents(run);
+      await waitFor('step 50%', () => events().some((e) => e.event === 'step'));
       await new Promise((r) => setTimeout(r, 2000));
       const faultAt = Date.now();
       sb.versions.v2!.setFault({ errorRate: 0.5 });
       const result = await run;
       const safeAfterMs = Date.now() - faultAt;
       expect(result.exitCode, result.stderr).toBe(3);
-      const events = jsonLines(result.stdout);
-      const rollback = events.find((e) => e.event === 'rollback') as { cause: string; reason: string } | undefined;
+      const final = jsonLines(result.stdout);
+      const rollback = final.find((e) => e.event === 'rollback') as { cause: string; reason: string } | undefined;
       expect(rollback?.cause).toBe('gate');
       expect(rollback?.reason).toMatch(/^gate errors failed: v2 errors [\d.]+% vs v1 [\d.]+%/);
-      expect(events.some((e) => e.event === 'gate' && e.verdict === 'failed')).toBe(true);
+      expect(final.some((e) => e.event === 'gate' && e.verdict === 'failed')).toBe(true);
       expect(safeAfterMs).toBeLessThan(15_000);
       expect(await sample(sb.listen, 1000, 16)).toEqual({ byVersion: { v1: 1000 }, failed: 0 });
       const history = await sb.deploy(['history', '-o', 'json']);
@@ -78,17 +69,16 @@ describe('gates on the live path', () => {
     const load = startLoad(`http://${sb.listen}/`, { clients: 8, ratePerSecond: 200 });
     try {
       const run = sb.deploy(['promote', '--to', 'v2', '-o', 'json']);
-      let out = '';
-      run.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-      await waitFor('step 50%', () => jsonLines(out).some((e) => e.event === 'step'));
+      const events = followEvents(run);
+      await waitFor('step 50%', () => events().some((e) => e.event === 'step'));
       const stepAt = Date.now();
       sb.prometheus!.kill();
       await sb.prometheus!.exited;
-      await waitFor('a gate error', () => jsonLines(out).some((e) => e.event === 'gate' && e.verdict === 'error'));
+      await waitFor('a gate error', () => events().some((e) => e.event === 'gate' && e.verdict === 'error'));
       // Well past the 6 s hold the step must still be at 50%.
       await new Promise((r) => setTimeout(r, Math.max(0, stepAt + 9_000 - Date.now())));
       expect((await sb.router.read()).weights).toEqual({ v1: 50, v2: 50 });
-      expect(jsonLines(out).filter((e) => e.event === 'step')).toHaveLength(1);
+      expect(events().filter((e) => e.event === 'step')).toHaveLength(1);
       await sb.restartPrometheus();
       const result = await run;
       expect(result.exitCode, result.stderr).toBe(0);
