@@ -5,11 +5,13 @@
 import type { Config } from '../src/config/schema.js';
 import type { Plan } from '../src/engine/plan.js';
 import { loadOrgDirectory } from '../src/orgs/directory.js';
+import { planBlueGreen } from './blue-green.js';
 import { gateNames, planCanary } from './canary.js';
 import { planOrgWaves } from './org-waves.js';
 
-/** The plan of `config` (canary unless orgWaves is chosen); `dir` resolves orgs.file. */
+/** The plan of `config` (canary unless orgWaves or blueGreen is chosen); `dir` resolves orgs.file. */
 export function planFor(config: Config, dir: string): Plan {
+  if (config.strategy?.blueGreen) return planBlueGreen(config.strategy.blueGreen, gateNames(config));
   const waves = config.strategy?.orgWaves;
   if (waves) {
     const directory = loadOrgDirectory(config, dir);
@@ -20,5 +22,5 @@ export function planFor(config: Config, dir: string): Plan {
 
 /** How often gates are checked during holds. */
 export function checkIntervalOf(config: Config): number | undefined {
-  return config.strategy?.orgWaves?.checkInterval ?? config.strategy?.canary?.checkInterval;
+  return config.strategy?.orgWaves?.checkInterval ?? config.strategy?.canary?.checkInterval ?? config.strategy?.blueGreen?.checkInterval;
 }

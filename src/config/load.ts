@@ -73,7 +73,8 @@ function locate(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter): Con
     return issue.keys.map((key) => {
       const node = keyNode(doc, path, key);
       const pos = lines.linePos(node?.range?.[0] ?? 0);
-      return { line: pos.line, col: pos.col, path: formatPath([...path, key]), message: `unknown field (allowed here: ${allowedKeys(path)})` };
+      const routerType = doc.getIn(['router', 'type']);
+      return { line: pos.line, col: pos.col, path: formatPath([...path, key]), message: `unknown field (allowed here: ${allowedKeys(path, routerType === 'alb' ? 'alb' : undefined)})` };
     });
   }
   const { node, found } = deepestNode(doc, path);
@@ -103,11 +104,12 @@ function keyNode(doc: Document, path: (string | number)[], key: string): Node | 
 }
 
 /** Allowed keys at a config path, read from the schema's shape for the message. */
-function allowedKeys(path: (string | number)[]): string {
-  const where = path.filter((p) => typeof p === 'string').join('.');
+function allowedKeys(path: (string | number)[], routerType?: 'alb'): string {
+  const where = path.filter((p) => typeof p === 'string').join('.') + (routerType && path.join('.') === 'router' ? `.${routerType}` : '');
   const known: Record<string, string> = {
     '': 'service, stable, versions, router, state, strategy, prometheus, gates, orgs',
-    strategy: 'canary, orgWaves',
+    strategy: 'canary, orgWaves, blueGreen',
+    'strategy.blueGreen': 'steps, stepHold, bake, healthTimeout, checkInterval, inconclusive',
     'strategy.orgWaves': 'waves, checkInterval, inconclusive',
     'strategy.orgWaves.waves': 'group, share, all, hold, pause',
     orgs: 'unpinned, file, list, groups',
@@ -117,6 +119,7 @@ function allowedKeys(path: (string | number)[]): string {
     'strategy.canary.steps': 'weight, hold, pause',
     state: 'type, dir, lease',
     router: 'type, listen, admin, prefix, binary, modulesDir, workerProcesses, orgHeader, orgCookie',
+    'router.alb': 'type, listenerArn, rule, targetGroups, region, profile, endpointUrl, orgHeader, maxRules',
   };
   if (/^versions\.[^.]+$/.test(where)) return 'endpoints';
   if (where === 'gates') return 'name, type, and per type: errorRate (maxIncrease, confidence, requests, errors, perOrg), latencyP99 (max, maxFactor, minRequests, histogram), query (query, threshold, direction)';

@@ -153,9 +153,19 @@ const orgWaves = z.strictObject({
   inconclusive: z.strictObject({ after: duration.optional(), action: z.enum(['pause', 'rollback']).optional() }).optional(),
 });
 
+const blueGreen = z.strictObject({
+  steps: z.number().int().min(1).max(100).optional()
+    .meta({ description: 'Shift green to 100% in this many equal steps with gates between (default 1: all at once)' }),
+  stepHold: duration.optional().meta({ description: 'Hold with gates after each step before the last (default 5m)' }),
+  bake: duration.optional().meta({ description: 'Hold at 100% on green with gates, blue registered at weight 0 (default 30m)' }),
+  healthTimeout: duration.optional().meta({ description: "How long to wait for green's targets to be healthy before any weight moves (default 5m)" }),
+  checkInterval: duration.optional(),
+  inconclusive: z.strictObject({ after: duration.optional(), action: z.enum(['pause', 'rollback']).optional() }).optional(),
+});
+
 const version = z.strictObject({
-  endpoints: z.array(hostPort).min(1, 'must list at least one endpoint')
-    .meta({ description: 'host:port of the servers running this version (nginx upstream)' }),
+  endpoints: z.array(hostPort).min(1, 'must list at least one endpoint').optional()
+    .meta({ description: 'host:port of the servers running this version (nginx upstream; the nginx router needs them)' }),
 });
 
 const nginxRouter = z.strictObject({
@@ -172,6 +182,38 @@ const nginxRouter = z.strictObject({
 
 const noRouter = z.strictObject({ type: z.literal('none') });
 
+const arn = (kind: string, example: string) =>
+  z.string().regex(new RegExp(`^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\\d{12}:${kind}/`), `must be an ELBv2 ${kind} ARN, like ${example}`);
+const listenerArn = arn('listener', 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/patient-api/50dc6c495c0c9188/f2f7dc8efc522ab2');
+const targetGroupArn = arn('targetgroup', 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/patient-api-v1/943f017f100becff');
+
+const albRouter = z
+  .strictObject({
+    type: z.literal('alb'),
+    listenerArn: listenerArn.meta({ description: 'The listener whose default action (or rule) carries the weights' }),
+    rule: z
+      .union([
+        z.strictObject({ arn: arn('listener-rule', 'arn:aws:elasticloadbalancing:…:listener-rule/app/…') }),
+        z.strictObject({
+          priority: z.number().int().min(1).max(50_000),
+          pathPatterns: z.array(z.string().min(1).max(128)).optional(),
+          hostHeaders: z.array(z.string().min(1).max(128)).optional(),
+        }),
+      ])
+      .optional()
+      .meta({ description: 'Weights on this listener rule instead of the default action: { arn } or { priority, pathPatterns?, hostHeaders? } (created when missing)' }),
+    targetGroups: z.record(name('version'), targetGroupArn).meta({ description: 'Target group ARN of each version, e.g. { v1: arn:…, v2: arn:… }' }),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region, like eu-west-1').optional()
+      .meta({ description: "AWS region (default: AWS_REGION, the profile's, else the listener ARN's)" }),
+    profile: z.string().min(1).optional().meta({ description: 'AWS profile from the shared config files (default: AWS_PROFILE or default)' }),
+    endpointUrl: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL').optional()
+      .meta({ description: 'An ELBv2-compatible endpoint instead of AWS (a local emulator)' }),
+    orgHeader: z.string().regex(/^[A-Za-z0-9-]{1,40}$/, 'must be an HTTP header name of at most 40 characters').optional()
+      .meta({ description: 'Header carrying the org id, matched by org rules (default X-Org-Id)' }),
+    maxRules: z.number().int().min(1).max(10_000).optional()
+      .meta({ description: 'Rules the load balancer may hold (default 100, the ALB quota; raise it with your quota)' }),
+  });
+
 const localState = z.strictObject({
   type: z.literal('local'),
   dir: z.string().min(1).optional().meta({ description: 'Folder for state, lock and audit log (default .deploy)' }),
@@ -184,16 +226,16 @@ export const configSchema = z
     service: name('service'),
     stable: name('version').meta({ description: 'The version serving users before the first rollout' }),
     versions: z.record(name('version'), version).refine((v) => Object.keys(v).length >= 1, 'must list at least one version'),
-    router: z.discriminatedUnion('type', [nginxRouter, noRouter], {
+    router: z.discriminatedUnion('type', [nginxRouter, albRouter, noRouter], {
       error: (issue) =>
         issue.code === 'invalid_union'
-          ? `must be one of: nginx, none (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})`
+          ? `must be one of: nginx, alb, none (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})`
           : undefined,
     }),
     state: localState.optional(),
     strategy: z
-      .strictObject({ canary: canary.optional(), orgWaves: orgWaves.optional() })
-      .refine((st) => !(st.canary && st.orgWaves), 'choose one strategy: canary or orgWaves')
+      .strictObject({ canary: canary.optional(), orgWaves: orgWaves.optional(), blueGreen: blueGreen.optional() })
+      .refine((st) => [st.canary, st.orgWaves, st.blueGreen].filter(Boolean).length <= 1, 'choose one strategy: canary, orgWaves or blueGreen')
       .optional(),
     orgs: orgs.optional(),
     prometheus: prometheus.optional(),
@@ -215,6 +257,19 @@ export const configSchema = z
     });
     if (c.gates?.length && !c.prometheus) {
       ctx.addIssue({ code: 'custom', path: ['gates'], message: 'gates read Prometheus: add prometheus: { url: http://… }' });
+    }
+    for (const [v, spec] of Object.entries(c.versions)) {
+      if (c.router.type === 'nginx' && !spec.endpoints) {
+        ctx.addIssue({ code: 'custom', path: ['versions', v, 'endpoints'], message: 'the nginx router needs the endpoints of every version' });
+      }
+      if (c.router.type === 'alb' && !c.router.targetGroups[v]) {
+        ctx.addIssue({ code: 'custom', path: ['router', 'targetGroups'], message: `needs the target group ARN of version ${v}` });
+      }
+    }
+    if (c.router.type === 'alb') {
+      for (const v of Object.keys(c.router.targetGroups)) {
+        if (!(v in c.versions)) ctx.addIssue({ code: 'custom', path: ['router', 'targetGroups', v], message: `is not a version listed under versions: (${Object.keys(c.versions).join(', ')})` });
+      }
     }
     if (!(c.stable in c.versions)) {
       ctx.addIssue({
@@ -239,6 +294,10 @@ export type GateConfig = z.output<typeof gate>;
 export type PrometheusConfig = z.output<typeof prometheus>;
 /** The nginx router section. */
 export type NginxRouterConfig = z.output<typeof nginxRouter>;
+/** The blueGreen strategy. */
+export type BlueGreenConfig = z.output<typeof blueGreen>;
+/** The alb router section. */
+export type AlbRouterConfig = z.output<typeof albRouter>;
 
 /** JSON Schema of deploy.yaml (input form), for editors. */
 export function configJsonSchema(): Record<string, unknown> {

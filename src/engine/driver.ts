@@ -106,6 +106,9 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
       emit(deps, state, { event: 'hold', step: state.step, remainingMs });
       const wake = Math.min(remainingMs > 0 ? remainingMs : deps.checkIntervalMs, deps.checkIntervalMs, Math.max(1, renewAt - now));
       await sleepWatchingRequests(wake, pollMs, deps);
+    } else if (state.waitingForTargets) {
+      // Not holding yet: the candidate's targets are not ready, so ask again at the check interval.
+      await sleepWatchingRequests(deps.checkIntervalMs, pollMs, deps);
     }
   }
   return { state, exitCode: exitCodeFor(state), detached: false };

@@ -10,7 +10,7 @@ import type { Actor, StateStore } from '../state/store.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { GateResult } from '../gates/types.js';
 import type { EventBody, EventSink } from './events.js';
-import { stepWeights, type Plan } from './plan.js';
+import { DEFAULT_READINESS_TIMEOUT_MS, stepWeights, type Plan } from './plan.js';
 import { isTerminal, type Intent, type PauseReason, type RolloutState } from './state.js';
 
 /** Evaluates a rollout's gates (Prometheus behind it in production, a fake in unit tests). */
@@ -90,10 +90,41 @@ export async function startRollout(spec: RolloutSpec, deps: EngineDeps): Promise
   return state;
 }
 
-/** Record an intent, then carry it out. */
+/** Record an intent, then carry it out; weight moves to the candidate only once its targets are ready. */
 async function transition(state: RolloutState, intent: Omit<Intent, 'at'>, deps: EngineDeps): Promise<RolloutState> {
-  const pending = await save(deps, { ...state, phase: 'progressing', intent: { ...intent, at: iso(deps.clock()) } });
+  const checked = await checkTargets(state, intent, deps);
+  if (!checked.go) return checked.state;
+  const pending = await save(deps, { ...checked.state, phase: 'progressing', intent: { ...intent, at: iso(deps.clock()) } });
   return commitIntent(pending, deps);
+}
+
+/**
+ * Before a write that raises the candidate's weight, ask the router whether the candidate's
+ * targets are ready (ALB: registered and healthy), because weight on targets that are still
+ * starting is what gives users 503s. Not ready: the state records the wait and the driver asks
+ * again at its check interval; past the plan's deadline the rollout is rolled back — no traffic
+ * has moved to the candidate by then.
+ */
+async function checkTargets(state: RolloutState, intent: Omit<Intent, 'at'>, deps: EngineDeps): Promise<{ state: RolloutState; go: boolean }> {
+  const raises = intent.to === 'holding' && (intent.weights[state.candidate] ?? 0) > (state.weights[state.candidate] ?? 0);
+  if (!raises || !deps.router.targetsReady) return { state, go: true };
+  const answer = await deps.router.targetsReady(state.candidate);
+  const { waitingForTargets: waiting, ...rest } = state;
+  const now = deps.clock();
+  if (answer.ready) {
+    if (waiting) await deps.store.audit.append({ actor: deps.actor.owner, action: 'targets.ready', rolloutId: state.rolloutId, detail: { version: state.candidate, detail: answer.detail, waitedMs: now - Date.parse(waiting.since) } });
+    return { state: rest, go: true };
+  }
+  const since = waiting ? Date.parse(waiting.since) : now;
+  const timeoutMs = state.plan.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
+  if (now - since >= timeoutMs) {
+    return { state: await rollback(rest, 'gate', `${state.candidate}'s targets were not ready within ${Math.round(timeoutMs / 1000)}s: ${answer.detail}`, deps), go: false };
+  }
+  if (!waiting) await deps.store.audit.append({ actor: deps.actor.owner, action: 'targets.waiting', rolloutId: state.rolloutId, detail: { version: state.candidate, detail: answer.detail } });
+  // An error event that says it is retrying: every renderer (plain, JSON, console) shows it as such.
+  const leftS = Math.round((since + timeoutMs - now) / 1000);
+  emit(deps, state, { event: 'error', message: `${state.candidate}'s targets are not ready (${answer.detail}); no weight moves to it, waiting up to ${leftS}s more`, retrying: true });
+  return { state: await save(deps, { ...rest, waitingForTargets: { since: iso(since), detail: answer.detail } }), go: false };
 }
 
 /**
@@ -127,7 +158,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       ...(intent.evidence ? { gates: intent.evidence } : {}),
     },
   });
-  const { intent: _done, lastError: _cleared, paused: _p, gates: _g, ...rest } = state;
+  const { intent: _done, lastError: _cleared, paused: _p, gates: _g, waitingForTargets: _w, ...rest } = state;
   let next: RolloutState = {
     ...rest,
     ...(holding ? {} : state.gates ? { gates: state.gates } : {}),

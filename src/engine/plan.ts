@@ -27,10 +27,19 @@ export interface InconclusivePolicy {
 
 /** A whole plan. */
 export interface Plan {
-  strategy: 'canary' | 'org-waves';
+  strategy: 'canary' | 'org-waves' | 'blue-green';
   steps: PlanStep[];
   inconclusive: InconclusivePolicy;
+  /**
+   * How long the engine waits for the candidate's servers to be ready (an ALB target group's
+   * targets healthy) before weight moves to it; past that the rollout is rolled back without
+   * having moved any traffic. Default `DEFAULT_READINESS_TIMEOUT_MS`.
+   */
+  readinessTimeoutMs?: number;
 }
+
+/** Wait for the candidate's targets when the plan gives no deadline. */
+export const DEFAULT_READINESS_TIMEOUT_MS = 5 * 60_000;
 
 /** Weights of a step: the candidate's share, the rest on stable. */
 export function stepWeights(stable: string, candidate: string, weight: number): Record<string, number> {

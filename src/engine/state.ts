@@ -61,6 +61,8 @@ export interface RolloutState {
   gates?: GateResult[];
   /** Why the rollout ended the way it did (rollback, abort, failure). */
   outcome?: { reason: string; at: string; by: string };
+  /** Weight is due to move to the candidate but its targets are not ready yet (since when, what was seen). */
+  waitingForTargets?: { since: string; detail: string };
   /** The last error a driver hit, kept until the next successful write. */
   lastError?: { message: string; at: string };
   startedAt: string;

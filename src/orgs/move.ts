@@ -87,6 +87,8 @@ async function commit(
   } catch (e) {
     await router.apply(previous).catch(() => undefined);
     await saveRegistry(project.store, registry);
+    // A router refuses a layout past its limits before writing (exit 2), which is not a failed move.
+    if (e instanceof UsageError) throw e;
     throw new OperationError(`org move failed, nothing moved: ${(e as Error).message}`, 'the previous routing was written again; `deploy orgs list` shows the pins');
   }
   const next: OrgRegistry = { schema: 1, pins: {} };

@@ -19,7 +19,7 @@ export function nginxRouterOptions(r: NginxRouterConfig, config: Config, dir: st
     ...(r.orgCookie ? { orgCookie: r.orgCookie } : {}),
     workerProcesses: r.workerProcesses ?? 2,
     modulesDir: r.modulesDir ?? '/usr/lib/nginx/modules',
-    upstreams: Object.fromEntries(Object.entries(config.versions).map(([v, spec]) => [v, spec.endpoints])),
+    upstreams: Object.fromEntries(Object.entries(config.versions).map(([v, spec]) => [v, spec.endpoints ?? []])),
   };
 }
 
@@ -34,6 +34,11 @@ export async function createRouter(config: Config, dir: string): Promise<Router>
     case 'nginx': {
       const { NginxRouter } = await import('./nginx.js');
       return new NginxRouter(nginxRouterOptions(r, config, dir));
+    }
+    case 'alb': {
+      // The AWS SDK loads only here, so commands without an ALB never pay for it.
+      const { createAlbRouter } = await import('./alb-config.js');
+      return createAlbRouter(r);
     }
   }
 }

@@ -66,6 +66,18 @@ export interface Router {
   verify(spec: RouteSpec): Promise<Verification>;
   /** Remove everything this router manages, leaving traffic on `fallbackVersion`. */
   removeManaged(fallbackVersion: string): Promise<void>;
+  /**
+   * Whether the servers of `version` can take traffic (an ALB target group's registered targets
+   * all healthy). Routers that cannot tell leave it out; the engine then moves weight unchecked.
+   */
+  targetsReady?(version: string): Promise<TargetReadiness>;
+}
+
+/** Answer of `Router.targetsReady`. */
+export interface TargetReadiness {
+  ready: boolean;
+  /** What was seen, e.g. `1/2 targets of v2 healthy; 10.0.1.7:80 initial`. */
+  detail: string;
 }
 
 /** Two weight maps are equal when every version has the same share (missing counts as 0). */

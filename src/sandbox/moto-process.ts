@@ -1,0 +1,116 @@
+/**
+ * moto's server on loopback: an AWS emulator (PyPI `moto[server]`) that speaks the real ELBv2
+ * and EC2 APIs, so the `alb` router is tested through the real AWS SDK. `scripts/moto` installs
+ * a pinned version into a virtualenv under ~/.cache/cutover once; this starts it on a free port,
+ * waits until it answers, resets its state between tests and stops it. It never skips: if the
+ * server cannot be installed or started, starting throws with its output.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import { execa, type Result } from 'execa';
+import { OperationError } from '../errors.js';
+import { freePort } from './ports.js';
+
+/** A running moto server. */
+export interface MotoProcess {
+  /** `http://127.0.0.1:<port>`: the endpoint URL for every AWS client of a test. */
+  readonly url: string;
+  readonly port: number;
+  /** Forget every resource (`POST /moto-api/reset`), as between tests. */
+  reset(): Promise<void>;
+  /** SIGTERM and wait (SIGKILL after 5 s). */
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 5_000;
+const OUTPUT_TAIL_LINES = 30;
+
+/** The checkout's root: the folder holding scripts/moto, above this file in src/ or dist/src/. */
+function checkoutRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'scripts', 'moto'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new OperationError('scripts/moto not found above the sandbox module', 'run from a Cutover checkout');
+    dir = up;
+  }
+  return dir;
+}
+
+/**
+ * The path of `moto_server`, installing it first when the cache lacks it (`scripts/moto` is
+ * quick when it is there already).
+ * @throws OperationError with the installer's output when it fails.
+ */
+export async function motoServerPath(): Promise<string> {
+  const result = await execa('bash', [path.join(checkoutRoot(), 'scripts', 'moto')], { reject: false });
+  const server = result.stdout.trim().split('\n').at(-1) ?? '';
+  if (result.failed || !server) {
+    throw new OperationError(`moto's server could not be installed:\n${tail(String(result.stderr))}`, 'scripts/moto installs it with pip into ~/.cache/cutover; it needs python3 with venv');
+  }
+  return server;
+}
+
+/**
+ * Start moto's server on 127.0.0.1 and wait until `/moto-api/` answers.
+ * @throws OperationError with the tail of its output when it exits or is not up within 30 s.
+ */
+export async function startMoto(options: { binary?: string; port?: number } = {}): Promise<MotoProcess> {
+  const binary = options.binary ?? (await motoServerPath());
+  const port = options.port ?? (await freePort());
+  const url = `http://127.0.0.1:${port}`;
+  // Not detached, and execa's cleanup kills it if the test process dies first.
+  const subprocess = execa(binary, ['-H', '127.0.0.1', '-p', String(port)], { reject: false, buffer: false, stdin: 'ignore' });
+  const output: string[] = [];
+  const keep = (chunk: Buffer) => {
+    output.push(...String(chunk).split('\n').filter(Boolean));
+    output.splice(0, Math.max(0, output.length - OUTPUT_TAIL_LINES));
+  };
+  subprocess.stdout?.on('data', keep);
+  subprocess.stderr?.on('data', keep);
+  let result: Result | undefined;
+  const exited = subprocess.then((r) => {
+    result = r;
+  });
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let up = false;
+  while (!up && Date.now() < deadline && result === undefined) {
+    try {
+      const response = await fetch(`${url}/moto-api/`, { signal: AbortSignal.timeout(1_000) });
+      await response.body?.cancel();
+      up = response.ok;
+    } catch {
+      await delay(100);
+    }
+  }
+  if (!up) {
+    subprocess.kill('SIGKILL');
+    await exited;
+    throw new OperationError(`moto's server on 127.0.0.1:${port} ${result ? 'exited during start-up' : `did not answer within ${READY_TIMEOUT_MS / 1000} s`}:\n${output.join('\n')}`, `it is ${binary}`);
+  }
+
+  return {
+    url,
+    port,
+    async reset() {
+      const response = await fetch(`${url}/moto-api/reset`, { method: 'POST', signal: AbortSignal.timeout(5_000) });
+      await response.body?.cancel();
+      if (!response.ok) throw new OperationError(`moto reset answered ${response.status}`);
+    },
+    async stop() {
+      if (result === undefined) subprocess.kill('SIGTERM');
+      const forced = await Promise.race([exited.then(() => false), delay(STOP_TIMEOUT_MS, true, { ref: false })]);
+      if (forced) {
+        subprocess.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
+function tail(text: string): string {
+  return text.split('\n').slice(-OUTPUT_TAIL_LINES).join('\n');
+}

@@ -1,0 +1,297 @@
+/**
+ * The `alb` router against moto's ELBv2 server, driven through the real AWS SDK: a VPC, subnets,
+ * a load balancer, target groups with targets and a listener are created per test, then the
+ * strategies run and the listener and its rules are read back through the SDK after every step.
+ * The server is installed and started by the test itself and a failure to start fails the file.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DeleteListenerCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startRollout, tick, type EngineDeps, type GateRunner } from '../../src/engine/machine.js';
+import { validateState, type RolloutState } from '../../src/engine/state.js';
+import type { GateResult } from '../../src/gates/types.js';
+import { AlbRouter } from '../../src/routers/alb.js';
+import { SdkAlbClient, type SendFn } from '../../src/routers/alb-client.js';
+import { startMoto, type MotoProcess } from '../../src/sandbox/moto-process.js';
+import { LocalStateStore } from '../../src/state/local.js';
+import { planBlueGreen } from '../../strategies/blue-green.js';
+import { planCanary } from '../../strategies/canary.js';
+import { createAlb, REGION, useEmulatorCredentials, type AlbFixture } from '../helpers/alb.js';
+import { runCli } from '../helpers/cli.js';
+import { ManualClock } from '../helpers/fakes.js';
+
+let moto: MotoProcess;
+let alb: AlbFixture;
+let dir: string;
+
+beforeAll(async () => {
+  useEmulatorCredentials();
+  moto = await startMoto();
+});
+afterAll(async () => {
+  await moto?.stop();
+});
+beforeEach(async () => {
+  await moto.reset();
+  alb = await createAlb(moto.url);
+  dir = mkdtempSync(path.join(tmpdir(), 'cutover-alb-'));
+  return () => rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * The SDK's send, logging each operation, with `faults` thrown before the matching attempts and
+ * `answers` given instead of the server's for an operation.
+ */
+function loggingSend(log: string[], faults: { operation: string; error: () => Error; times: number }[] = [], answers: Record<string, () => unknown> = {}): SendFn {
+  const sdk = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: moto.url, maxAttempts: 1 });
+  return async (command) => {
+    const operation = command.constructor.name.replace(/Command$/, '');
+    log.push(operation);
+    const fault = faults.find((f) => f.operation === operation && f.times > 0);
+    if (fault) {
+      fault.times -= 1;
+      throw fault.error();
+    }
+    const answer = answers[operation];
+    return answer ? answer() : sdk.send(command as never);
+  };
+}
+
+function routerWith(log: string[] = [], extra: { maxRules?: number; faults?: Parameters<typeof loggingSend>[1]; answers?: Parameters<typeof loggingSend>[2] } = {}) {
+  const client = new SdkAlbClient({ region: REGION, endpointUrl: moto.url, minDelayMs: 5, maxDelayMs: 50 }, loggingSend(log, extra.faults, extra.answers));
+  return { client, router: new AlbRouter({ listenerArn: alb.listenerArn, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: extra.maxRules ?? 100 }, client) };
+}
+
+function engine(router: AlbRouter, gates?: GateRunner) {
+  const clock = new ManualClock();
+  const store = new LocalStateStore<RolloutState>(path.join(dir, 'state'), { clock: clock.clock, validate: validateState });
+  const deps: EngineDeps = { router, store, clock: clock.clock, emit: () => undefined, actor: { owner: 'ci@ward', pid: 1, host: 'ward' }, ...(gates ? { gates } : {}) };
+  return { clock, store, deps };
+}
+
+/** deploy.yaml as in the README, pointed at the emulator. */
+function writeConfig(strategy: string, targetGroups = alb.targetGroups): string {
+  const file = path.join(dir, 'deploy.yaml');
+  writeFileSync(
+    file,
+    `service: patient-api
+stable: v1
+versions:
+  v1: {}
+  v2: {}
+router:
+  type: alb
+  listenerArn: ${alb.listenerArn}
+  targetGroups:
+    v1: ${targetGroups.v1}
+    v2: ${targetGroups.v2}
+  endpointUrl: ${moto.url}
+state:
+  type: local
+  dir: ${path.join(dir, 'state')}
+strategy:
+${strategy}`,
+  );
+  return file;
+}
+
+describe('alb router on moto', () => {
+  it('walks a canary through every step, checking the listener after each, one write per step', async () => {
+    const log: string[] = [];
+    const { router, client } = routerWith(log);
+    const { clock, deps } = engine(router);
+    let s = await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan: planCanary() }, deps);
+    const seen: Record<string, number>[] = [];
+    while (s.phase !== 'promoted') {
+      const before = log.length;
+      s = await tick(s, deps);
+      if (s.phase === 'holding') {
+        seen.push(await alb.listenerWeights());
+        expect(log.slice(before).filter((op) => op.startsWith('Modify'))).toEqual(['ModifyListener']);
+        expect(log.slice(before).at(-1)).toBe('DescribeListeners');
+        clock.now += s.plan.steps[s.step]!.holdMs;
+      }
+    }
+    expect(seen).toEqual([1, 5, 25, 50, 100].map((w) => ({ v1: 100 - w, v2: w })));
+    // Per step: target health of v2, the listener and its rules, one write, the listener read back.
+    expect(client.calls).toEqual({ DescribeTargetHealth: 5, DescribeListeners: 10, DescribeRules: 5, ModifyListener: 5 });
+  });
+
+  it('rolls back on a failed gate with one ModifyListener, read back', async () => {
+    const failing: GateRunner = {
+      async evaluate(state): Promise<GateResult[]> {
+        const verdict = state.step === 2 ? 'failed' : 'passed';
+        return [{ gate: 'errors', type: 'errorRate', verdict, reason: verdict === 'failed' ? 'errors 4% over 0.5%' : 'within', queries: [], at: new Date().toISOString() }];
+      },
+    };
+    const log: string[] = [];
+    const { router } = routerWith(log);
+    const { clock, deps } = engine(router, failing);
+    let s = await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan: planCanary({}, ['errors']) }, deps);
+    while (s.phase === 'pending' || s.phase === 'holding') {
+      if (s.phase === 'holding') clock.now += s.plan.steps[s.step]!.holdMs;
+      const before = log.length;
+      s = await tick(s, deps);
+      if (s.phase === 'rolled_back') expect(log.slice(before).filter((op) => !op.startsWith('Describe'))).toEqual(['ModifyListener']);
+    }
+    expect([s.phase, s.step, s.outcome?.reason]).toEqual(['rolled_back', 2, 'gate errors failed: errors 4% over 0.5%']);
+    expect(await alb.listenerWeights()).toEqual({ v1: 100 });
+  });
+
+  it('blue/green: checks green health first, shifts, keeps blue at 0, and `deploy abort` during the bake is one write back to blue', async () => {
+    const file = writeConfig('  blueGreen:\n    bake: 30m\n    healthTimeout: 1m\n');
+    const log: string[] = [];
+    const { router } = routerWith(log);
+    const { deps } = engine(router);
+    let s = await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan: planBlueGreen({ bake: 30 * 60_000 }) }, deps);
+    s = await tick(s, deps);
+    expect(log.indexOf('DescribeTargetHealth')).toBeGreaterThanOrEqual(0);
+    expect(log.indexOf('DescribeTargetHealth')).toBeLessThan(log.indexOf('ModifyListener'));
+    expect([s.phase, s.weights]).toEqual(['holding', { v1: 0, v2: 100 }]);
+    expect(await alb.listenerWeights()).toEqual({ v1: 0, v2: 100 });
+
+    const abort = await runCli(['abort', '-f', file, '--reason', 'bake showed lab-result errors', '-o', 'json']);
+    expect(abort.code).toBe(0);
+    expect(JSON.parse(abort.stdout.trim().split('\n').at(-1)!)).toMatchObject({ event: 'abort', phase: 'aborted', weights: { v1: 100 } });
+    expect(await alb.listenerWeights()).toEqual({ v1: 100 });
+  });
+
+  it('blue/green waits on unhealthy green targets and rolls back untouched at the deadline (health injected at the client boundary: moto reports every target healthy)', async () => {
+    const log: string[] = [];
+    let state = 'initial';
+    const health = () => ({ TargetHealthDescriptions: [{ Target: { Id: '10.10.0.11', Port: 80 }, TargetHealth: { State: state, Reason: 'Elb.RegistrationInProgress' } }] });
+    const { router } = routerWith(log, { answers: { DescribeTargetHealth: health } });
+    const { clock, deps } = engine(router);
+    let s = await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan: planBlueGreen({ healthTimeout: 60_000 }) }, deps);
+    s = await tick(s, deps);
+    expect(s.waitingForTargets?.detail).toBe('0/1 targets of v2 healthy; 10.10.0.11:80 initial (Elb.RegistrationInProgress)');
+    state = 'unhealthy';
+    clock.now += 60_000;
+    s = await tick(s, deps);
+    expect([s.phase, s.outcome?.reason]).toEqual(['rolled_back', "v2's targets were not ready within 60s: 0/1 targets of v2 healthy; 10.10.0.11:80 unhealthy (Elb.RegistrationInProgress)"]);
+    expect(log.filter((op) => op.startsWith('Modify'))).toEqual([]);
+    expect(await alb.listenerWeights()).toEqual({ v1: 1 });
+  });
+
+  it('`deploy promote` runs the README example against the emulator', async () => {
+    const file = writeConfig('  canary:\n    checkInterval: 50ms\n    steps:\n      - { weight: 10, hold: 100ms }\n      - { weight: 50, hold: 100ms }\n');
+    const run = await runCli(['promote', '--to', 'v2', '-f', file, '-o', 'json']);
+    expect(run.code, run.stderr).toBe(0);
+    const steps = run.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.event === 'step');
+    expect(steps.map((e) => e.weights)).toEqual([{ v1: 90, v2: 10 }, { v1: 50, v2: 50 }, { v1: 0, v2: 100 }]);
+    expect(await alb.listenerWeights()).toEqual({ v1: 0, v2: 100 });
+  });
+
+  it('keeps org pins in listener rules beyond one rule\'s five values, and refuses a layout past the rule quota before writing', async () => {
+    const { router } = routerWith([], { maxRules: 4 });
+    const pins = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`clinic-${String(i).padStart(2, '0')}`, i < 9 ? 'v2' : 'v1']));
+    await router.apply({ weights: { v1: 95, v2: 5 }, orgs: pins, unpinned: { mode: 'version', version: 'v1' } });
+    const rules = await alb.rules();
+    expect(rules.map((r) => [r.Priority, r.Conditions![0]!.HttpHeaderConfig!.Values!.length])).toEqual([['1', 3], ['2', 5], ['3', 4], ['50000', 1]]);
+    expect(rules.every((r) => r.Conditions![0]!.HttpHeaderConfig!.HttpHeaderName === 'X-Org-Id')).toBe(true);
+    expect(await router.read()).toEqual({ weights: { v1: 95, v2: 5 }, orgs: pins, unpinned: { mode: 'version', version: 'v1' } });
+
+    const more = { ...pins, ...Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f'].map((o) => [`new-${o}`, 'v2'])) };
+    await expect(router.apply({ weights: { v1: 95, v2: 5 }, orgs: more })).rejects.toThrow(/over the load balancer's 4-rule quota/);
+    expect((await alb.rules()).map((r) => r.RuleArn)).toEqual(rules.map((r) => r.RuleArn));
+  });
+
+  it('retries throttling injected at the domain-client boundary and ends with the weights written', async () => {
+    const log: string[] = [];
+    const throttled = () => Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $fault: 'client', $metadata: { httpStatusCode: 400 } });
+    const { router, client } = routerWith(log, { faults: [{ operation: 'ModifyListener', error: throttled, times: 2 }] });
+    await router.apply({ weights: { v1: 75, v2: 25 } });
+    expect(client.attempts.ModifyListener).toBe(3);
+    expect(client.calls.ModifyListener).toBe(1);
+    expect(await alb.listenerWeights()).toEqual({ v1: 75, v2: 25 });
+  });
+
+  it('a listener deleted mid-rollout fails the step naming the listener; the intent stays for `deploy resume`', async () => {
+    const { router } = routerWith();
+    const { clock, deps, store } = engine(router);
+    let s = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan: planCanary() }, deps), deps);
+    await alb.elb.send(new DeleteListenerCommand({ ListenerArn: alb.listenerArn }));
+    clock.now += s.plan.steps[0]!.holdMs;
+    await expect(tick(s, deps)).rejects.toThrow(`ELBv2 DescribeListeners on ${alb.listenerArn}: ListenerNotFound`);
+    s = (await store.load())!;
+    expect([s.phase, s.intent?.weights, s.weights]).toEqual(['progressing', { v1: 95, v2: 5 }, { v1: 99, v2: 1 }]);
+  });
+
+  it('exits 2 naming a target group that does not exist, before anything is written', async () => {
+    const missing = alb.targetGroups.v2!.replace(/\/[0-9a-f]+$/, '/0000000000000000');
+    const file = writeConfig('  canary:\n    steps: [{ weight: 10, hold: 1s }]\n', { ...alb.targetGroups, v2: missing });
+    const run = await runCli(['promote', '--to', 'v2', '-f', file]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`DescribeTargetGroups on ${missing}: TargetGroupNotFound`);
+    expect(run.stderr).toMatch(/hint: check the ARN in deploy.yaml's router section/);
+    expect(await alb.listenerWeights()).toEqual({ v1: 1 });
+  });
+
+  it('exits 2 saying what to set with no credentials, or with a region the listener is not in', async () => {
+    const file = writeConfig('  canary:\n    steps: [{ weight: 10, hold: 1s }]\n');
+    const saved = { ...process.env };
+    try {
+      delete process.env.AWS_ACCESS_KEY_ID;
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+      process.env.AWS_SHARED_CREDENTIALS_FILE = path.join(dir, 'no-credentials');
+      process.env.AWS_CONFIG_FILE = path.join(dir, 'no-config');
+      const none = await runCli(['promote', '--to', 'v2', '-f', file]);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toMatch(/NoCredentials/);
+      expect(none.stderr).toMatch(/hint: Cutover uses the AWS default credential chain: set AWS_PROFILE/);
+      Object.assign(process.env, saved, { AWS_REGION: 'eu-west-1' });
+      const wrong = await runCli(['promote', '--to', 'v2', '-f', file]);
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toContain(`AWS_REGION is eu-west-1, but the listener ${alb.listenerArn} is in us-east-1`);
+      expect(wrong.stderr).toContain('hint: set router.region to us-east-1');
+      Object.assign(process.env, saved);
+      delete process.env.AWS_REGION;
+      const flag = await runCli(['promote', '--to', 'v2', '--region', 'eu-west-1', '-f', file]);
+      expect(flag.code).toBe(2);
+      expect(flag.stderr).toMatch(/eu-west-1.*us-east-1/);
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+    expect(await alb.listenerWeights()).toEqual({ v1: 1 });
+  });
+});
+
+describe('org moves on the ALB through the CLI (moto)', () => {
+  it('`deploy orgs move` writes header rules of at most five orgs, and exits 2 past the rule quota with nothing written', async () => {
+    const ids = Array.from({ length: 30 }, (_, i) => `clinic-${String(i).padStart(2, '0')}`);
+    const file = writeConfig(`  canary:\n    steps: [{ weight: 10, hold: 1s }]\norgs:\n  list: [${ids.join(', ')}]\n`);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('  endpointUrl:', '  maxRules: 5\n  endpointUrl:'));
+    const move = await runCli(['orgs', 'move', ...ids.slice(0, 7), '--to', 'v2', '-f', file]);
+    expect(move.code, move.stderr).toBe(0);
+    const rules = await alb.rules();
+    expect(rules.map((r) => [r.Priority, r.Conditions![0]!.HttpHeaderConfig!.Values])).toEqual([
+      ['1', ids.slice(0, 5)],
+      ['2', ids.slice(5, 7)],
+      ['50000', ['*']],
+    ]);
+    const tooMany = await runCli(['orgs', 'move', '--all', '--to', 'v2', '-f', file]);
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toMatch(/30 pinned orgs need 7 listener rules at 5 orgs per rule, over the load balancer's 5-rule quota/);
+    expect((await alb.rules()).map((r) => r.RuleArn)).toEqual(rules.map((r) => r.RuleArn));
+    const list = await runCli(['orgs', 'list', '-f', file, '-o', 'json']);
+    expect(list.stdout).toContain('clinic-06');
+  });
+});
+
+describe('alb router on a listener rule (moto)', () => {
+  it('creates the weighted rule by priority and conditions, shifts it, and puts org rules above it', async () => {
+    const client = new SdkAlbClient({ region: REGION, endpointUrl: moto.url });
+    const api = [{ Field: 'path-pattern', PathPatternConfig: { Values: ['/api/*'] } }];
+    const router = new AlbRouter({ listenerArn: alb.listenerArn, rule: { priority: 200, conditions: api }, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: 100 }, client);
+    await router.apply({ weights: { v1: 90, v2: 10 } });
+    await router.apply({ weights: { v1: 50, v2: 50 }, orgs: { 'st-marys': 'v2', riverside: 'v2' } });
+    const rules = await alb.rules();
+    expect(rules.map((r) => [r.Priority, r.Conditions!.map((c) => c.Field)])).toEqual([['1', ['path-pattern', 'http-header']], ['200', ['path-pattern']]]);
+    expect(rules[1]!.Actions![0]!.ForwardConfig!.TargetGroups!.map((t) => t.Weight)).toEqual([50, 50]);
+    expect(await alb.listenerWeights()).toEqual({ v1: 1 });
+    expect(await router.read()).toEqual({ weights: { v1: 50, v2: 50 }, orgs: { 'st-marys': 'v2', riverside: 'v2' }, unpinned: { mode: 'weighted' } });
+  });
+});
