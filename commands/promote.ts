@@ -3,16 +3,16 @@
  * moves to its next step). `--full` skips every remaining step after confirmation.
  */
 import { confirm } from '../src/cli/confirm.js';
-import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
-import { driveUnderLock } from '../src/cli/drive.js';
+import { openProject, type Io } from '../src/cli/context.js';
 import { requestOfDriver } from '../src/cli/requests.js';
+import { driveInTerminal, type ConsoleOptions } from '../src/cli/tui.js';
 import { promoteNow, startRollout } from '../src/engine/machine.js';
 import { isTerminal, servingVersion, type RolloutState } from '../src/engine/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { planFor } from '../strategies/index.js';
 
 /** Options of promote. */
-export interface PromoteOptions extends GlobalOptions {
+export interface PromoteOptions extends ConsoleOptions {
   to: string;
   full?: boolean;
   yes?: boolean;
@@ -56,7 +56,7 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     return ExitCode.Done;
   }
 
-  return driveUnderLock(project, io, async (state: RolloutState | undefined, deps) => {
+  return driveInTerminal(project, io, opts, async (state: RolloutState | undefined, deps) => {
     const stillActive = state && !isTerminal(state) ? state : undefined;
     if (!stillActive) {
       const stable = state ? servingVersion(state) : config.stable;

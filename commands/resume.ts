@@ -2,14 +2,14 @@
  * `deploy resume`: carry on from the last recorded step — after a killed driver, a lost CI
  * runner, an operator's pause, or a failed write.
  */
-import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
-import { driveUnderLock } from '../src/cli/drive.js';
+import { openProject, type Io } from '../src/cli/context.js';
+import { driveInTerminal, type ConsoleOptions } from '../src/cli/tui.js';
 import { unpause } from '../src/engine/machine.js';
 import { isTerminal } from '../src/engine/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 
 /** Resume driving. */
-export async function run(opts: GlobalOptions, io: Io): Promise<number> {
+export async function run(opts: ConsoleOptions, io: Io): Promise<number> {
   const project = openProject(opts, io.clock);
   const current = await project.store.load();
   if (!current || isTerminal(current)) {
@@ -22,7 +22,7 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
     io.out.note(`the rollout waits at step ${current.step + 1} for a manual go: run \`deploy promote --to ${current.candidate}\``);
     return ExitCode.Paused;
   }
-  return driveUnderLock(project, io, async (state, deps) => {
+  return driveInTerminal(project, io, opts, async (state, deps) => {
     if (!state || isTerminal(state)) throw new UsageError('the rollout ended meanwhile; nothing to resume');
     if (state.phase === 'paused') return unpause(state, 'resume', deps);
     if (state.phase === 'failed') return { ...state, phase: state.intent ? 'progressing' : 'holding' };

@@ -47,12 +47,15 @@ export async function actUnderLock<T>(project: Project, io: Io, act: (state: Rol
 /**
  * Take the lock, run `firstMove` on the freshly re-read state (it may start, promote or refuse),
  * then drive. Ctrl-C and SIGTERM detach: the loop stops between ticks and the lock is released.
+ * `detach` does the same from inside the process (the console's `q`, where the terminal is in
+ * raw mode and Ctrl-C arrives as a key, not as SIGINT).
  */
 export async function driveUnderLock(
   project: Project,
   io: Io,
   firstMove: (state: RolloutState | undefined, deps: EngineDeps) => Promise<RolloutState>,
   routerOverride?: Router,
+  detach?: AbortSignal,
 ): Promise<number> {
   const router = routerOverride ?? (await createRouter(project.config, project.dir));
   await router.preflight();
@@ -62,6 +65,8 @@ export async function driveUnderLock(
   const stop = () => controller.abort();
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  detach?.addEventListener('abort', stop);
+  if (detach?.aborted) stop();
   try {
     const gates = project.config.gates?.length ? await (await import('../gates/runner.js')).createGateRunner(project.config) : undefined;
     const routes = await routeSource(project);
@@ -81,6 +86,7 @@ export async function driveUnderLock(
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    detach?.removeEventListener('abort', stop);
     await lock.release();
   }
 }

@@ -77,7 +77,7 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
     const deployBin = relative(process.cwd(), resolve(import.meta.dirname, '../../../bin/deploy')) || 'deploy';
     io.out.note(
       `sandbox in ${dir}: nginx on ${listen}, Prometheus on ${prometheus.url} (1 s scrapes), v1 v2 v3 as sample services, ${settings.rate} req/s of keep-alive traffic\n` +
-        `watch it: ${deployBin} status --watch -f ${file}    abort it: ${deployBin} abort -f ${file}`,
+        `watch it: ${deployBin} watch -f ${file}    abort it: ${deployBin} abort -f ${file}`,
     );
 
     // Between step changes, show the share of live traffic each version really got.

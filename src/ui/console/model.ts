@@ -1,0 +1,233 @@
+/**
+ * The console's view model: everything the cutover console shows, folded from engine events (when
+ * this process drives) and from the stored state (always; it is the only source for `deploy
+ * watch`). Pure: no I/O and no clock of its own — time comes in as `now`, so a 30-minute hold can
+ * be checked in a unit test. The ink components only render what is here.
+ */
+import { Chalk } from 'chalk';
+import type { EngineEvent } from '../../engine/events.js';
+import type { RolloutState } from '../../engine/state.js';
+import type { GateResult, Verdict } from '../../gates/types.js';
+import type { Weights } from '../../routers/router.js';
+import { renderEventLine } from '../plain.js';
+import { stateChanges, type Seen } from './changes.js';
+import { countOrgs, type OrgSource } from './orgs.js';
+import type { ConsoleModel, DriverView, GateLine, HoldView, Rung, Share, Tone } from './types.js';
+
+export * from './types.js';
+
+/** How many recent values of a gate the sparkline keeps. */
+export const GATE_HISTORY = 24;
+
+/** An empty model for a service. */
+export function createModel(mode: ConsoleModel['mode'], service: string, now: number): ConsoleModel {
+  return { mode, service, phase: 'none', step: -1, ladder: [], weights: [], gates: [], log: [], showHelp: false, showOrgs: false, now, holdClock: {}, lastEventAt: 0 };
+}
+
+const plainColour = new Chalk({ level: 0 });
+
+/** The same wording as the plain renderer, so a log reads alike in CI and in the console. */
+function lineFor(e: EngineEvent): { text: string; tone: Tone } | undefined {
+  if (e.event === 'hold' || e.event === 'weights') return undefined;
+  const text = renderEventLine(e, plainColour);
+  if (!text) return undefined;
+  const tone: Tone =
+    e.event === 'started' ? 'accent'
+    : e.event === 'gate' ? verdictTone(e.verdict)
+    : e.event === 'paused' ? 'warn'
+    : e.event === 'rollback' || e.event === 'error' ? 'bad'
+    : e.event === 'done' ? (e.phase === 'promoted' ? 'good' : e.phase === 'detached' || e.phase === 'paused' ? 'warn' : 'bad')
+    : 'plain';
+  return { text, tone };
+}
+
+/** The tone of a verdict, as the plain renderer colours it: passed, inconclusive, failed, error. */
+export function verdictTone(verdict: Verdict): Tone {
+  return verdict === 'passed' ? 'good' : verdict === 'inconclusive' ? 'warn' : verdict === 'failed' ? 'bad' : 'alert';
+}
+
+/** Append a finished line to the log. */
+export function withLogLine(model: ConsoleModel, text: string, tone: Tone = 'plain'): ConsoleModel {
+  return { ...model, log: [...model.log, { id: model.log.length, text, tone }] };
+}
+
+/** Set (or clear) the transient notice line. */
+export function withNotice(model: ConsoleModel, notice: string | undefined): ConsoleModel {
+  const { notice: _old, ...rest } = model;
+  return notice === undefined ? rest : { ...rest, notice };
+}
+
+function shares(weights: Weights, stable?: string, candidate?: string): Share[] {
+  return Object.entries(weights).map(([version, percent]) => ({
+    version,
+    percent,
+    role: version === stable ? 'stable' : version === candidate ? 'candidate' : 'other',
+  }));
+}
+
+function ladderOf(steps: { label: string; pause: boolean }[], step: number, phase: ConsoleModel['phase']): Rung[] {
+  return steps.map((s, i) => ({ ...s, status: i < step || (i === step && phase === 'promoted') ? 'done' : i === step ? 'current' : 'next' }));
+}
+
+/** Update or add a gate's line; `remember` appends the value to its sparkline. */
+function withGate(model: ConsoleModel, r: Omit<GateResult, 'at' | 'queries'>, remember: boolean): ConsoleModel {
+  const before = model.gates.find((g) => g.gate === r.gate);
+  const history = before?.history ?? [];
+  const line: GateLine = {
+    gate: r.gate,
+    type: r.type,
+    verdict: r.verdict,
+    reason: r.reason,
+    history: remember && r.value !== undefined && Number.isFinite(r.value) ? [...history, r.value].slice(-GATE_HISTORY) : history,
+    ...(r.value !== undefined ? { value: r.value } : {}),
+    ...(r.threshold !== undefined ? { threshold: r.threshold } : {}),
+    ...(r.samples ? { samples: r.samples } : {}),
+  };
+  return { ...model, gates: before ? model.gates.map((g) => (g === before ? line : g)) : [...model.gates, line] };
+}
+
+/** Fold one engine event. */
+export function foldEvent(model: ConsoleModel, e: EngineEvent): ConsoleModel {
+  const at = Date.parse(e.at);
+  let m: ConsoleModel = { ...model, lastEventAt: Math.max(model.lastEventAt, at) };
+  // A notice such as "asked the driver to pause…" is answered once the driver acts.
+  if (e.event === 'step' || e.event === 'paused' || e.event === 'rollback' || e.event === 'done') m = withNotice(m, undefined);
+  const line = lineFor(e);
+  // A gate is checked every few seconds; the log gets a line only when its verdict changes.
+  const gateUnchanged = e.event === 'gate' && m.gates.find((g) => g.gate === e.gate)?.verdict === e.verdict;
+  if (line && !gateUnchanged) m = withLogLine(m, line.text, line.tone);
+  switch (e.event) {
+    case 'started':
+      return derive({
+        ...m,
+        rolloutId: e.rolloutId,
+        service: e.service,
+        stable: e.stable,
+        candidate: e.candidate,
+        phase: 'pending',
+        step: -1,
+        ladder: ladderOf(e.steps.map((s) => ({ label: `${s.weight}`, pause: s.pause })), -1, 'pending'),
+        weights: shares({ [e.stable]: 100 }, e.stable, e.candidate),
+        gates: [],
+        holdClock: {},
+      });
+    case 'step': {
+      const { pauseReason: _p, inFlight: _f, ...rest } = m;
+      const ladder = m.ladder.length ? m.ladder : ladderOf(Array.from({ length: e.steps }, () => ({ label: '?', pause: false })), e.step, 'holding');
+      return derive({
+        ...rest,
+        phase: 'holding',
+        step: e.step,
+        ladder: ladderOf(ladder, e.step, 'holding'),
+        weights: shares(e.weights, m.stable, m.candidate),
+        gates: [],
+        holdClock: { until: Date.parse(e.holdUntil), totalMs: e.holdMs },
+      });
+    }
+    case 'weights':
+      return { ...m, weights: shares(e.weights, m.stable, m.candidate) };
+    case 'hold': {
+      const { pauseReason: _p, ...rest } = m;
+      return derive({ ...rest, phase: 'holding', holdClock: { ...m.holdClock, until: at + e.remainingMs } });
+    }
+    case 'gate':
+      return withGate(m, e, true);
+    case 'paused':
+      return derive({ ...m, phase: 'paused', pauseReason: e.reason, holdClock: { ...m.holdClock, frozenRemainingMs: Math.max(0, (m.holdClock.until ?? at) - at) } });
+    case 'rollback':
+      return derive({ ...m, phase: e.cause === 'abort' ? 'aborted' : 'rolled_back', outcome: e.reason, weights: shares(e.weights, m.stable, m.candidate), holdClock: {} });
+    case 'error':
+      return { ...m, lastError: e.message, ...(e.retrying ? {} : { phase: 'failed' as const }) };
+    case 'done':
+      return derive({ ...m, ...(e.phase === 'detached' ? {} : { phase: e.phase }), weights: shares(e.weights, m.stable, m.candidate) });
+  }
+}
+
+/**
+ * Fold the stored state. It is authoritative unless an event newer than it was folded already
+ * (a read that raced the driver). `live` says engine events are flowing: then the log and the
+ * sparklines come from them, otherwise from the state's changes since the last fold.
+ */
+export function foldState(model: ConsoleModel, state: RolloutState | undefined, now: number, live: boolean): ConsoleModel {
+  if (!state) return derive({ ...model, now });
+  let m: ConsoleModel = { ...model, now };
+  const before = m.seen;
+  if (!live && before) for (const e of stateChanges(before, state)) m = foldEvent(m, e);
+  m = { ...m, seen: snapshot(state) };
+  // A rollout this model has not seen yet (the first read, or a new one while live).
+  const fresh = m.rolloutId !== state.rolloutId;
+  if (!fresh && Date.parse(state.updatedAt) < m.lastEventAt) return derive(m);
+
+  const { pauseReason: _p, outcome: _o, lastError: _e, inFlight: _f, waitingFor: _w, ...rest } = m;
+  const step = state.plan.steps[state.step];
+  const paused = state.phase === 'paused' ? state.paused : undefined;
+  m = {
+    ...rest,
+    rolloutId: state.rolloutId,
+    service: state.service,
+    stable: state.stable,
+    candidate: state.candidate,
+    phase: state.phase,
+    step: state.step,
+    ladder: ladderOf(state.plan.steps.map((s) => ({ label: s.orgs ? `${s.orgs.length} orgs` : `${s.weight}`, pause: s.pause })), state.step, state.phase),
+    weights: shares(state.weights, state.stable, state.candidate),
+    gates: fresh ? [] : m.gates,
+    stepGates: step?.gates ?? [],
+    holdClock:
+      state.phase === 'holding' && state.holdUntil ? { until: Date.parse(state.holdUntil), totalMs: step?.holdMs ?? 0 }
+      : paused?.reason === 'operator' ? { totalMs: step?.holdMs ?? 0, frozenRemainingMs: paused.remainingMs }
+      : {},
+    ...(paused ? { pauseReason: paused.reason } : {}),
+    ...(state.outcome ? { outcome: state.outcome.reason } : {}),
+    ...(state.lastError ? { lastError: state.lastError.message } : {}),
+    ...(state.waitingForTargets ? { waitingFor: state.waitingForTargets.detail } : {}),
+    ...(state.intent ? { inFlight: shares(state.intent.weights, state.stable, state.candidate) } : {}),
+  };
+  // Current values always follow the state; only events (or state changes) extend sparklines.
+  for (const g of state.gates ?? []) m = withGate(m, g, !m.gates.some((l) => l.gate === g.gate));
+  return derive(m);
+}
+
+/** Move the model's clock: the hold's time left runs down. */
+export function foldTick(model: ConsoleModel, now: number): ConsoleModel {
+  return derive({ ...model, now });
+}
+
+/** The console is closing with `exitCode`: no question or notice is left open in the last frame. */
+export function foldClose(model: ConsoleModel, exitCode: number): ConsoleModel {
+  const { confirm: _c, notice: _n, ...rest } = model;
+  return { ...rest, exitCode, showHelp: false };
+}
+
+/** Fold who holds the driver lock (undefined: nobody, or a lease that ran out). */
+export function foldDriver(model: ConsoleModel, driver: DriverView | undefined): ConsoleModel {
+  const { driver: _d, ...rest } = model;
+  return driver ? { ...rest, driver } : rest;
+}
+
+/** Fold the org directory and registry (only when the config has orgs). */
+export function foldOrgs(model: ConsoleModel, source: OrgSource): ConsoleModel {
+  return derive({ ...model, orgSource: source });
+}
+
+function snapshot(state: RolloutState): Seen {
+  return { rolloutId: state.rolloutId, step: state.step, phase: state.phase, gateAt: Object.fromEntries((state.gates ?? []).map((g) => [g.gate, g.at])) };
+}
+
+/** Recompute what depends on time and on several sources: the hold and the orgs by version. */
+function derive(m: ConsoleModel): ConsoleModel {
+  const { hold: _h, orgs: _o, ...rest } = m;
+  const c = m.holdClock;
+  let hold: HoldView | undefined;
+  if (m.phase === 'paused' && c.frozenRemainingMs !== undefined && c.totalMs) {
+    hold = { totalMs: c.totalMs, remainingMs: c.frozenRemainingMs, fraction: clamp(1 - c.frozenRemainingMs / c.totalMs), frozen: true };
+  } else if ((m.phase === 'holding' || m.phase === 'progressing') && c.until !== undefined) {
+    const remainingMs = Math.max(0, c.until - m.now);
+    const totalMs = c.totalMs ?? remainingMs;
+    hold = { totalMs, remainingMs, fraction: totalMs > 0 ? clamp(1 - remainingMs / totalMs) : 1, frozen: false };
+  }
+  const orgs = m.orgSource ? countOrgs(m.orgSource, m) : undefined;
+  return { ...rest, ...(hold ? { hold } : {}), ...(orgs ? { orgs } : {}) };
+}
+
+const clamp = (x: number) => Math.min(1, Math.max(0, x));

@@ -1,0 +1,120 @@
+/**
+ * The shape of the console's view model: what the ink components render. Folded in model.ts.
+ */
+import type { Phase, PauseReason } from '../../engine/state.js';
+import type { GateResult, Verdict } from '../../gates/types.js';
+import type { Seen } from './changes.js';
+import type { OrgSource, OrgsView } from './orgs.js';
+
+/** The colour role of a piece of text; the view maps it to a colour, or to none. */
+export type Tone = 'plain' | 'good' | 'warn' | 'bad' | 'alert' | 'dim' | 'accent';
+
+/** One step of the ladder. */
+export interface Rung {
+  label: string;
+  pause: boolean;
+  status: 'done' | 'current' | 'next';
+}
+
+/** One version's share of traffic. */
+export interface Share {
+  version: string;
+  percent: number;
+  role: 'stable' | 'candidate' | 'other';
+}
+
+/** The current hold: how far along it is. */
+export interface HoldView {
+  totalMs: number;
+  remainingMs: number;
+  /** 0 at the start of the hold, 1 at its end. */
+  fraction: number;
+  /** True while paused: the time left does not run down. */
+  frozen: boolean;
+}
+
+/** The latest result of one gate, and its recent values for a sparkline. */
+export interface GateLine {
+  gate: string;
+  type: GateResult['type'];
+  verdict: Verdict;
+  value?: number;
+  threshold?: number;
+  samples?: GateResult['samples'];
+  reason: string;
+  /** Oldest first, a bounded number of them (GATE_HISTORY in model.ts). */
+  history: number[];
+}
+
+/** A finished line of the event log: printed once above the live area and never redrawn. */
+export interface LogLine {
+  id: number;
+  text: string;
+  tone: Tone;
+}
+
+/** Who drives the rollout now. */
+export interface DriverView {
+  owner: string;
+  pid: number;
+  /** This very process. */
+  here: boolean;
+}
+
+/** A risky key waiting for y/n. */
+export interface Confirmation {
+  action: 'promote' | 'abort';
+  question: string;
+}
+
+/** Raw times the hold view is computed from at each fold. */
+export interface HoldClock {
+  until?: number;
+  totalMs?: number;
+  frozenRemainingMs?: number;
+}
+
+/** Everything the console shows. */
+export interface ConsoleModel {
+  /** `drive`: this process runs the driver (promote, resume); `watch`: it follows the state file. */
+  mode: 'drive' | 'watch';
+  service: string;
+  rolloutId?: string;
+  stable?: string;
+  candidate?: string;
+  phase: Phase | 'none';
+  pauseReason?: PauseReason;
+  /** Why the rollout ended as it did. */
+  outcome?: string;
+  lastError?: string;
+  /** Weight is due to move but the candidate's servers are not ready yet: what was seen. */
+  waitingFor?: string;
+  step: number;
+  ladder: Rung[];
+  weights: Share[];
+  /** Weights of a router write in flight (recorded intent, not yet verified). */
+  inFlight?: Share[];
+  hold?: HoldView;
+  gates: GateLine[];
+  /** Names of the gates the current step checks (known from the stored plan). */
+  stepGates?: string[];
+  /** Present when the config has orgs. */
+  orgs?: OrgsView;
+  log: LogLine[];
+  driver?: DriverView;
+  confirm?: Confirmation;
+  /** One transient line: what the last key did, or why it did nothing. */
+  notice?: string;
+  showHelp: boolean;
+  showOrgs: boolean;
+  /** Set when the console closes: the exit code of the command. */
+  exitCode?: number;
+  now: number;
+  holdClock: HoldClock;
+  orgSource?: OrgSource;
+  /** Time of the latest engine event: a state read older than it is stale and left out. */
+  lastEventAt: number;
+  /** The last folded state, to turn its changes into log lines when no events flow. */
+  seen?: Seen;
+}
+

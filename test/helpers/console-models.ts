@@ -1,0 +1,98 @@
+/**
+ * Fixed console models for component and fold tests: a canary of patient-api from v1 to v2 at
+ * its third step (25%), with gates in each verdict, built by folding the events the engine emits.
+ */
+import type { EngineEvent, GateEvent } from '../../src/engine/events.js';
+import type { RolloutState } from '../../src/engine/state.js';
+import type { GateResult } from '../../src/gates/types.js';
+import { createModel, foldEvent, foldTick, type ConsoleModel } from '../../src/ui/console/model.js';
+import { planCanary } from '../../strategies/canary.js';
+
+/** 10:00:00 on the day of the fixtures. */
+export const T0 = Date.parse('2026-11-22T10:00:00Z');
+const iso = (ms: number) => new Date(ms).toISOString();
+const base = (ms: number) => ({ at: iso(ms), service: 'patient-api', rolloutId: 'r1' });
+
+/** The default plan: 1 → 5 → 25 → 50 → 100. */
+export const PLAN = planCanary(undefined, ['errors', 'p99', 'saturation', 'orders']);
+
+/** Gate results as the gates report them, one per verdict. */
+export const GATES: Omit<GateResult, 'at' | 'queries'>[] = [
+  { gate: 'errors', type: 'errorRate', verdict: 'passed', value: 0.21, threshold: 0.62, samples: { canary: 5234, needed: 4100 }, reason: 'ruled out' },
+  { gate: 'p99', type: 'latencyP99', verdict: 'failed', value: 740, threshold: 500, samples: { canary: 900, needed: 100 }, reason: 'v2 P99 740ms > 500ms' },
+  { gate: 'saturation', type: 'query', verdict: 'inconclusive', value: 0.4, threshold: 0.8, samples: { canary: 40, needed: 130000 }, reason: '40 of ~130000 requests needed' },
+  { gate: 'orders', type: 'query', verdict: 'error', reason: 'Prometheus unreachable' },
+];
+
+/** A gate event at `ms`. */
+export function gateEvent(g: Omit<GateResult, 'at' | 'queries'>, ms: number, step = 2): GateEvent {
+  return { ...base(ms), ...g, queries: [], event: 'gate', step };
+}
+
+/** The events of a rollout that reached step 3 (25%) at T0 + 2 min, with a 10-minute hold. */
+export function eventsToStep3(): EngineEvent[] {
+  const steps = PLAN.steps.map((s) => ({ weight: s.weight, holdMs: s.holdMs, pause: s.pause }));
+  const step = (i: number, ms: number): EngineEvent => ({
+    ...base(ms),
+    event: 'step',
+    step: i,
+    steps: 5,
+    weight: PLAN.steps[i]!.weight,
+    weights: { v1: 100 - PLAN.steps[i]!.weight, v2: PLAN.steps[i]!.weight },
+    holdMs: 600_000,
+    holdUntil: iso(ms + 600_000),
+  });
+  return [
+    { ...base(T0), event: 'started', stable: 'v1', candidate: 'v2', steps },
+    step(0, T0 + 1_000),
+    step(1, T0 + 60_000),
+    step(2, T0 + 120_000),
+  ];
+}
+
+/** Holding at 25% four minutes into a 10-minute hold, every gate verdict on show. */
+export function holdingModel(): ConsoleModel {
+  let m = createModel('drive', 'patient-api', T0);
+  for (const e of eventsToStep3()) m = foldEvent(m, e);
+  // A few checks each, so the sparklines have something to draw.
+  for (let i = 0; i < 6; i++) {
+    for (const g of GATES) m = foldEvent(m, gateEvent(g.value === undefined ? g : { ...g, value: g.value * (1 + i / 10) }, T0 + 130_000 + i * 10_000));
+  }
+  return foldTick({ ...m, driver: { owner: 'nurse@ward', pid: 4242, here: true } }, T0 + 360_000);
+}
+
+/** Paused by an operator with 6 minutes of the hold left. */
+export function pausedModel(): ConsoleModel {
+  const m = holdingModel();
+  return foldEvent(m, { ...base(T0 + 240_000), event: 'paused', step: 2, reason: 'operator' });
+}
+
+/** Rolled back by the p99 gate. */
+export function rolledBackModel(): ConsoleModel {
+  const m = holdingModel();
+  const reason = 'gate p99 failed: v2 P99 740ms > 500ms';
+  const rolled = foldEvent(m, { ...base(T0 + 361_000), event: 'rollback', cause: 'gate', reason, weights: { v1: 100 } });
+  return foldEvent(rolled, { ...base(T0 + 361_000), event: 'done', phase: 'rolled_back', exitCode: 3, step: 2, weights: { v1: 100 } });
+}
+
+/** A stored state at step `step` (holding), as the engine saves it. */
+export function storedState(step: number, over: Partial<RolloutState> = {}): RolloutState {
+  const weight = PLAN.steps[step]!.weight;
+  return {
+    schema: 1,
+    rolloutId: 'r1',
+    service: 'patient-api',
+    stable: 'v1',
+    candidate: 'v2',
+    plan: PLAN,
+    phase: 'holding',
+    step,
+    weights: { v1: 100 - weight, v2: weight },
+    holdStartedAt: iso(T0 + step * 60_000),
+    holdUntil: iso(T0 + step * 60_000 + PLAN.steps[step]!.holdMs),
+    startedAt: iso(T0),
+    startedBy: 'nurse@ward',
+    updatedAt: iso(T0 + step * 60_000),
+    ...over,
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * The console's ink components on fixed models: every gate verdict, a pause, a rollback, an
+ * 80-column terminal (reached by a resize), the help and orgs views, the y/n question, and
+ * colour on and off.
+ */
+import chalk from 'chalk';
+import { render } from 'ink-testing-library';
+import { useState } from 'react';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { App } from '../../src/ui/console/App.js';
+import { pressKey, type KeyPress } from '../../src/ui/console/keys.js';
+import { foldOrgs, type ConsoleModel } from '../../src/ui/console/model.js';
+import { holdingModel, pausedModel, rolledBackModel } from '../helpers/console-models.js';
+
+// eslint-disable-next-line no-control-regex
+const COLOUR = /\u001b\[(3[0-7]|9[0-7])m/;
+// eslint-disable-next-line no-control-regex
+const strip = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, '');
+
+/** The live area of the last frame, without colour codes. */
+function screen(frames: { lastFrame: () => string | undefined }): string {
+  return strip(frames.lastFrame() ?? '');
+}
+
+let cleanups: (() => void)[] = [];
+afterEach(() => {
+  cleanups.forEach((c) => c());
+  cleanups = [];
+});
+
+function show(model: ConsoleModel, color = false) {
+  const r = render(<App model={model} color={color} />);
+  cleanups.push(r.unmount);
+  return r;
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 30));
+
+/** The console with its keys folded as the runner folds them; actions are collected. */
+function KeyedConsole({ initial, actions }: { initial: ConsoleModel; actions: string[] }) {
+  const [model, setModel] = useState(initial);
+  const onKey = (k: KeyPress) => {
+    const next = pressKey(model, k);
+    setModel(next.model);
+    if (next.action) actions.push(next.action);
+  };
+  return <App model={model} color={false} onKey={onKey} />;
+}
+
+beforeAll(() => {
+  // The test runner's stdout is not a terminal; colour is forced so that its absence means something.
+  chalk.level = 1;
+});
+
+describe('the console', () => {
+  it('shows the rollout, the ladder, the split, the hold and every gate verdict', () => {
+    const text = screen(show(holdingModel()));
+    expect(text).toContain('patient-api  v1 → v2  rollout r1');
+    expect(text).toContain('HOLDING step 3/5');
+    expect(text).toMatch(/steps\s+1 → 5 → \[25\] → 50 → 100/);
+    expect(text).toMatch(/traffic\s+█+░+\s+█ v2 25%\s+░ v1 75%/);
+    expect(text).toMatch(/hold\s+█+░+\s+6m left of 10m/);
+    // The live area's gate lines, not the log lines above it.
+    const gate = (name: string) => text.split('\n').find((l) => !/^\d\d:/.test(l) && new RegExp(`^(gates)?\\s+${name} `).test(l))!;
+    expect(gate('errors')).toMatch(/errors\s+passed\s+0\.315% < 0\.62%\s+n 5\.2k\/4\.1k\s+▁▂▄▅▇█/);
+    expect(gate('p99')).toMatch(/p99\s+failed\s+1\.11s > 500ms\s+n 900\/100\s+[▁-█]{6}/);
+    expect(gate('saturation')).toMatch(/saturation\s+inconclusive\s+0\.6 < 0\.8\s+n 40\/130k/);
+    expect(gate('orders')).toMatch(/orders\s+error\s+—/);
+    expect(text).toContain('this process drives (pid 4242)');
+    expect(text).toMatch(/p promote {2}a abort {2}space pause {2}o orgs {2}\? help {2}q leave/);
+  });
+
+  it('prints the event log above the live area', () => {
+    const r = show(holdingModel());
+    const all = strip(r.frames.join(''));
+    expect(all).toContain('rolling out v2 over v1 in 5 steps: 1% → 5% → 25% → 50% → 100%');
+    expect(all).toContain('10:02:00 step 3/5  25%  v1 75% · v2 25%, hold 10m until 10:12:00');
+    expect(all).toMatch(/gate p99 failed: v2 P99 740ms > 500ms/);
+  });
+
+  it('shows a pause with its frozen hold and what the keys do now', () => {
+    const text = screen(show(pausedModel()));
+    expect(text).toContain('PAUSED step 3/5');
+    expect(text).toMatch(/hold\s+█+░+\s+paused, 8m left of 10m/);
+    expect(text).toContain('paused by an operator: space resumes, p promotes, a aborts');
+    expect(text).toContain('space resume');
+  });
+
+  it('tells a watcher with no driver to ask what to run instead', () => {
+    const { driver: _d, ...paused } = pausedModel();
+    const text = screen(show({ ...paused, mode: 'watch' }));
+    expect(text).toContain('paused by an operator: `deploy resume` carries on, a aborts');
+    expect(text).toMatch(/driver\s+none running: `deploy resume` carries on/);
+  });
+
+  it('shows a rollback: all traffic on stable and the gate that failed', () => {
+    const text = screen(show(rolledBackModel()));
+    expect(text).toContain('ROLLED BACK step 3/5');
+    expect(text).toMatch(/traffic\s+░+\s+░ v1 100%/);
+    expect(text).toContain('rolled back: gate p99 failed: v2 P99 740ms > 500ms');
+    expect(text).not.toMatch(/^hold/m);
+  });
+
+  it('stays within an 80-column terminal, redrawn on resize', async () => {
+    const r = show({ ...holdingModel(), notice: 'asked the driver to promote…' });
+    const wide = screen(r).split('\n');
+    expect(Math.max(...wide.map((l) => l.length))).toBeGreaterThan(80);
+    Object.defineProperty(r.stdout, 'columns', { get: () => 80 });
+    r.stdout.emit('resize');
+    await tick();
+    const lines = screen(r).split('\n');
+    expect(lines.length).toBeLessThanOrEqual(24);
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(80);
+    expect(lines.join('\n')).toMatch(/p99\s+failed\s+1\.11s > 500ms\s+n 900\/100\s+[▁-█]+/);
+    expect(lines.join('\n')).toMatch(/HOLDING step 3\/5$/m);
+  });
+
+  it('asks y/n before promoting or aborting, through the keys', async () => {
+    const actions: string[] = [];
+    const r = render(<KeyedConsole initial={holdingModel()} actions={actions} />);
+    cleanups.push(r.unmount);
+    await tick();
+    r.stdin.write('p');
+    await tick();
+    expect(screen(r)).toContain('Skip the rest of this hold and go to step 4 (50%)? [y/N]');
+    expect(actions).toEqual([]);
+    r.stdin.write('y');
+    await tick();
+    expect(actions).toEqual(['promote']);
+    expect(screen(r)).not.toContain('[y/N]');
+    r.stdin.write('a');
+    await tick();
+    expect(screen(r)).toContain('Abort: send all traffic back to v1? [y/N]');
+    r.stdin.write('n');
+    await tick();
+    expect(screen(r)).toContain('not aborted');
+    expect(actions).toEqual(['promote']);
+  });
+
+  it('shows the help and the orgs views', () => {
+    expect(screen(show({ ...holdingModel(), showHelp: true }))).toMatch(/keys\s+p\s+promote now: skip the rest of this hold/);
+    const noOrgs = screen(show({ ...holdingModel(), showOrgs: true }));
+    expect(noOrgs).toContain('no orgs: section in the config');
+    const withOrgs = foldOrgs({ ...holdingModel(), showOrgs: true }, { ids: ['st-marys', 'riverside', 'northgate'], pins: { 'st-marys': 'v2' }, unpinned: 'stable', wave: [] });
+    const text = screen(show(withOrgs));
+    expect(text).toMatch(/orgs\s+3 orgs; unpinned ones follow v1/);
+    expect(text).toMatch(/v1\s+2\s+█+\s+2 unpinned/);
+    expect(text).toMatch(/v2\s+1\s+█+\s+1 pinned/);
+    expect(text).toContain('o gates');
+  });
+
+  it('colours verdicts only when colour is on', () => {
+    const on = show(holdingModel(), true).lastFrame()!;
+    expect(on).toMatch(COLOUR);
+    const off = show(holdingModel(), false).lastFrame()!;
+    expect(off).not.toMatch(COLOUR);
+  });
+});
