@@ -5,6 +5,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { validateState, type RolloutState } from '../engine/state.js';
+import { UsageError } from '../errors.js';
 import { LocalStateStore } from '../state/local.js';
 import type { StateStore } from '../state/store.js';
 import type { Output, Streams } from '../ui/output.js';
@@ -14,6 +15,10 @@ export interface GlobalOptions {
   file: string;
   output: 'text' | 'json';
   color: boolean;
+  /** AWS overrides for the alb router (the default provider chain still supplies credentials). */
+  region?: string;
+  profile?: string;
+  endpointUrl?: string;
 }
 
 /** The streams, clock and output of one command run (injected so tests drive commands in-process). */
@@ -33,8 +38,18 @@ export interface Project extends LoadedConfig {
 export const DEFAULT_LEASE_MS = 30_000;
 
 /** Load the config and open its state store (nothing is written). */
-export function openProject(opts: Pick<GlobalOptions, 'file'>, clock: () => number = Date.now): Project {
+export function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profile' | 'endpointUrl'>, clock: () => number = Date.now): Project {
   const loaded = loadConfig(opts.file);
+  const router = loaded.config.router;
+  if (router.type === 'alb') {
+    if (opts.region && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(opts.region)) throw new UsageError(`--region ${opts.region}: not an AWS region`, 'like --region eu-west-1');
+    if (opts.endpointUrl && !/^https?:\/\/\S+$/.test(opts.endpointUrl)) throw new UsageError(`--endpoint-url ${opts.endpointUrl}: not an http(s) URL`);
+    if (opts.region) router.region = opts.region;
+    if (opts.profile) router.profile = opts.profile;
+    if (opts.endpointUrl) router.endpointUrl = opts.endpointUrl;
+  } else if (opts.region || opts.profile || opts.endpointUrl) {
+    throw new UsageError(`--region, --profile and --endpoint-url apply to router type alb; ${loaded.path} uses ${router.type}`);
+  }
   const state = loaded.config.state;
   const dir = state?.dir ?? '.deploy';
   const store = new LocalStateStore<RolloutState>(isAbsolute(dir) ? dir : resolve(loaded.dir, dir), { clock, validate: validateState });

@@ -16,9 +16,16 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .addOption(new Option('-f, --file <path>', 'config file').default('deploy.yaml'))
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .option('--no-color', 'no colour (NO_COLOR is honoured too)')
+    .option('--region <region>', 'AWS region for the alb router (else AWS_REGION, the profile, the ARN)')
+    .option('--profile <name>', 'AWS profile for the alb router (else AWS_PROFILE)')
+    .option('--endpoint-url <url>', 'an ELBv2-compatible endpoint for the alb router')
     .showHelpAfterError('(run `deploy --help` for usage)')
     .configureOutput({ writeOut: (s) => streams.stdout.write(s), writeErr: (s) => streams.stderr.write(s) })
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 done, 1 unexpected error, 2 bad usage or config, 3 rolled back or aborted,\n4 paused (waiting for `deploy promote`), 5 another driver holds the lock.',
+    );
 
   const lazy = (load: () => Promise<CommandModule>) =>
     async function (this: Command, ...args: unknown[]) {
@@ -38,10 +45,12 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .requiredOption('--to <version>', 'the candidate version')
     .option('--full', 'skip the remaining steps (asks first)')
     .option('-y, --yes', 'do not ask for confirmation')
+    .option('--no-tui', 'plain lines instead of the console on a terminal')
     .action(lazy(() => import('../../commands/promote.js')));
   program.command('pause').description('pause the rollout at its current step')
     .action(lazy(() => import('../../commands/pause.js')));
   program.command('resume').description('carry on a rollout from its last recorded step')
+    .option('--no-tui', 'plain lines instead of the console on a terminal')
     .action(lazy(() => import('../../commands/resume.js')));
   program.command('abort').description('send all traffic back to stable now')
     .option('--reason <text>', 'why, for the audit log')
@@ -49,6 +58,9 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
   program.command('status').description('show the rollout state')
     .option('-w, --watch', 'keep showing it until the rollout stops')
     .action(lazy(() => import('../../commands/status.js')));
+  program.command('watch').description('follow the rollout in the console; its keys ask the driver to act')
+    .option('--no-tui', 'plain lines (as status --watch) instead of the console')
+    .action(lazy(() => import('../../commands/watch.js')));
   program.command('history').description('show the audit log and verify its hash chain')
     .option('-n, --limit <count>', 'only the last N records', (v) => Number.parseInt(v, 10))
     .action(lazy(() => import('../../commands/history.js')));
@@ -78,9 +90,11 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
   orgs.command('unpin').description('let orgs follow the default again').argument('[org...]', 'org ids')
     .option('--group <group>', 'every org of a group').option('--all', 'every org').option('--reason <text>', 'why, for the audit log')
     .action(orgsCommand('unpin'));
+  program.command('iam-policy').description('print the least-privilege IAM policy the alb router needs')
+    .action(lazy(() => import('../../commands/iam-policy.js')));
   program.command('schema').description('print the JSON Schema of deploy.yaml')
     .action(lazy(() => import('../../commands/schema.js')));
-  program.command('demo').description('run a canary on a local nginx sandbox with two sample versions')
+  program.command('demo').description('a good and a bad release through real nginx and Prometheus on this machine')
     .option('--hold <duration>', 'hold at each step', '5s')
     .option('--keep', 'leave the sandbox folder in place afterwards')
     .action(lazy(() => import('../../commands/demo.js')));

@@ -117,6 +117,11 @@ describe('bad input', () => {
     expect((await runCli(['no-such-command'])).code).toBe(2);
   });
 
+  it('AWS flags on a router that is not alb are refused', async () => {
+    writeFileSync(file, CONFIG);
+    await expectBad(['status', '--region', 'eu-west-1'], /--region, --profile and --endpoint-url apply to router type alb; .* uses none/);
+  });
+
   it('nothing to resume or abort is a usage error', async () => {
     writeFileSync(file, CONFIG);
     await expectBad(['resume'], /no rollout has been started; nothing to resume/);
