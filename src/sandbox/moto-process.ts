@@ -9,9 +9,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
-import { execa, type Result } from 'execa';
+import { execa } from 'execa';
 import { OperationError } from '../errors.js';
 import { freePort } from './ports.js';
+import { spawnServer } from './server-process.js';
 
 /** A running moto server. */
 export interface MotoProcess {
@@ -61,23 +62,11 @@ export async function startMoto(options: { binary?: string; port?: number } = {}
   const binary = options.binary ?? (await motoServerPath());
   const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
-  // Not detached, and execa's cleanup kills it if the test process dies first.
-  const subprocess = execa(binary, ['-H', '127.0.0.1', '-p', String(port)], { reject: false, buffer: false, stdin: 'ignore' });
-  const output: string[] = [];
-  const keep = (chunk: Buffer) => {
-    output.push(...String(chunk).split('\n').filter(Boolean));
-    output.splice(0, Math.max(0, output.length - OUTPUT_TAIL_LINES));
-  };
-  subprocess.stdout?.on('data', keep);
-  subprocess.stderr?.on('data', keep);
-  let result: Result | undefined;
-  const exited = subprocess.then((r) => {
-    result = r;
-  });
+  const server = spawnServer(binary, ['-H', '127.0.0.1', '-p', String(port)], OUTPUT_TAIL_LINES);
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let up = false;
-  while (!up && Date.now() < deadline && result === undefined) {
+  while (!up && Date.now() < deadline && server.result() === undefined) {
     try {
       const response = await fetch(`${url}/moto-api/`, { signal: AbortSignal.timeout(1_000) });
       await response.body?.cancel();
@@ -87,9 +76,9 @@ export async function startMoto(options: { binary?: string; port?: number } = {}
     }
   }
   if (!up) {
-    subprocess.kill('SIGKILL');
-    await exited;
-    throw new OperationError(`moto's server on 127.0.0.1:${port} ${result ? 'exited during start-up' : `did not answer within ${READY_TIMEOUT_MS / 1000} s`}:\n${output.join('\n')}`, `it is ${binary}`);
+    server.kill();
+    await server.exited;
+    throw new OperationError(`moto's server on 127.0.0.1:${port} ${server.result() ? 'exited during start-up' : `did not answer within ${READY_TIMEOUT_MS / 1000} s`}:\n${server.output()}`, `it is ${binary}`);
   }
 
   return {
@@ -100,14 +89,7 @@ export async function startMoto(options: { binary?: string; port?: number } = {}
       await response.body?.cancel();
       if (!response.ok) throw new OperationError(`moto reset answered ${response.status}`);
     },
-    async stop() {
-      if (result === undefined) subprocess.kill('SIGTERM');
-      const forced = await Promise.race([exited.then(() => false), delay(STOP_TIMEOUT_MS, true, { ref: false })]);
-      if (forced) {
-        subprocess.kill('SIGKILL');
-        await exited;
-      }
-    },
+    stop: () => server.stop(STOP_TIMEOUT_MS),
   };
 }
 

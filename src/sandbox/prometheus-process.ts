@@ -7,10 +7,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { execa, type Result } from 'execa';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { OperationError, UsageError } from '../errors.js';
 import { freePort } from './ports.js';
+import { spawnServer } from './server-process.js';
 
 /** One scrape job of the generated prometheus.yml. */
 export interface ScrapeTarget {
@@ -67,7 +68,7 @@ export async function startPrometheus(options: PrometheusProcessOptions): Promis
   await mkdir(path.join(options.dataDir, 'data'), { recursive: true });
   await writeFile(configFile, renderConfig(options));
 
-  const subprocess = execa(
+  const server = spawnServer(
     binary,
     [
       `--config.file=${configFile}`,
@@ -76,46 +77,26 @@ export async function startPrometheus(options: PrometheusProcessOptions): Promis
       `--web.listen-address=127.0.0.1:${port}`,
       '--web.enable-lifecycle',
     ],
-    // Not detached, and execa's cleanup kills it if the test process dies first.
-    { reject: false, buffer: false, stdin: 'ignore' },
+    OUTPUT_TAIL_LINES,
   );
-  const output: string[] = [];
-  const keep = (chunk: Buffer) => {
-    output.push(...String(chunk).split('\n').filter(Boolean));
-    output.splice(0, Math.max(0, output.length - OUTPUT_TAIL_LINES));
-  };
-  subprocess.stdout?.on('data', keep);
-  subprocess.stderr?.on('data', keep);
-  let result: Result | undefined;
-  const exited = subprocess.then((r) => {
-    result = r;
-  });
 
   const targets = (options.scrapeTargets ?? []).reduce((n, t) => n + t.targets.length, 0);
-  const ready = await waitUntilReady(url, targets, () => result !== undefined);
+  const ready = await waitUntilReady(url, targets, () => server.result() !== undefined);
   if (!ready) {
-    subprocess.kill('SIGKILL');
-    await exited;
+    server.kill();
+    await server.exited;
+    const result = server.result();
     if (result?.code === 'ENOENT') throw new UsageError(`${binary} not found on PATH`, INSTALL_HINT);
     const why = result?.signal === 'SIGKILL' ? `not ready (or not scraping) within ${READY_TIMEOUT_MS / 1000} s` : 'exited during start-up';
-    throw new OperationError(`Prometheus on 127.0.0.1:${port} ${why}:\n${output.join('\n')}`, `its files are in ${options.dataDir}`);
+    throw new OperationError(`Prometheus on 127.0.0.1:${port} ${why}:\n${server.output()}`, `its files are in ${options.dataDir}`);
   }
 
   return {
     url,
     port,
-    exited,
-    async stop() {
-      if (result === undefined) subprocess.kill('SIGTERM');
-      const forced = await Promise.race([exited.then(() => false), delay(STOP_TIMEOUT_MS, true, { ref: false })]);
-      if (forced) {
-        subprocess.kill('SIGKILL');
-        await exited;
-      }
-    },
-    kill() {
-      subprocess.kill('SIGKILL');
-    },
+    exited: server.exited,
+    stop: () => server.stop(STOP_TIMEOUT_MS),
+    kill: () => server.kill(),
   };
 }
 

@@ -1,4 +1,11 @@
 /** Fakes for unit tests of engine logic: a router that records writes, and a manual clock. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EngineEvent } from '../../src/engine/events.js';
+import type { EngineDeps } from '../../src/engine/machine.js';
+import { validateState, type RolloutState } from '../../src/engine/state.js';
+import { LocalStateStore } from '../../src/state/local.js';
 import type { ApplyResult, LiveRoutes, RouteSpec, Router, Verification } from '../../src/routers/router.js';
 import { sameRoutes } from '../../src/routers/router.js';
 
@@ -42,4 +49,17 @@ export class ManualClock {
   readonly sleep = async (ms: number) => {
     this.now += Math.max(ms, 1);
   };
+}
+
+/**
+ * The machine's deps for a unit test: `router`, a manual clock, a real local store in a temp
+ * folder (removed by `dispose`) and the events emitted.
+ */
+export function engineHarness<R extends Router>(router: R, extra: Partial<EngineDeps> = {}) {
+  const clock = new ManualClock();
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-engine-'));
+  const store = new LocalStateStore<RolloutState>(dir, { clock: clock.clock, validate: validateState });
+  const events: EngineEvent[] = [];
+  const deps: EngineDeps = { router, store, clock: clock.clock, emit: (e) => events.push(e), actor: { owner: 'nurse@ward', pid: 1, host: 'ward' }, ...extra };
+  return { clock, router, store, events, deps, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }

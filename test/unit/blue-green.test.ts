@@ -3,17 +3,14 @@
  * (rolling back untouched past the deadline), baking with blue at weight 0, and an abort during
  * the bake putting 100% back on blue in one write.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EngineEvent } from '../../src/engine/events.js';
 import { rollback, startRollout, tick, type EngineDeps } from '../../src/engine/machine.js';
-import { validateState, type RolloutState } from '../../src/engine/state.js';
+import type { RolloutState } from '../../src/engine/state.js';
 import type { TargetReadiness } from '../../src/routers/router.js';
 import { LocalStateStore } from '../../src/state/local.js';
 import { planBlueGreen } from '../../strategies/blue-green.js';
-import { FakeRouter, ManualClock } from '../helpers/fakes.js';
+import { engineHarness, FakeRouter, type ManualClock } from '../helpers/fakes.js';
 
 /** A router whose candidate targets become healthy when the test says so. */
 class CheckingRouter extends FakeRouter {
@@ -46,17 +43,12 @@ describe('blue/green in the engine', () => {
   let store: LocalStateStore<RolloutState>;
   let events: EngineEvent[];
   let deps: EngineDeps;
-  let dir: string;
+  let dispose: () => void;
 
   beforeEach(() => {
-    clock = new ManualClock();
-    router = new CheckingRouter();
-    dir = mkdtempSync(join(tmpdir(), 'cutover-bg-'));
-    store = new LocalStateStore<RolloutState>(dir, { clock: clock.clock, validate: validateState });
-    events = [];
-    deps = { router, store, clock: clock.clock, emit: (e) => events.push(e), actor: { owner: 'ops@ward', pid: 1, host: 'ward' } };
+    ({ clock, router, store, events, deps, dispose } = engineHarness(new CheckingRouter()));
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => dispose());
 
   const start = () => startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan: planBlueGreen({ bake: 600_000, healthTimeout: 120_000 }) }, deps);
 

@@ -1,14 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EngineEvent } from '../../src/engine/events.js';
 import { type EngineDeps, type GateRunner, startRollout, tick, unpause } from '../../src/engine/machine.js';
-import { validateState, type RolloutState } from '../../src/engine/state.js';
+import type { RolloutState } from '../../src/engine/state.js';
 import type { GateResult, Verdict } from '../../src/gates/types.js';
 import { LocalStateStore } from '../../src/state/local.js';
 import { planCanary } from '../../strategies/canary.js';
-import { FakeRouter, ManualClock } from '../helpers/fakes.js';
+import { engineHarness, FakeRouter, type ManualClock } from '../helpers/fakes.js';
 
 /** A gate runner that answers whatever verdict the test sets. */
 class ScriptedGates implements GateRunner {
@@ -22,23 +19,17 @@ class ScriptedGates implements GateRunner {
 
 describe('gates in the rollout engine', () => {
   let clock: ManualClock;
-  let router: FakeRouter;
   let gates: ScriptedGates;
   let store: LocalStateStore<RolloutState>;
   let events: EngineEvent[];
   let deps: EngineDeps;
-  let dir: string;
+  let dispose: () => void;
 
   beforeEach(() => {
-    clock = new ManualClock();
-    router = new FakeRouter();
     gates = new ScriptedGates();
-    dir = mkdtempSync(join(tmpdir(), 'cutover-gates-'));
-    store = new LocalStateStore<RolloutState>(dir, { clock: clock.clock, validate: validateState });
-    events = [];
-    deps = { router, store, clock: clock.clock, emit: (e) => events.push(e), actor: { owner: 'ci@runner', pid: 1, host: 'runner' }, gates };
+    ({ clock, store, events, deps, dispose } = engineHarness(new FakeRouter(), { gates }));
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => dispose());
 
   const start = (action: 'pause' | 'rollback' = 'pause') =>
     startRollout(

@@ -1,14 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { drive } from '../../src/engine/driver.js';
 import type { EngineEvent } from '../../src/engine/events.js';
 import { type EngineDeps, pauseByOperator, promoteNow, rollback, startRollout, tick, unpause } from '../../src/engine/machine.js';
-import { validateState, type RolloutState } from '../../src/engine/state.js';
+import type { RolloutState } from '../../src/engine/state.js';
 import { LocalStateStore } from '../../src/state/local.js';
 import { planCanary } from '../../strategies/canary.js';
-import { FakeRouter, ManualClock } from '../helpers/fakes.js';
+import { engineHarness, FakeRouter, type ManualClock } from '../helpers/fakes.js';
 
 const actor = { owner: 'nurse@ward', pid: 1, host: 'ward' };
 
@@ -18,17 +15,12 @@ describe('rollout engine', () => {
   let store: LocalStateStore<RolloutState>;
   let events: EngineEvent[];
   let deps: EngineDeps;
-  let dir: string;
+  let dispose: () => void;
 
   beforeEach(() => {
-    clock = new ManualClock();
-    router = new FakeRouter();
-    dir = mkdtempSync(join(tmpdir(), 'cutover-engine-'));
-    store = new LocalStateStore<RolloutState>(dir, { clock: clock.clock, validate: validateState });
-    events = [];
-    deps = { router, store, clock: clock.clock, emit: (e) => events.push(e), actor };
+    ({ clock, router, store, events, deps, dispose } = engineHarness(new FakeRouter(), { actor }));
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => dispose());
 
   const start = (steps = planCanary()) => startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan: steps }, deps);
 
