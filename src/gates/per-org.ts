@@ -6,7 +6,7 @@
  */
 import type { GateConfig, PrometheusConfig } from '../config/schema.js';
 import { errorRateDecision, type ErrorRateEvidence } from './stats.js';
-import { selector } from './queries.js';
+import { selector, windowText } from './queries.js';
 import type { MetricsProvider, QueryAnswer } from './types.js';
 
 /** The first org whose rate fails, or an error, or nothing. */
@@ -22,7 +22,7 @@ function byOrg(answer: QueryAnswer, label: string): Map<string, number> | string
 /** The two queries of a per-org check. */
 export function perOrgQueries(prom: PrometheusConfig | undefined, version: string, windowSeconds: number): { requests: string; errors: string } {
   const label = prom?.orgLabel ?? 'org';
-  const w = `[${Math.max(1, Math.round(windowSeconds))}s]`;
+  const w = `[${windowText(windowSeconds)}]`;
   return {
     requests: `sum by (${label}) (increase(http_requests_total${selector(prom, version)}${w}))`,
     errors: `sum by (${label}) (increase(http_requests_total${selector(prom, version, 'code=~"5.."')}${w}))`,

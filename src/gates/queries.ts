@@ -29,8 +29,13 @@ export function selector(prom: PrometheusConfig | undefined, version: string, ex
   return `{${matchers.join(',')}}`;
 }
 
+/** A window as PromQL writes it (`300s`): whole seconds, at least one. */
+export function windowText(seconds: number): string {
+  return `${Math.max(1, Math.round(seconds))}s`;
+}
+
 function range(scope: QueryScope): string {
-  const w = `[${Math.max(1, Math.round(scope.windowSeconds))}s]`;
+  const w = `[${windowText(scope.windowSeconds)}]`;
   return scope.offsetSeconds ? `${w} offset ${Math.round(scope.offsetSeconds)}s` : w;
 }
 
@@ -38,7 +43,7 @@ function range(scope: QueryScope): string {
 function fromTemplate(template: string, scope: QueryScope): string {
   return renderTemplate(template, {
     labels: { version: scope.version, service: scope.service, stable: scope.stable },
-    raw: { window: `${Math.max(1, Math.round(scope.windowSeconds))}s` },
+    raw: { window: windowText(scope.windowSeconds) },
   });
 }
 

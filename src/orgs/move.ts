@@ -11,9 +11,6 @@ import type { OrgRoutes, RouteSpec, Router } from '../routers/router.js';
 import { loadRegistry, pinMap, saveRegistry, type OrgRegistry } from './registry.js';
 import { routeSpec } from './routes.js';
 
-/** Most orgs one nginx routing table carries (its shared dict holds 16 MiB). */
-const ROUTER_ORG_LIMITS: Record<string, number> = { nginx: 100_000 };
-
 /** What a move asks: these orgs to `version` (`undefined` unpins them). */
 export interface OrgMove {
   orgs: string[];
@@ -46,7 +43,6 @@ function specFor(project: Project, state: RolloutState | undefined, pins: OrgRou
 export async function moveOrgs(project: Project, deps: Pick<EngineDeps, 'router' | 'clock' | 'actor'>, move: OrgMove): Promise<OrgMoveResult> {
   const { router, actor } = deps;
   const now = () => new Date(deps.clock()).toISOString();
-  const limit = ROUTER_ORG_LIMITS[router.type];
   const state = await project.store.load();
   let registry = await loadRegistry(project.store);
   if (registry.intent) registry = await commit(project, router, state, registry, registry.intent.pins, 'finished an interrupted move', now(), actor.owner);
@@ -57,11 +53,10 @@ export async function moveOrgs(project: Project, deps: Pick<EngineDeps, 'router'
     if (move.version === undefined) delete after[org];
     else after[org] = move.version;
   }
-  if (limit !== undefined && Object.keys(after).length > limit) {
-    throw new UsageError(`${Object.keys(after).length} pinned orgs exceed what the ${router.type} router carries (${limit})`, 'unpin orgs that follow stable anyway, or move fewer at once');
-  }
   const moved = move.orgs.filter((o) => before[o] !== after[o]);
   if (moved.length === 0) return { moved: [], unchanged: move.orgs };
+  // The router refuses what it could never carry before anything is recorded (exit 2).
+  router.check?.(specFor(project, state, after));
   registry = await commit(project, router, state, registry, after, move.reason, now(), actor.owner, moved, move.version);
   return { moved, unchanged: move.orgs.filter((o) => !moved.includes(o)), ...(registry.pins[moved[0]!]?.generation !== undefined ? { generation: registry.pins[moved[0]!]!.generation! } : {}) };
 }

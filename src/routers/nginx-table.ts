@@ -3,12 +3,17 @@
  * dict and nginx restores from `routes.txt`. One line per fact, sorted, so equal specs give equal
  * text; the Lua side parses it with the same rules, so a table is refused before it is stored.
  */
+import { ORG_PATTERN as ORG_ID_PATTERN } from '../config/schema.js';
 import { OperationError, UsageError } from '../errors.js';
 import { checkVersionName, VERSION_PATTERN } from './nginx-config.js';
 import type { LiveRoutes, RouteSpec, UnpinnedRoute } from './router.js';
 
 /** An org id: letters, digits and `._-`, so it can never inject config or table lines. */
-export const ORG_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Org ids as config allows them: one pattern for the whole project. */
+export { ORG_ID_PATTERN };
+
+/** Most orgs one table carries: the shared dict holds 16 MiB, and every worker parses the table. */
+export const MAX_TABLE_ORGS = 100_000;
 
 /**
  * Render a routing table: `generation N`, `unpinned weighted` or `unpinned version V`, then
@@ -29,6 +34,9 @@ export function renderRoutingTable(spec: RouteSpec, generation: number): string 
   }
   if (Math.abs(total - 100) > 1e-6) throw new UsageError(`weights must sum to 100, got ${total}`);
   const orgs = Object.entries(spec.orgs ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  if (orgs.length > MAX_TABLE_ORGS) {
+    throw new UsageError(`${orgs.length} pinned orgs exceed what the nginx router carries (${MAX_TABLE_ORGS})`, 'unpin orgs that follow stable anyway, or move fewer at once');
+  }
   for (const [org, version] of orgs) {
     if (!ORG_ID_PATTERN.test(org)) {
       throw new UsageError(`invalid org id ${JSON.stringify(org)}: use letters, digits and . _ - (max 128)`);

@@ -106,7 +106,7 @@ export class NginxRouter implements Router {
 
   /** Make `spec` live as one generation (structure first, if it changed), then read it back. */
   async apply(spec: RouteSpec): Promise<ApplyResult> {
-    this.checkSpec(spec);
+    this.check(spec);
     await this.ensureStructure();
     const live = await this.readTable();
     if (live.text !== undefined && sameRoutes(live.routes, spec)) {
@@ -158,7 +158,8 @@ export class NginxRouter implements Router {
     await this.apply({ weights: { [fallbackVersion]: 100 }, orgs: {} });
   }
 
-  private checkSpec(spec: RouteSpec): void {
+  /** Refuse a spec this nginx cannot carry (unknown versions, bad ids, too many orgs), without I/O. */
+  check(spec: RouteSpec): void {
     const known = Object.keys(this.options.upstreams);
     const unpinned = spec.unpinned?.mode === 'version' ? [spec.unpinned.version] : [];
     const used = [...Object.keys(spec.weights), ...Object.values(spec.orgs ?? {}), ...unpinned];

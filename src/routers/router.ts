@@ -56,6 +56,11 @@ export interface Router {
    */
   preflight(): Promise<void>;
   /**
+   * Refuse, without I/O, a spec this router could never carry (too many orgs or rules, an unknown
+   * version): throws UsageError. Callers ask before they record anything.
+   */
+  check?(spec: RouteSpec): void;
+  /**
    * Make `spec` live as one write (one config generation), only if it differs from what is live,
    * then read it back. Throws when the write or its read-back fails; the previous routing stays.
    */
