@@ -92,10 +92,30 @@ export async function startRollout(spec: RolloutSpec, deps: EngineDeps): Promise
 
 /** Record an intent, then carry it out; weight moves to the candidate only once its targets are ready. */
 async function transition(state: RolloutState, intent: Omit<Intent, 'at'>, deps: EngineDeps): Promise<RolloutState> {
+  state = await settleIntent(state, deps);
   const checked = await checkTargets(state, intent, deps);
   if (!checked.go) return checked.state;
   const pending = await save(deps, { ...checked.state, phase: 'progressing', intent: { ...intent, at: iso(deps.clock()) } });
   return commitIntent(pending, deps);
+}
+
+/**
+ * A new intent must not replace one whose write may have gone live (a killed driver, a failed
+ * read-back): the record would no longer say where traffic is. So read the live routing first
+ * and record it as the verified weights; then the old intent can go.
+ */
+async function settleIntent(state: RolloutState, deps: EngineDeps): Promise<RolloutState> {
+  if (!state.intent) return state;
+  const live = await deps.router.read();
+  const { intent, ...rest } = state;
+  const weights = Object.keys(live.weights).length > 0 ? live.weights : state.weights;
+  await deps.store.audit.append({
+    actor: deps.actor.owner,
+    action: 'intent.superseded',
+    rolloutId: state.rolloutId,
+    detail: { intent: { to: intent.to, step: intent.step, weights: intent.weights }, live: weights },
+  });
+  return save(deps, { ...rest, weights });
 }
 
 /**

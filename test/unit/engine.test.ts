@@ -96,6 +96,20 @@ describe('rollout engine', () => {
     expect(await rollback(s, 'abort', 'again', deps)).toBe(s);
   });
 
+  it('an abort over a write that may have gone live records the live weights first', async () => {
+    let s = await tick(await start(), deps);
+    // A driver recorded step 2's intent, wrote it, and was killed before its commit.
+    s = { ...s, phase: 'progressing', intent: { to: 'holding', step: 1, weights: { v1: 95, v2: 5 }, at: new Date(clock.now).toISOString() } };
+    await store.save(s);
+    await router.apply({ weights: { v1: 95, v2: 5 } });
+    router.failNext = 1; // and the abort's own write fails
+    await expect(rollback(s, 'abort', 'paged', deps)).rejects.toThrow('router unavailable');
+    const recorded = (await store.load())!;
+    // Live is step 2's split: the record must say so, beside the abort's intent.
+    expect([recorded.weights, recorded.intent?.to, recorded.intent?.weights]).toEqual([{ v1: 95, v2: 5 }, 'aborted', { v1: 100 }]);
+    expect((await store.audit.read()).find((r) => r.action === 'intent.superseded')?.detail).toMatchObject({ live: { v1: 95, v2: 5 } });
+  });
+
   it('promote --full jumps to 100%', async () => {
     let s = await tick(await start(), deps);
     s = await promoteNow(s, true, deps);
