@@ -1,15 +1,21 @@
-/** `deploy history`: the audit log, with its hash chain verified. */
-import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
-import { ExitCode } from '../src/errors.js';
+/** `deploy history`: the audit log, with its hash chain verified; `--archive` moves it to a file. */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { openProject, type GlobalOptions, type Io, type Project } from '../src/cli/context.js';
+import { ExitCode, UsageError } from '../src/errors.js';
+import { createFileExclusive } from '../src/state/atomic.js';
 
 /** Options of history. */
 export interface HistoryOptions extends GlobalOptions {
   limit?: number;
+  /** Write every record to this file (JSON lines), then remove them from a bounded log. */
+  archive?: string;
 }
 
 /** Print the records and the chain's verdict; a broken chain exits 1. */
 export async function run(opts: HistoryOptions, io: Io): Promise<number> {
   const project = openProject(opts, io.clock);
+  if (opts.archive !== undefined) return archive(project, resolve(opts.archive), io);
   const records = await project.store.audit.read().catch(() => []);
   const verdict = await project.store.audit.verify();
   const shown = opts.limit ? records.slice(-opts.limit) : records;
@@ -29,4 +35,29 @@ export async function run(opts: HistoryOptions, io: Io): Promise<number> {
     );
   }
   return verdict.ok ? ExitCode.Done : ExitCode.Unexpected;
+}
+
+/**
+ * Move the audit log of a bounded backend to `file`. The file is written completely and flushed
+ * before the backend removes anything, and never replaces an existing file: it may be the
+ * previous archive, the only copy of those records.
+ */
+async function archive(project: Project, file: string, io: Io): Promise<number> {
+  const audit = project.store.audit;
+  if (!audit.archive) {
+    throw new UsageError(
+      `the audit log in ${project.store.location} is local: it has no size bound, so there is nothing to archive`,
+      'copy the audit.jsonl file in the state directory if you want a copy elsewhere',
+    );
+  }
+  const exists = () => new UsageError(`${file} already exists; the archive never overwrites a file`, 'name a new file, e.g. audit-$(date +%Y%m%d).jsonl');
+  if (existsSync(file)) throw exists();
+  const result = await audit.archive(async (records) => {
+    if (!(await createFileExclusive(file, records.map((r) => `${JSON.stringify(r)}\n`).join('')))) throw exists();
+  });
+  const text = result.records === 0
+    ? 'the audit log is empty: nothing to archive\n'
+    : `archived ${result.records} records (through record ${result.lastSeq}) to ${file}; the log in the cluster continues from hash ${result.lastHash.slice(0, 12)}…\n`;
+  io.out.result({ event: 'archived', file, ...result }, text);
+  return ExitCode.Done;
 }

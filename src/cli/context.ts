@@ -6,6 +6,8 @@ import { isAbsolute, resolve } from 'node:path';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { validateState, type RolloutState } from '../engine/state.js';
 import { UsageError } from '../errors.js';
+import { connectKube } from '../kube/connect.js';
+import { KubeStateStore } from '../state/kube.js';
 import { LocalStateStore } from '../state/local.js';
 import type { StateStore } from '../state/store.js';
 import type { Output, Streams } from '../ui/output.js';
@@ -19,6 +21,9 @@ export interface GlobalOptions {
   region?: string;
   profile?: string;
   endpointUrl?: string;
+  /** Kubernetes overrides (the router, workload and state backend of type kubernetes). */
+  kubeconfig?: string;
+  context?: string;
 }
 
 /** The streams, clock and output of one command run (injected so tests drive commands in-process). */
@@ -38,7 +43,7 @@ export interface Project extends LoadedConfig {
 export const DEFAULT_LEASE_MS = 30_000;
 
 /** Load the config and open its state store (nothing is written). */
-export function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profile' | 'endpointUrl'>, clock: () => number = Date.now): Project {
+export function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profile' | 'endpointUrl' | 'kubeconfig' | 'context'>, clock: () => number = Date.now): Project {
   const loaded = loadConfig(opts.file);
   const router = loaded.config.router;
   if (router.type === 'alb') {
@@ -50,7 +55,24 @@ export function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profi
   } else if (opts.region || opts.profile || opts.endpointUrl) {
     throw new UsageError(`--region, --profile and --endpoint-url apply to router type alb; ${loaded.path} uses ${router.type}`);
   }
-  const state = loaded.config.state;
+  const config = loaded.config;
+  const usesKube = config.router.type === 'gateway-api' || config.router.type === 'ingress-nginx' || config.workload?.type === 'kubernetes' || config.state?.type === 'kubernetes';
+  if (usesKube) {
+    config.kubernetes = { ...config.kubernetes, ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.context ? { context: opts.context } : {}) };
+  } else if (opts.kubeconfig || opts.context) {
+    throw new UsageError(`--kubeconfig and --context apply to Kubernetes routers, workloads and state; ${loaded.path} uses none`);
+  }
+  const state = config.state;
+  if (state?.type === 'kubernetes') {
+    const kube = config.kubernetes ?? {};
+    const store = new KubeStateStore<RolloutState>(() => connectKube(kube), {
+      name: state.name ?? `cutover-${config.service}`,
+      clock,
+      validate: validateState,
+      ...(state.auditMaxBytes ? { auditMaxBytes: state.auditMaxBytes } : {}),
+    });
+    return { ...loaded, store, leaseMs: state.lease ?? DEFAULT_LEASE_MS };
+  }
   const dir = state?.dir ?? '.deploy';
   const store = new LocalStateStore<RolloutState>(isAbsolute(dir) ? dir : resolve(loaded.dir, dir), { clock, validate: validateState });
   return { ...loaded, store, leaseMs: state?.lease ?? DEFAULT_LEASE_MS };

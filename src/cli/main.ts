@@ -19,6 +19,8 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .option('--region <region>', 'AWS region for the alb router (else AWS_REGION, the profile, the ARN)')
     .option('--profile <name>', 'AWS profile for the alb router (else AWS_PROFILE)')
     .option('--endpoint-url <url>', 'an ELBv2-compatible endpoint for the alb router')
+    .option('--kubeconfig <path>', 'kubeconfig for Kubernetes routers, workloads and state (else KUBECONFIG, ~/.kube/config, in-cluster)')
+    .option('--context <name>', 'kubeconfig context (else the current one)')
     .showHelpAfterError('(run `deploy --help` for usage)')
     .configureOutput({ writeOut: (s) => streams.stdout.write(s), writeErr: (s) => streams.stderr.write(s) })
     .exitOverride()
@@ -63,6 +65,7 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .action(lazy(() => import('../../commands/watch.js')));
   program.command('history').description('show the audit log and verify its hash chain')
     .option('-n, --limit <count>', 'only the last N records', (v) => Number.parseInt(v, 10))
+    .option('--archive <file>', 'move the audit log kept in the cluster to FILE (JSON lines), keeping the chain verifiable')
     .action(lazy(() => import('../../commands/history.js')));
   const gates = program.command('gates').description('evaluate or replay the metric gates');
   gates.command('check').description('evaluate every gate now')
@@ -92,6 +95,11 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .action(orgsCommand('unpin'));
   program.command('iam-policy').description('print the least-privilege IAM policy the alb router needs')
     .action(lazy(() => import('../../commands/iam-policy.js')));
+  program.command('rbac').description('print the minimal Kubernetes Role and RoleBinding the configured objects need')
+    .option('--service-account <name>', 'bind a ServiceAccount of the namespace (default cutover)')
+    .option('--user <name>', 'bind a user instead')
+    .option('--group <name>', 'bind a group instead')
+    .action(lazy(() => import('../../commands/rbac.js')));
   program.command('schema').description('print the JSON Schema of deploy.yaml')
     .action(lazy(() => import('../../commands/schema.js')));
   program.command('demo').description('a good and a bad release through real nginx and Prometheus on this machine')

@@ -166,6 +166,41 @@ const blueGreen = z.strictObject({
 const version = z.strictObject({
   endpoints: z.array(hostPort).min(1, 'must list at least one endpoint').optional()
     .meta({ description: 'host:port of the servers running this version (nginx upstream; the nginx router needs them)' }),
+  image: z.string().regex(/^[^\s]+$/, 'must be a container image reference, like ghcr.io/acme/patient-api:1.5.0').optional()
+    .meta({ description: 'Container image of this version (the kubernetes workload puts it in the canary Deployment)' }),
+});
+
+/** Kubernetes object names (DNS-1123 labels/subdomains). */
+const kubeName = (what: string) =>
+  z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, `must be a Kubernetes ${what} name: lower-case letters, digits, '-' or '.'`);
+
+const kubernetes = z.strictObject({
+  kubeconfig: z.string().min(1).optional().meta({ description: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster)' }),
+  context: z.string().min(1).optional().meta({ description: 'kubeconfig context (default: the current one)' }),
+  namespace: kubeName('namespace').optional().meta({ description: "Namespace of the Deployments, Services, routes and state (default: the context's, else default)" }),
+});
+
+const kubeService = {
+  service: kubeName('Service').meta({ description: 'Service of the stable version' }),
+  canaryService: kubeName('Service').optional().meta({ description: 'Service of the candidate (default <service>-canary)' }),
+  port: z.number().int().min(1).max(65535).optional().meta({ description: 'Service port (default 80)' }),
+  orgHeader: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name').optional()
+    .meta({ description: 'Header carrying the org id, matched by org rules (default X-Org-Id)' }),
+};
+
+const gatewayApiRouter = z.strictObject({
+  type: z.literal('gateway-api'),
+  httpRoute: kubeName('HTTPRoute').meta({ description: 'The HTTPRoute carrying the weights (created when missing, with parentRefs)' }),
+  parentRefs: z.array(z.strictObject({ name: kubeName('Gateway'), namespace: kubeName('namespace').optional(), sectionName: z.string().min(1).optional() })).optional()
+    .meta({ description: 'Gateways the HTTPRoute attaches to, when Cutover creates it' }),
+  hostnames: z.array(z.string().min(1)).optional(),
+  ...kubeService,
+});
+
+const ingressNginxRouter = z.strictObject({
+  type: z.literal('ingress-nginx'),
+  ingress: kubeName('Ingress').meta({ description: "The stable Ingress; Cutover manages its canary twin <ingress>-canary" }),
+  ...kubeService,
 });
 
 const nginxRouter = z.strictObject({
@@ -214,6 +249,24 @@ const albRouter = z
       .meta({ description: 'Rules the load balancer may hold (default 100, the ALB quota; raise it with your quota)' }),
   });
 
+const kubeWorkload = z.strictObject({
+  type: z.literal('kubernetes'),
+  deployment: kubeName('Deployment').meta({ description: 'The stable Deployment; the candidate runs in <deployment>-canary' }),
+  canaryDeployment: kubeName('Deployment').optional(),
+  container: z.string().min(1).optional().meta({ description: "Container whose image is the version's (default: the first)" }),
+  replicas: z.number().int().min(1).max(10_000).optional()
+    .meta({ description: "Replicas at 100% (default: the stable Deployment's); the canary gets its share per step, at least 1" }),
+  progressDeadline: duration.optional().meta({ description: 'How long a scale-up or promotion may take to become ready (default 5m)' }),
+});
+
+const kubeState = z.strictObject({
+  type: z.literal('kubernetes'),
+  name: kubeName('ConfigMap').optional().meta({ description: 'Name prefix of the ConfigMaps and the Lease (default cutover-<service>)' }),
+  lease: duration.optional().meta({ description: 'Driver Lease duration (default 30s), renewed at a third of it' }),
+  auditMaxBytes: z.number().int().min(16_384).max(100 * 1024 * 1024).optional()
+    .meta({ description: 'Bound of the audit log kept in the cluster (default 8 MiB); at the bound new rollouts are refused until `deploy history --archive`' }),
+});
+
 const localState = z.strictObject({
   type: z.literal('local'),
   dir: z.string().min(1).optional().meta({ description: 'Folder for state, lock and audit log (default .deploy)' }),
@@ -226,13 +279,21 @@ export const configSchema = z
     service: name('service'),
     stable: name('version').meta({ description: 'The version serving users before the first rollout' }),
     versions: z.record(name('version'), version).refine((v) => Object.keys(v).length >= 1, 'must list at least one version'),
-    router: z.discriminatedUnion('type', [nginxRouter, albRouter, noRouter], {
+    router: z.discriminatedUnion('type', [nginxRouter, albRouter, gatewayApiRouter, ingressNginxRouter, noRouter], {
       error: (issue) =>
         issue.code === 'invalid_union'
-          ? `must be one of: nginx, alb, none (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})`
+          ? `must be one of: nginx, alb, gateway-api, ingress-nginx, none (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})`
           : undefined,
     }),
-    state: localState.optional(),
+    state: z.discriminatedUnion('type', [localState, kubeState], {
+      error: (issue) =>
+        issue.code === 'invalid_union' ? `type must be one of: local, kubernetes (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
+    }).optional(),
+    workload: z.discriminatedUnion('type', [kubeWorkload, noRouter], {
+      error: (issue) =>
+        issue.code === 'invalid_union' ? `type must be one of: kubernetes, none (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
+    }).optional(),
+    kubernetes: kubernetes.optional(),
     strategy: z
       .strictObject({ canary: canary.optional(), orgWaves: orgWaves.optional(), blueGreen: blueGreen.optional() })
       .refine((st) => [st.canary, st.orgWaves, st.blueGreen].filter(Boolean).length <= 1, 'choose one strategy: canary, orgWaves or blueGreen')
@@ -271,6 +332,18 @@ export const configSchema = z
         if (!(v in c.versions)) ctx.addIssue({ code: 'custom', path: ['router', 'targetGroups', v], message: `is not a version listed under versions: (${Object.keys(c.versions).join(', ')})` });
       }
     }
+    if ((c.router.type === 'gateway-api' || c.router.type === 'ingress-nginx') && c.workload?.type !== 'kubernetes') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['router', 'type'],
+        message: `${c.router.type} routes to a stable and a canary Service: add workload: { type: kubernetes, deployment: … } so the candidate runs behind the canary Service and is promoted into the stable one`,
+      });
+    }
+    if (c.workload?.type === 'kubernetes') {
+      for (const [v, spec] of Object.entries(c.versions)) {
+        if (!spec.image && v !== c.stable) ctx.addIssue({ code: 'custom', path: ['versions', v, 'image'], message: 'the kubernetes workload needs the image of every version it can roll out' });
+      }
+    }
     if (!(c.stable in c.versions)) {
       ctx.addIssue({
         code: 'custom',
@@ -296,6 +369,16 @@ export type PrometheusConfig = z.output<typeof prometheus>;
 export type NginxRouterConfig = z.output<typeof nginxRouter>;
 /** The blueGreen strategy. */
 export type BlueGreenConfig = z.output<typeof blueGreen>;
+/** The gateway-api router section. */
+export type GatewayApiRouterConfig = z.output<typeof gatewayApiRouter>;
+/** The ingress-nginx router section. */
+export type IngressNginxRouterConfig = z.output<typeof ingressNginxRouter>;
+/** The kubernetes workload section. */
+export type KubeWorkloadConfig = z.output<typeof kubeWorkload>;
+/** The kubernetes state section. */
+export type KubeStateConfig = z.output<typeof kubeState>;
+/** The kubernetes connection section. */
+export type KubernetesConfig = z.output<typeof kubernetes>;
 /** The alb router section. */
 export type AlbRouterConfig = z.output<typeof albRouter>;
 

@@ -43,7 +43,8 @@ export function hashRecord(record: Omit<AuditRecord, 'hash'> & { hash?: string }
   return createHash('sha256').update(canonicalJson(body)).digest('hex');
 }
 
-function isRecordShape(value: unknown): value is AuditRecord {
+/** Whether `value` has every field of an audit record (its hash is not checked). */
+export function isRecordShape(value: unknown): value is AuditRecord {
   const r = value as Partial<AuditRecord> | null;
   return (
     typeof r === 'object' && r !== null && Number.isInteger(r.seq) && typeof r.at === 'string' &&
@@ -52,26 +53,54 @@ function isRecordShape(value: unknown): value is AuditRecord {
   );
 }
 
+/** Where a chain starts: genesis, or the last record archived out of the log. */
+export interface ChainAnchor {
+  seq: number;
+  hash: string;
+}
+
+/** The anchor of a log that was never archived. */
+export const GENESIS: ChainAnchor = { seq: 0, hash: GENESIS_HASH };
+
 /**
- * Check a chain, oldest first: each record's hash matches its content, seq counts up from 1 and
- * prev is the hash of the record before. `brokenAt` is the 1-based position of the first record
- * that fails, which is also the seq it should have had.
+ * Check a chain, oldest first: each record's hash matches its content, seq counts up from
+ * `from.seq + 1` and prev is the hash of the record before (`from.hash` for the first). `brokenAt`
+ * is the seq the first record that fails should have had — its 1-based position in a log that
+ * starts at genesis.
  */
-export function verifyChain(records: readonly AuditRecord[]): AuditVerification {
-  let prev = GENESIS_HASH;
+export function verifyChain(records: readonly AuditRecord[], from: ChainAnchor = GENESIS): AuditVerification {
+  let prev = from.hash;
   for (const [index, record] of records.entries()) {
-    const at = index + 1;
+    const at = from.seq + index + 1;
     const broken = (why: string): AuditVerification => ({ ok: false, records: records.length, brokenAt: at, reason: `record ${at}: ${why}` });
     if (!isRecordShape(record)) return broken('is not an audit record (seq, at, actor, action, prev and hash are required)');
     if (record.hash !== hashRecord(record)) return broken('its hash does not match its content: the record was edited');
     if (record.seq > at) return broken(`has seq ${record.seq} where ${at} was expected: records ${at}–${record.seq - 1} are missing`);
     if (record.seq < at) return broken(`has seq ${record.seq} where ${at} was expected: records are out of order or repeated`);
     if (record.prev !== prev) {
-      return broken(at === 1 ? 'its prev is not the genesis hash: records before it were removed' : `its prev is not the hash of record ${at - 1}: a record before it was removed, inserted or replaced`);
+      if (index > 0) return broken(`its prev is not the hash of record ${at - 1}: a record before it was removed, inserted or replaced`);
+      return broken(from.seq === 0 ? 'its prev is not the genesis hash: records before it were removed' : `its prev is not the hash of record ${from.seq}, the last one archived: records before it were removed`);
     }
     prev = record.hash;
   }
   return { ok: true, records: records.length };
+}
+
+/**
+ * The record `entry` becomes when chained onto `last`. Passed through JSON first, so the hash
+ * covers exactly what is stored (undefined members dropped).
+ */
+export function chainRecord(entry: AuditEntry, last: ChainAnchor, now: number): AuditRecord {
+  const body = JSON.parse(JSON.stringify({
+    seq: last.seq + 1,
+    at: entry.at ?? new Date(now).toISOString(),
+    actor: entry.actor,
+    action: entry.action,
+    rolloutId: entry.rolloutId,
+    detail: entry.detail,
+    prev: last.hash,
+  })) as Omit<AuditRecord, 'hash'>;
+  return { ...body, hash: hashRecord(body) };
 }
 
 /** The last record as cached: valid while the file still has `size` bytes. */
@@ -108,16 +137,7 @@ export class JsonlAuditLog implements AuditLog {
     if (!release) throw new OperationError(`could not append to ${this.file}: another process kept it busy`, 'retry the command');
     try {
       const last = await this.readTail();
-      const body = JSON.parse(JSON.stringify({
-        seq: last.seq + 1,
-        at: entry.at ?? new Date(this.clock()).toISOString(),
-        actor: entry.actor,
-        action: entry.action,
-        rolloutId: entry.rolloutId,
-        detail: entry.detail,
-        prev: last.hash,
-      })) as Omit<AuditRecord, 'hash'>;
-      const record: AuditRecord = { ...body, hash: hashRecord(body) };
+      const record = chainRecord(entry, last, this.clock());
       const line = Buffer.from(`${JSON.stringify(record)}\n`);
       const handle = await open(this.file, 'a', 0o600);
       let size: number;

@@ -16,6 +16,7 @@ import { ensureDir, errorCode, writeFileAtomic } from './atomic.js';
 import { JsonlAuditLog } from './audit.js';
 import { acquireLockFile, readLockHolder } from './lock.js';
 import type { Actor, Lock, LockInfo, OperatorRequest, StateStore } from './store.js';
+import { parseRequest } from './requests.js';
 
 /** Options of the local backend. */
 export interface LocalStateStoreOptions<S> {
@@ -25,7 +26,6 @@ export interface LocalStateStoreOptions<S> {
   validate?: (value: unknown) => S;
 }
 
-const REQUEST_KINDS = new Set<OperatorRequest['kind']>(['pause', 'resume', 'abort', 'promote']);
 
 /**
  * Posts of this process so far. Part of each request's file name, so two requests posted in the
@@ -187,16 +187,5 @@ export class LocalStateStore<S> implements StateStore<S> {
     }
     // Dot-files are atomic writes still in progress; `.broken` ones were set aside.
     return names.filter((name) => name.endsWith('.json') && !name.startsWith('.')).sort();
-  }
-}
-
-function parseRequest(raw: string): OperatorRequest | undefined {
-  try {
-    const value = JSON.parse(raw) as Partial<OperatorRequest> | null;
-    if (typeof value !== 'object' || value === null) return undefined;
-    if (typeof value.id !== 'string' || !REQUEST_KINDS.has(value.kind as OperatorRequest['kind'])) return undefined;
-    return value as OperatorRequest;
-  } catch {
-    return undefined;
   }
 }

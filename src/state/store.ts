@@ -69,6 +69,20 @@ export interface AuditLog {
   read(): Promise<AuditRecord[]>;
   /** Recompute the chain; names the first record that does not verify. */
   verify(): Promise<AuditVerification>;
+  /**
+   * For a log kept under a size bound: hand every record to `to` (which must make them durable
+   * before it resolves), then remove them, keeping the last one's seq and hash as the anchor
+   * the remaining chain verifies from. Absent when the log has no bound (local files).
+   */
+  archive?(to: (records: AuditRecord[]) => Promise<void>): Promise<ArchiveResult>;
+}
+
+/** What an archive moved out of the log. */
+export interface ArchiveResult {
+  records: number;
+  /** Seq and hash of the last archived record: the anchor of what remains. */
+  lastSeq: number;
+  lastHash: string;
 }
 
 /** A state backend. `S` is the stored rollout state, opaque to the backend. */
