@@ -3,7 +3,7 @@
  * needs no router (status, history, plan) never pays for an SDK.
  */
 import { isAbsolute, resolve } from 'node:path';
-import type { Config, NginxRouterConfig } from '../config/schema.js';
+import type { Config, GatewayApiRouterConfig, IngressNginxRouterConfig, NginxRouterConfig } from '../config/schema.js';
 import type { NginxRouterOptions } from './nginx.js';
 import type { Router } from './router.js';
 
@@ -23,6 +23,14 @@ export function nginxRouterOptions(r: NginxRouterConfig, config: Config, dir: st
   };
 }
 
+/** The Services of a Kubernetes router section, with their defaults. */
+export function kubeBackends(r: GatewayApiRouterConfig | IngressNginxRouterConfig): { service: string; canaryService: string; port: number; orgHeader: string } {
+  return { service: r.service, canaryService: r.canaryService ?? `${r.service}-canary`, port: r.port ?? 80, orgHeader: r.orgHeader ?? 'X-Org-Id' };
+}
+
+/** Whether the kubernetes workload makes the canary Service (so the router's preflight must not require it). */
+const canaryServiceByWorkload = (config: Config) => config.workload?.type === 'kubernetes';
+
 /** Build the router a config names; `dir` resolves relative paths in it. */
 export async function createRouter(config: Config, dir: string): Promise<Router> {
   const r = config.router;
@@ -39,6 +47,19 @@ export async function createRouter(config: Config, dir: string): Promise<Router>
       // The AWS SDK loads only here, so commands without an ALB never pay for it.
       const { createAlbRouter } = await import('./alb-config.js');
       return createAlbRouter(r);
+    }
+    case 'gateway-api': {
+      const [{ GatewayApiRouter }, { connectKube }] = await Promise.all([import('./gateway-api.js'), import('../kube/connect.js')]);
+      return new GatewayApiRouter(
+        { ...kubeBackends(r), httpRoute: r.httpRoute, canaryServiceByWorkload: canaryServiceByWorkload(config), ...(r.parentRefs ? { parentRefs: r.parentRefs } : {}), ...(r.hostnames ? { hostnames: r.hostnames } : {}) },
+        await connectKube(config.kubernetes ?? {}),
+      );
+    }
+    case 'ingress-nginx': {
+      const [{ IngressNginxRouter }, { connectKube }] = await Promise.all([import('./ingress-nginx.js'), import('../kube/connect.js')]);
+      // The canary's paths keep the stable Ingress's ports, so router.port plays no part here.
+      const { service, canaryService, orgHeader } = kubeBackends(r);
+      return new IngressNginxRouter({ ingress: r.ingress, service, canaryService, orgHeader, canaryServiceByWorkload: canaryServiceByWorkload(config) }, await connectKube(config.kubernetes ?? {}));
     }
   }
 }

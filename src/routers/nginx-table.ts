@@ -67,7 +67,7 @@ function renderUnpinned(unpinned: UnpinnedRoute): string {
  * OperationError if malformed.
  */
 export function parseRoutingTable(text: string): LiveRoutes {
-  const live: Required<LiveRoutes> = { generation: -1, weights: {}, orgs: {}, unpinned: { mode: 'weighted' } };
+  const live: Required<Omit<LiveRoutes, 'roles'>> = { generation: -1, weights: {}, orgs: {}, unpinned: { mode: 'weighted' } };
   let unpinnedSeen = false;
   text.split('\n').forEach((line, i) => {
     const words = line.trim().split(/\s+/).filter(Boolean);

@@ -25,7 +25,16 @@ export interface RouteSpec {
   orgs?: OrgRoutes;
   /** Unpinned orgs; absent means weighted (sticky per org). Requests with no org are split by weight. */
   unpinned?: UnpinnedRoute;
+  /**
+   * Which backend serves each version, when backends are roles rather than versions (Kubernetes:
+   * the stable Service and the canary Service; after a promotion the candidate runs in stable).
+   * The engine fills it in on every write; routers with one backend per version ignore it.
+   */
+  roles?: VersionRoles;
 }
+
+/** Version → the role whose backend serves it. */
+export type VersionRoles = Record<string, 'stable' | 'canary'>;
 
 /** What a router reads back from the live system. */
 export interface LiveRoutes extends RouteSpec {
@@ -43,6 +52,12 @@ export type Verification =
 export interface ApplyResult {
   changed: boolean;
   generation?: number;
+  /**
+   * Set when the live object had been changed by someone else since the router last wrote it
+   * (detected by its resourceVersion or content): what differed. The write was made on the fresh
+   * object, never over the edit blindly; the engine records this in the audit log.
+   */
+  drift?: string;
 }
 
 /** A traffic router. */
@@ -83,6 +98,8 @@ export interface TargetReadiness {
   ready: boolean;
   /** What was seen, e.g. `1/2 targets of v2 healthy; 10.0.1.7:80 initial`. */
   detail: string;
+  /** Set when waiting longer cannot help (a Deployment past its progress deadline): why. */
+  stuck?: string;
 }
 
 /** Two weight maps are equal when every version has the same share (missing counts as 0). */

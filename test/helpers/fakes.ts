@@ -26,7 +26,7 @@ export class FakeRouter implements Router {
       this.failNext -= 1;
       throw new Error('router unavailable');
     }
-    if (sameRoutes(this.live, spec)) return { changed: false, generation: this.live.generation! };
+    if (sameRoutes(this.live, spec) && JSON.stringify(this.live.roles) === JSON.stringify(spec.roles)) return { changed: false, generation: this.live.generation! };
     this.writes.push(spec);
     this.live = { ...spec, generation: this.live.generation! + 1 };
     return { changed: true, generation: this.live.generation! };
