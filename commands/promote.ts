@@ -51,8 +51,13 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
 
   const holder = active ? await project.store.lockHolder() : undefined;
   if (active && opts.full && holder && Date.parse(holder.leaseExpiresAt) > io.clock()) {
-    const state = await requestOfDriver(project, io, { kind: 'promote', full: true }, (s) => s.phase === 'promoted' || s.step === s.plan.steps.length - 1);
-    io.out.result({ event: 'promote', phase: state.phase, step: state.step, weights: state.weights }, `the driver moved ${config.service} to its last step (${state.phase})`);
+    const last = (s: RolloutState) => s.plan.steps.length - 1;
+    // Acted on: at the last step, or waiting for the candidate's pods or targets to enter it.
+    const state = await requestOfDriver(project, io, { kind: 'promote', full: true }, (s) => s.phase === 'promoted' || s.step === last(s) || s.waitingForTargets?.step === last(s));
+    const text = state.step === last(state) || state.phase === 'promoted'
+      ? `the driver moved ${config.service} to its last step (${state.phase})`
+      : `the driver is readying ${opts.to} for its last step: ${state.waitingForTargets!.detail}`;
+    io.out.result({ event: 'promote', phase: state.phase, step: state.step, weights: state.weights }, text);
     return ExitCode.Done;
   }
 

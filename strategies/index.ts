@@ -11,6 +11,13 @@ import { planOrgWaves } from './org-waves.js';
 
 /** The plan of `config` (canary unless orgWaves or blueGreen is chosen); `dir` resolves orgs.file. */
 export function planFor(config: Config, dir: string): Plan {
+  const plan = strategyPlan(config, dir);
+  // A Kubernetes workload's progress deadline bounds every wait for ready pods.
+  const deadline = config.workload?.type === 'kubernetes' ? config.workload.progressDeadline : undefined;
+  return deadline !== undefined ? { ...plan, readinessTimeoutMs: deadline } : plan;
+}
+
+function strategyPlan(config: Config, dir: string): Plan {
   if (config.strategy?.blueGreen) return planBlueGreen(config.strategy.blueGreen, gateNames(config));
   const waves = config.strategy?.orgWaves;
   if (waves) {

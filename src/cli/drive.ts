@@ -7,6 +7,7 @@ import { drive } from '../engine/driver.js';
 import { emit, type EngineDeps } from '../engine/machine.js';
 import type { RolloutState } from '../engine/state.js';
 import { createRouter } from '../routers/factory.js';
+import { createWorkload } from '../workloads/factory.js';
 import type { Router } from '../routers/router.js';
 import { currentActor } from '../state/actor.js';
 import { checkIntervalOf } from '../../strategies/index.js';
@@ -34,11 +35,13 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export async function actUnderLock<T>(project: Project, io: Io, act: (state: RolloutState | undefined, deps: EngineDeps) => Promise<T>): Promise<T> {
   const router = await createRouter(project.config, project.dir);
   await router.preflight();
+  const workload = await createWorkload(project.config);
+  await workload?.preflight();
   const actor = currentActor();
   const lock = await project.store.acquireLock(actor, project.leaseMs);
   try {
     const routes = await routeSource(project);
-    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(routes ? { routes } : {}) });
+    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) });
   } finally {
     await lock.release();
   }
@@ -59,6 +62,8 @@ export async function driveUnderLock(
 ): Promise<number> {
   const router = routerOverride ?? (await createRouter(project.config, project.dir));
   await router.preflight();
+  const workload = await createWorkload(project.config);
+  await workload?.preflight();
   const actor = currentActor();
   const lock = await project.store.acquireLock(actor, project.leaseMs);
   const controller = new AbortController();
@@ -70,7 +75,7 @@ export async function driveUnderLock(
   try {
     const gates = project.config.gates?.length ? await (await import('../gates/runner.js')).createGateRunner(project.config) : undefined;
     const routes = await routeSource(project);
-    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(gates ? { gates } : {}), ...(routes ? { routes } : {}) };
+    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(gates ? { gates } : {}), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) };
     const state = await firstMove(await project.store.load(), deps);
     const result = await drive(state, {
       ...deps,

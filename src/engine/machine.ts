@@ -5,13 +5,14 @@
  * process killed at any moment leaves a state `deploy resume` can finish.
  */
 import { randomUUID } from 'node:crypto';
-import type { RouteSpec, Router, Weights } from '../routers/router.js';
+import type { RouteSpec, Router, TargetReadiness, Weights } from '../routers/router.js';
 import type { Actor, StateStore } from '../state/store.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { GateResult } from '../gates/types.js';
+import type { Workload } from '../workloads/workload.js';
 import type { EventBody, EventSink } from './events.js';
 import { DEFAULT_READINESS_TIMEOUT_MS, stepWeights, type Plan } from './plan.js';
-import { isTerminal, type Intent, type PauseReason, type RolloutState } from './state.js';
+import { isTerminal, versionRoles, type Intent, type PauseReason, type RolloutState } from './state.js';
 
 /** Evaluates a rollout's gates (Prometheus behind it in production, a fake in unit tests). */
 export interface GateRunner {
@@ -30,6 +31,8 @@ export interface EngineDeps {
   gates?: GateRunner;
   /** The full route spec of a write (org pins, waves); default: the intent's weights alone. */
   routes?: (state: RolloutState, intent: Intent) => Promise<RouteSpec>;
+  /** What runs the versions (Kubernetes Deployments); absent when the servers already exist. */
+  workload?: Workload;
 }
 
 /** What starts a rollout. */
@@ -126,9 +129,10 @@ async function settleIntent(state: RolloutState, deps: EngineDeps): Promise<Roll
  * has moved to the candidate by then.
  */
 async function checkTargets(state: RolloutState, intent: Omit<Intent, 'at'>, deps: EngineDeps): Promise<{ state: RolloutState; go: boolean }> {
-  const raises = intent.to === 'holding' && (intent.weights[state.candidate] ?? 0) > (state.weights[state.candidate] ?? 0);
-  if (!raises || !deps.router.targetsReady) return { state, go: true };
-  const answer = await deps.router.targetsReady(state.candidate);
+  const weight = intent.weights[state.candidate] ?? 0;
+  const raises = intent.to === 'holding' && weight > (state.weights[state.candidate] ?? 0);
+  if (!raises || (!deps.router.targetsReady && !deps.workload)) return { state, go: true };
+  const answer = await candidateReadiness(state.candidate, weight, deps);
   const { waitingForTargets: waiting, ...rest } = state;
   const now = deps.clock();
   if (answer.ready) {
@@ -137,6 +141,9 @@ async function checkTargets(state: RolloutState, intent: Omit<Intent, 'at'>, dep
   }
   const since = waiting ? Date.parse(waiting.since) : now;
   const timeoutMs = state.plan.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
+  if (answer.stuck) {
+    return { state: await rollback(rest, 'gate', `${state.candidate} cannot become ready: ${answer.stuck}`, deps), go: false };
+  }
   if (now - since >= timeoutMs) {
     return { state: await rollback(rest, 'gate', `${state.candidate}'s targets were not ready within ${Math.round(timeoutMs / 1000)}s: ${answer.detail}`, deps), go: false };
   }
@@ -144,7 +151,20 @@ async function checkTargets(state: RolloutState, intent: Omit<Intent, 'at'>, dep
   // An error event that says it is retrying: every renderer (plain, JSON, console) shows it as such.
   const leftS = Math.round((since + timeoutMs - now) / 1000);
   emit(deps, state, { event: 'error', message: `${state.candidate}'s targets are not ready (${answer.detail}); no weight moves to it, waiting up to ${leftS}s more`, retrying: true });
-  return { state: await save(deps, { ...rest, waitingForTargets: { since: iso(since), detail: answer.detail } }), go: false };
+  // The step it waits to enter is kept, so a promote that skipped a hold is not forgotten.
+  return { state: await save(deps, { ...rest, waitingForTargets: { since: iso(since), detail: answer.detail, step: intent.step } }), go: false };
+}
+
+/**
+ * Whether the candidate can take `weight`: the workload scales its canary for it first (at least
+ * one replica) and answers for its pods; the router answers for its targets when it can tell.
+ */
+async function candidateReadiness(candidate: string, weight: number, deps: EngineDeps): Promise<TargetReadiness> {
+  const pods = deps.workload ? await deps.workload.scaleFor(candidate, weight) : undefined;
+  if (pods && !pods.ready) return pods;
+  const targets = deps.router.targetsReady ? await deps.router.targetsReady(candidate) : undefined;
+  if (targets && !targets.ready) return targets;
+  return { ready: true, detail: [pods?.detail, targets?.detail].filter(Boolean).join('; ') };
 }
 
 /**
@@ -155,7 +175,9 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
   const intent = state.intent!;
   let result;
   try {
-    result = await deps.router.apply(deps.routes ? await deps.routes(state, intent) : { weights: intent.weights });
+    const spec = deps.routes ? await deps.routes(state, intent) : { weights: intent.weights };
+    // Backends are roles only when a workload runs the versions (the stable and canary Services).
+    result = await deps.router.apply(deps.workload ? { ...spec, roles: intent.roles ?? versionRoles(state) } : spec);
   } catch (e) {
     const message = (e as Error).message;
     await save(deps, { ...state, lastError: { message, at: iso(deps.clock()) } });
@@ -164,9 +186,13 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
   const now = deps.clock();
   const step = state.plan.steps[intent.step];
   const holding = intent.to === 'holding';
+  if (result.drift) {
+    await deps.store.audit.append({ actor: deps.actor.owner, action: 'router.drift', rolloutId: state.rolloutId, detail: { drift: result.drift } });
+    emit(deps, state, { event: 'error', message: `${result.drift}; Cutover's routing was written over the fresh object`, retrying: false });
+  }
   await deps.store.audit.append({
     actor: deps.actor.owner,
-    action: holding ? 'step.entered' : intent.to === 'aborted' ? 'rollout.aborted' : 'rollout.rolled_back',
+    action: holding ? 'step.entered' : intent.to === 'promoted' ? 'rollout.promoted' : intent.to === 'aborted' ? 'rollout.aborted' : 'rollout.rolled_back',
     rolloutId: state.rolloutId,
     detail: {
       step: intent.step,
@@ -178,7 +204,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       ...(intent.evidence ? { gates: intent.evidence } : {}),
     },
   });
-  const { intent: _done, lastError: _cleared, paused: _p, gates: _g, waitingForTargets: _w, ...rest } = state;
+  const { intent: _done, lastError: _cleared, paused: _p, gates: _g, waitingForTargets: _w, promotion, ...rest } = state;
   let next: RolloutState = {
     ...rest,
     ...(holding ? {} : state.gates ? { gates: state.gates } : {}),
@@ -190,7 +216,12 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       ? { holdStartedAt: iso(now), holdUntil: iso(now + (step?.holdMs ?? 0)) }
       : { outcome: { reason: intent.reason ?? intent.to, at: iso(now), by: deps.actor.owner } }),
   };
+  if (intent.to === 'promoted') {
+    const { holdUntil: _h, holdStartedAt: _s, ...ended } = next;
+    next = ended;
+  }
   next = await save(deps, next);
+  if (!holding) await retireCanary(next, promotion !== undefined && intent.to !== 'promoted', deps);
   emit(deps, next, { event: 'weights', weights: intent.weights, changed: result.changed, ...(result.generation !== undefined ? { generation: result.generation } : {}) });
   if (holding && step) {
     emit(deps, next, {
@@ -204,10 +235,60 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       holdMs: step.holdMs,
       holdUntil: next.holdUntil!,
     });
-  } else if (!holding) {
+  } else if (intent.to !== 'promoted' && !holding) {
     emit(deps, next, { event: 'rollback', cause: intent.to === 'aborted' ? 'abort' : 'gate', reason: intent.reason ?? intent.to, weights: intent.weights });
   }
   return next;
+}
+
+/**
+ * After traffic has left the canary (a rollback, or a promotion now served by stable), scale the
+ * canary down — never before, so no request meets a pod being stopped. A rollback during a
+ * promotion also puts the stable Deployment back on the stable version. A failure here leaves
+ * traffic where it safely is: it is recorded and shown, and the rollout's outcome stands.
+ */
+async function retireCanary(state: RolloutState, restoreStable: boolean, deps: EngineDeps): Promise<void> {
+  if (!deps.workload) return;
+  try {
+    if (restoreStable) await deps.workload.restoreStable(state.stable);
+    await deps.workload.retire();
+    await deps.store.audit.append({ actor: deps.actor.owner, action: 'workload.retired', rolloutId: state.rolloutId, detail: { canaryScaledTo: 0, ...(restoreStable ? { stableRestoredTo: state.stable } : {}) } });
+  } catch (e) {
+    const message = (e as Error).message;
+    await deps.store.audit.append({ actor: deps.actor.owner, action: 'workload.retire_failed', rolloutId: state.rolloutId, detail: { error: message } });
+    emit(deps, state, { event: 'error', message: `traffic is on ${servingOf(state)}, but the canary could not be scaled down: ${message}`, retrying: false });
+  }
+}
+
+const servingOf = (state: RolloutState) => (state.phase === 'promoted' ? state.candidate : state.stable);
+
+/**
+ * The end of a rollout on a workload: the candidate holds all traffic on the canary. The stable
+ * Deployment is given the canary's pod template (recorded first, so a rollback can undo it), and
+ * once it has rolled out one write moves the traffic to the stable backend; then the canary is
+ * scaled down. A promotion that does not roll out in time pauses — traffic stays on the healthy
+ * canary — for a person to fix it and resume, or abort.
+ */
+async function promoteWorkload(state: RolloutState, workload: Workload, deps: EngineDeps): Promise<RolloutState> {
+  if (!state.promotion) {
+    await deps.store.audit.append({ actor: deps.actor.owner, action: 'promotion.started', rolloutId: state.rolloutId, detail: { version: state.candidate } });
+    state = await save(deps, { ...state, promotion: { since: iso(deps.clock()) } });
+  }
+  const answer = await workload.promote(state.candidate);
+  const { waitingForTargets: waiting, ...rest } = state;
+  const now = deps.clock();
+  if (answer.ready) {
+    return transition(rest, { to: 'promoted', step: state.step, weights: { [state.candidate]: 100 }, roles: { [state.candidate]: 'stable' }, reason: `${state.candidate} took all traffic` }, deps);
+  }
+  const since = waiting ? Date.parse(waiting.since) : now;
+  const timeoutMs = state.plan.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
+  if (answer.stuck || now - since >= timeoutMs) {
+    const why = `the stable Deployment did not roll out ${state.candidate} within ${Math.round(timeoutMs / 1000)}s: ${answer.stuck ?? answer.detail}; traffic stays on the canary (${state.candidate})`;
+    return pause(rest, 'stuck', deps, deps.actor.owner, why);
+  }
+  const leftS = Math.round((since + timeoutMs - now) / 1000);
+  emit(deps, state, { event: 'error', message: `promoting ${state.candidate} into the stable Deployment: ${answer.detail}; waiting up to ${leftS}s more`, retrying: true });
+  return save(deps, { ...rest, waitingForTargets: { since: iso(since), detail: answer.detail } });
 }
 
 /** Weights of step `index` of this rollout. */
@@ -221,6 +302,7 @@ async function advance(state: RolloutState, deps: EngineDeps): Promise<RolloutSt
   if (nextIndex < state.plan.steps.length) {
     return transition(state, { to: 'holding', step: nextIndex, weights: weightsAt(state, nextIndex) }, deps);
   }
+  if (deps.workload && state.stable !== state.candidate) return promoteWorkload(state, deps.workload, deps);
   await deps.store.audit.append({
     actor: deps.actor.owner,
     action: 'rollout.promoted',
@@ -249,8 +331,15 @@ export async function tick(state: RolloutState, deps: EngineDeps): Promise<Rollo
   switch (state.phase) {
     case 'pending':
       return transition(state, { to: 'holding', step: 0, weights: weightsAt(state, 0) }, deps);
-    case 'holding':
-      return hold(state, deps);
+    case 'holding': {
+      // Waiting for the candidate's pods or targets before entering a later step: keep checking
+      // the current step's gates (a failure still rolls back), then ask again.
+      const waitingFor = state.waitingForTargets?.step;
+      if (waitingFor === undefined || waitingFor <= state.step) return hold(state, deps);
+      const checked = await checkGates(state, deps);
+      if (checked.phase !== 'holding') return checked;
+      return transition(checked, { to: 'holding', step: waitingFor, weights: weightsAt(checked, waitingFor) }, deps);
+    }
     default:
       return state;
   }
@@ -265,14 +354,9 @@ async function hold(state: RolloutState, deps: EngineDeps): Promise<RolloutState
   const step = state.plan.steps[state.step]!;
   const now = deps.clock();
   const holdUntil = Date.parse(state.holdUntil ?? '');
-  let results: GateResult[] = [];
-  if (step.gates.length > 0) {
-    if (!deps.gates) throw new OperationError(`step ${step.index + 1} has gates (${step.gates.join(', ')}) but no metrics provider is configured`, 'add prometheus: to deploy.yaml');
-    results = await deps.gates.evaluate(state, step.gates, now);
-    state = await recordGates(state, results, deps);
-    const failed = results.find((r) => r.verdict === 'failed');
-    if (failed) return rollback(state, 'gate', `gate ${failed.gate} failed: ${failed.reason}`, deps, results);
-  }
+  state = await checkGates(state, deps);
+  if (state.phase !== 'holding') return state;
+  const results = step.gates.length > 0 ? (state.gates ?? []) : [];
   if (now < holdUntil) return state;
   const open = results.filter((r) => r.verdict !== 'passed');
   if (open.length === 0) return step.pause ? pause(state, 'step', deps) : advance(state, deps);
@@ -280,6 +364,17 @@ async function hold(state: RolloutState, deps: EngineDeps): Promise<RolloutState
   const why = `gates did not pass within ${Math.round((now - Date.parse(state.holdStartedAt ?? state.updatedAt)) / 1000)}s: ${open.map((r) => `${r.gate} ${r.verdict} (${r.reason})`).join('; ')}`;
   if (state.plan.inconclusive.action === 'rollback') return rollback(state, 'gate', why, deps, results);
   return pause(state, 'inconclusive', deps, deps.actor.owner, why);
+}
+
+/** Evaluate the current step's gates and record them; a failed gate rolls back at once. */
+async function checkGates(state: RolloutState, deps: EngineDeps): Promise<RolloutState> {
+  const step = state.plan.steps[state.step]!;
+  if (step.gates.length === 0) return state;
+  if (!deps.gates) throw new OperationError(`step ${step.index + 1} has gates (${step.gates.join(', ')}) but no metrics provider is configured`, 'add prometheus: to deploy.yaml');
+  const results = await deps.gates.evaluate(state, step.gates, deps.clock());
+  state = await recordGates(state, results, deps);
+  const failed = results.find((r) => r.verdict === 'failed');
+  return failed ? rollback(state, 'gate', `gate ${failed.gate} failed: ${failed.reason}`, deps, results) : state;
 }
 
 /** Keep the latest gate results in state, emit them, and audit every change of verdict. */

@@ -4,7 +4,7 @@
  * routing is always either the recorded `weights` or the intent's weights, never unknown.
  */
 import type { GateResult } from '../gates/types.js';
-import type { Weights } from '../routers/router.js';
+import type { VersionRoles, Weights } from '../routers/router.js';
 import type { Plan } from './plan.js';
 
 /** Phases of a rollout. */
@@ -22,16 +22,18 @@ export type Phase =
 export const TERMINAL_PHASES: readonly Phase[] = ['promoted', 'rolled_back', 'aborted'];
 
 /** Why a rollout is paused. */
-export type PauseReason = 'step' | 'operator' | 'inconclusive';
+export type PauseReason = 'step' | 'operator' | 'inconclusive' | 'stuck';
 
 /** A router write in flight: recorded before the write, cleared once it is verified. */
 export interface Intent {
   /** Phase the rollout enters once the write is verified. */
-  to: 'holding' | 'rolled_back' | 'aborted';
+  to: 'holding' | 'rolled_back' | 'aborted' | 'promoted';
   /** Step index the rollout is at once the write is verified. */
   step: number;
   weights: Weights;
   reason?: string;
+  /** Which backend serves each version in this write (default: stable and canary by role). */
+  roles?: VersionRoles;
   /** The gate results behind a rollback, kept for the audit log. */
   evidence?: GateResult[];
   at: string;
@@ -62,7 +64,12 @@ export interface RolloutState {
   /** Why the rollout ended the way it did (rollback, abort, failure). */
   outcome?: { reason: string; at: string; by: string };
   /** Weight is due to move to the candidate but its targets are not ready yet (since when, what was seen). */
-  waitingForTargets?: { since: string; detail: string };
+  waitingForTargets?: { since: string; detail: string; step?: number };
+  /**
+   * A workload promotion has begun: the stable Deployment was given the candidate's pod template
+   * (since when). Recorded before that write, so a rollback knows to put stable back.
+   */
+  promotion?: { since: string };
   /** The last error a driver hit, kept until the next successful write. */
   lastError?: { message: string; at: string };
   startedAt: string;
@@ -73,6 +80,14 @@ export interface RolloutState {
 /** The version serving users once this rollout is over (or before it started). */
 export function servingVersion(state: RolloutState): string {
   return state.phase === 'promoted' ? state.candidate : state.stable;
+}
+
+/**
+ * Which backend serves each version: the stable version on the stable backend, the candidate on
+ * the canary one (routers with a backend per version ignore this).
+ */
+export function versionRoles(state: Pick<RolloutState, 'stable' | 'candidate'>): VersionRoles {
+  return state.stable === state.candidate ? { [state.stable]: 'stable' } : { [state.stable]: 'stable', [state.candidate]: 'canary' };
 }
 
 /** True when no driver should act on this rollout any more. */

@@ -5,7 +5,7 @@
  */
 import type { Project } from '../cli/context.js';
 import type { EngineDeps } from '../engine/machine.js';
-import { isTerminal, servingVersion, type RolloutState } from '../engine/state.js';
+import { isTerminal, servingVersion, versionRoles, type RolloutState } from '../engine/state.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { OrgRoutes, RouteSpec, Router } from '../routers/router.js';
 import { loadRegistry, pinMap, saveRegistry, type OrgRegistry } from './registry.js';
@@ -30,10 +30,13 @@ function specFor(project: Project, state: RolloutState | undefined, pins: OrgRou
   const { config } = project;
   if (!state || isTerminal(state)) {
     const stable = state ? servingVersion(state) : config.stable;
-    return routeSpec({ [stable]: 100 }, pins, [], config.orgs?.unpinned, stable);
+    const spec = routeSpec({ [stable]: 100 }, pins, [], config.orgs?.unpinned, stable);
+    return config.workload?.type === 'kubernetes' ? { ...spec, roles: { [stable]: 'stable' } } : spec;
   }
   const wave = state.phase === 'holding' || state.phase === 'paused' ? (state.plan.steps[state.step]?.orgs ?? []) : [];
-  return routeSpec(state.weights, pins, wave, config.orgs?.unpinned, state.stable, state.candidate);
+  const spec = routeSpec(state.weights, pins, wave, config.orgs?.unpinned, state.stable, state.candidate);
+  // With a workload the backends are the stable and canary Services (see RouteSpec.roles).
+  return config.workload?.type === 'kubernetes' ? { ...spec, roles: versionRoles(state) } : spec;
 }
 
 /**

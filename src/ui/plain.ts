@@ -23,7 +23,12 @@ export function formatLadder(state: Pick<RolloutState, 'plan' | 'step'>): string
 
 const clock = (iso: string) => iso.slice(11, 19);
 
-const PAUSE_TEXT = { step: 'the plan asks for a manual go', operator: 'by an operator', inconclusive: 'the gates stayed inconclusive' } as const;
+const PAUSE_TEXT = {
+  step: 'the plan asks for a manual go',
+  operator: 'by an operator',
+  inconclusive: 'the gates stayed inconclusive',
+  stuck: 'the promotion did not roll out',
+} as const;
 
 /** A verdict in its colour. */
 export function verdictColour(verdict: GateResult['verdict'], c: ChalkInstance): string {
@@ -53,7 +58,7 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
     case 'gate':
       return `${clock(e.at)} gate ${c.bold(e.gate)} ${verdictColour(e.verdict, c)}: ${e.reason}`;
     case 'paused':
-      return c.yellow(`${clock(e.at)} paused at step ${e.step + 1} (${PAUSE_TEXT[e.reason]}): run \`deploy ${e.reason === 'operator' ? 'resume' : 'promote'}\` to go on${e.reason === 'inconclusive' ? ', `deploy resume` to give the gates more time, or `deploy abort`' : ''}`);
+      return c.yellow(`${clock(e.at)} paused at step ${e.step + 1} (${PAUSE_TEXT[e.reason]}): run \`deploy ${e.reason === 'operator' || e.reason === 'stuck' ? 'resume' : 'promote'}\` to go on${e.reason === 'inconclusive' ? ', `deploy resume` to give the gates more time, or `deploy abort`' : e.reason === 'stuck' ? ' once it is fixed, or `deploy abort`' : ''}`);
     case 'rollback':
       return c.red(`${clock(e.at)} ${e.cause === 'abort' ? 'aborted' : 'rolled back'}: ${formatWeights(e.weights)} — ${e.reason}`);
     case 'error':

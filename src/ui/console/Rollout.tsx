@@ -137,6 +137,7 @@ const PAUSE_HINT = {
   operator: 'paused by an operator: space resumes, p promotes, a aborts',
   step: 'the plan waits for a manual go: p promotes, a aborts',
   inconclusive: 'the gates stayed inconclusive: space gives them more time, p promotes, a aborts',
+  stuck: 'the stable Deployment did not roll out the candidate: space tries again, a aborts',
 } as const;
 
 /** The same, for a watcher with no driver to ask. */
@@ -144,6 +145,7 @@ const PAUSE_HINT_NO_DRIVER = {
   operator: 'paused by an operator: `deploy resume` carries on, a aborts',
   step: 'the plan waits for a manual go: `deploy promote` carries on, a aborts',
   inconclusive: 'the gates stayed inconclusive: `deploy resume` gives them more time, a aborts',
+  stuck: 'the stable Deployment did not roll out the candidate: `deploy resume` tries again, a aborts',
 } as const;
 
 /** One line on why the rollout stands where it does: a pause, its outcome, or the last error. */

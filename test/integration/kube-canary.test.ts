@@ -1,0 +1,283 @@
+/**
+ * Whole rollouts through the CLI on the real control plane: the kubernetes workload (Deployments
+ * made Ready by kwok), the gateway-api router (an HTTPRoute), state and lock in the cluster (a
+ * ConfigMap and a Lease). Gates read a real Prometheus scraping real sample services.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { startLoad, type LoadGenerator } from '../../src/sandbox/load.js';
+import { startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
+import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
+import type { DeploymentObject } from '../../src/workloads/deployment-spec.js';
+import { testCluster, type TestCluster } from '../helpers/cluster.js';
+import { DEPLOY, followEvents, jsonLines, waitFor } from '../helpers/sandbox.js';
+
+let cluster: TestCluster;
+
+beforeAll(async () => {
+  cluster = await testCluster();
+}, 240_000);
+
+interface HttpRoute {
+  metadata: { resourceVersion: string; annotations?: Record<string, string> };
+  spec: { hostnames?: string[]; rules: { matches?: unknown[]; backendRefs?: { name: string; weight?: number }[] }[] };
+}
+
+/** A namespace with Deployment api (4 replicas of v1) and Service api, and a deploy.yaml for it. */
+async function project(opts: { steps?: string; gates?: string; kubeconfig?: string; lease?: string; namespace?: string; deployment?: string } = {}) {
+  const ns = await cluster.namespace('canary');
+  await cluster.api('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'api', labels: { app: 'api' } },
+    spec: {
+      replicas: 4,
+      selector: { matchLabels: { app: 'api' } },
+      template: {
+        metadata: { labels: { app: 'api' } },
+        spec: { containers: [{ name: 'api', image: 'example.test/api:1.0' }], tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }] },
+      },
+    },
+  });
+  await cluster.api('POST', `/api/v1/namespaces/${ns}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'api' },
+    spec: { selector: { app: 'api' }, ports: [{ port: 80, targetPort: 8080 }] },
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-kube-'));
+  const file = join(dir, 'deploy.yaml');
+  writeFileSync(
+    file,
+    `service: api
+stable: v1
+versions:
+  v1: { image: "example.test/api:1.0" }
+  v2: { image: "example.test/api:2.0" }
+kubernetes:
+  kubeconfig: ${opts.kubeconfig ?? cluster.kubeconfig}
+  namespace: ${opts.namespace ?? ns}
+workload:
+  type: kubernetes
+  deployment: ${opts.deployment ?? 'api'}
+  progressDeadline: 60s
+router:
+  type: gateway-api
+  httpRoute: api
+  service: api
+  parentRefs: [{ name: public-gateway }]
+state:
+  type: kubernetes
+  lease: ${opts.lease ?? '2s'}
+${opts.gates ?? ''}strategy:
+  canary:
+    checkInterval: 200ms
+    steps:
+${opts.steps ?? '      - { weight: 1, hold: 1500ms }\n      - { weight: 5, hold: 1500ms }\n      - { weight: 25, hold: 1500ms }\n      - { weight: 50, hold: 1500ms }\n      - { weight: 100, hold: 1500ms }'}
+`,
+  );
+  const deploy = (args: string[], env: Record<string, string> = {}): ResultPromise<{ reject: false }> =>
+    execa(DEPLOY, [...args, '-f', file], { reject: false, env: { CI: 'true', ...env }, cwd: dir });
+  const route = async () => (await cluster.api<HttpRoute>('GET', `/apis/gateway.networking.k8s.io/v1/namespaces/${ns}/httproutes/api`, undefined, { allow: [404] })).body;
+  const weights = async () => {
+    const r = await route();
+    const rule = r.spec.rules.at(-1)!;
+    return Object.fromEntries((rule.backendRefs ?? []).map((b) => [b.name, b.weight ?? 1]));
+  };
+  const deployment = async (name: string) => (await cluster.api<DeploymentObject>('GET', `/apis/apps/v1/namespaces/${ns}/deployments/${name}`, undefined, { allow: [404] })).body;
+  const configMaps = async () =>
+    (await cluster.api<{ items: { metadata: { name: string } }[] }>('GET', `/api/v1/namespaces/${ns}/configmaps`)).body.items.map((c) => c.metadata.name).filter((n) => n.startsWith('cutover-'));
+  return { ns, dir, file, deploy, route, weights, deployment, configMaps };
+}
+
+/** Percent of the backendRefs' total on each Service. */
+const shares = (w: Record<string, number>) => {
+  const total = Object.values(w).reduce((a, b) => a + b, 0);
+  return Object.fromEntries(Object.entries(w).map(([k, v]) => [k, +((100 * v) / total).toFixed(3)]));
+};
+
+describe('a canary on Kubernetes', () => {
+  it('scales the canary per step before its weight moves, then promotes into the stable Deployment', async () => {
+    const p = await project();
+    const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
+    const events = followEvents(run);
+    const seen: { step: number; shares: Record<string, number>; canaryReady: number; canaryReplicas: number }[] = [];
+    let checked = 0;
+    let finished = false;
+    void run.then(() => (finished = true));
+    const watcher = (async () => {
+      while (!finished) {
+        const steps = events().filter((e) => e.event === 'step');
+        if (steps.length > checked) {
+          checked = steps.length;
+          const canary = await p.deployment('api-canary');
+          seen.push({ step: steps.at(-1)!.step as number, shares: shares(await p.weights()), canaryReady: canary.status?.readyReplicas ?? 0, canaryReplicas: canary.spec.replicas ?? 0 });
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const result = await run;
+    await watcher;
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(seen).toEqual([
+      { step: 0, shares: { api: 99, 'api-canary': 1 }, canaryReady: 1, canaryReplicas: 1 },
+      { step: 1, shares: { api: 95, 'api-canary': 5 }, canaryReady: 1, canaryReplicas: 1 },
+      { step: 2, shares: { api: 75, 'api-canary': 25 }, canaryReady: 1, canaryReplicas: 1 },
+      { step: 3, shares: { api: 50, 'api-canary': 50 }, canaryReady: 2, canaryReplicas: 2 },
+      { step: 4, shares: { api: 0, 'api-canary': 100 }, canaryReady: 4, canaryReplicas: 4 },
+    ]);
+    // promoted: stable runs v2, takes all traffic, the canary is scaled to zero
+    const stable = await p.deployment('api');
+    expect([stable.spec.template.spec.containers[0]!.image, stable.status?.readyReplicas]).toEqual(['example.test/api:2.0', 4]);
+    expect(shares(await p.weights())).toMatchObject({ api: 100 });
+    expect((await p.deployment('api-canary')).spec.replicas).toBe(0);
+    const status = jsonLines((await p.deploy(['status', '-o', 'json'])).stdout)[0]!;
+    expect([status.phase, status.candidate]).toEqual(['promoted', 'v2']);
+    const history = await p.deploy(['history', '-o', 'json']);
+    const actions = jsonLines(history.stdout).filter((e) => e.event === 'audit').map((e) => e.action);
+    expect(actions.slice(-3)).toEqual(['promotion.started', 'rollout.promoted', 'workload.retired']);
+    expect(jsonLines(history.stdout).at(-1)).toMatchObject({ event: 'verify', ok: true });
+  }, 120_000);
+});
+
+describe('a gate failure on Kubernetes', () => {
+  let v1: SampleService;
+  let v2: SampleService;
+  let prometheus: PrometheusProcess;
+  let loads: LoadGenerator[];
+
+  beforeAll(async () => {
+    v1 = await startSampleService({ version: 'v1' });
+    v2 = await startSampleService({ version: 'v2' });
+    prometheus = await startPrometheus({
+      dataDir: mkdtempSync(join(tmpdir(), 'cutover-kube-prom-')),
+      scrapeIntervalMs: 1000,
+      scrapeTargets: [{ job: 'api', targets: [`127.0.0.1:${v1.port}`, `127.0.0.1:${v2.port}`] }],
+    });
+    loads = [startLoad(v1.url, { ratePerSecond: 100 }), startLoad(v2.url, { ratePerSecond: 100 })];
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(loads.map((l) => l.stop()));
+    await prometheus?.stop();
+    await Promise.all([v1?.stop(), v2?.stop()]);
+  });
+
+  it('rolls back by itself: traffic to stable first, then the canary scaled down', async () => {
+    const p = await project({
+      gates: `prometheus: { url: "${prometheus.url}" }\ngates:\n  - { name: errors, type: errorRate, maxIncrease: 5% }\n`,
+      steps: '      - { weight: 5, hold: 2s }\n      - { weight: 50, hold: 60s }\n      - { weight: 100, hold: 2s }',
+    });
+    const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
+    const events = followEvents(run);
+    await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 60_000);
+    expect((await p.deployment('api-canary')).status?.readyReplicas).toBe(2);
+    v2.setFault({ errorRate: 0.5 });
+    const result = await run;
+    v2.setFault({ errorRate: 0 });
+    expect(result.exitCode, result.stderr).toBe(3);
+    const rollback = events().find((e) => e.event === 'rollback')!;
+    expect(rollback.reason).toMatch(/^gate errors failed: /);
+    expect(shares(await p.weights()).api).toBe(100);
+    expect((await p.deployment('api-canary')).spec.replicas).toBe(0);
+    expect((await p.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:1.0');
+    const actions = jsonLines((await p.deploy(['history', '-o', 'json'])).stdout).filter((e) => e.event === 'audit').map((e) => e.action);
+    expect(actions.slice(-2)).toEqual(['rollout.rolled_back', 'workload.retired']);
+  }, 120_000);
+});
+
+describe('drivers sharing the cluster', () => {
+  it('two drivers race for the Lease: exactly one drives, the other exits 5', async () => {
+    const p = await project();
+    const [a, b] = await Promise.all([p.deploy(['promote', '--to', 'v2']), p.deploy(['promote', '--to', 'v2'])]);
+    expect([a.exitCode, b.exitCode].sort()).toEqual([0, 5]);
+    const loser = a.exitCode === 5 ? a : b;
+    expect(loser.stderr).toMatch(/locked by \S+ \(pid \d+ on \S+\) since .*\(Lease canary-[a-z0-9-]+\/cutover-api\)/);
+  }, 120_000);
+
+  it('a driver killed with SIGKILL keeps the Lease until it runs out, then another resumes', async () => {
+    const p = await project({ lease: '3s' });
+    const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
+    const events = followEvents(run);
+    await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 60_000);
+    run.kill('SIGKILL');
+    await run;
+    const early = await p.deploy(['resume']);
+    expect(early.exitCode, early.stderr).toBe(5);
+    const status = jsonLines((await p.deploy(['status', '-o', 'json'])).stdout)[0]!;
+    const recorded = status.weights as Record<string, number>;
+    expect(shares(await p.weights())).toEqual({ api: recorded.v1, 'api-canary': recorded.v2 });
+    await new Promise((r) => setTimeout(r, 3_200));
+    const resumed = await p.deploy(['resume']);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect((await p.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:2.0');
+  }, 120_000);
+
+  it('someone editing the HTTPRoute mid-rollout is detected: re-read, reported, their other fields kept', async () => {
+    const p = await project({ steps: '      - { weight: 5, hold: 60s }\n      - { weight: 25, hold: 1s }\n      - { weight: 100, hold: 1s }' });
+    const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
+    const events = followEvents(run);
+    await waitFor('step 1', () => events().some((e) => e.event === 'step' && e.step === 0), 60_000);
+    const live = await p.route();
+    const rules = live.spec.rules.map((rule) => ({ ...rule, backendRefs: rule.backendRefs?.map((b) => ({ ...b, weight: 50 })) }));
+    await cluster.api('PUT', `/apis/gateway.networking.k8s.io/v1/namespaces/${p.ns}/httproutes/api`, { ...live, spec: { ...live.spec, hostnames: ['patients.example.test'], rules } });
+    const skip = await p.deploy(['promote', '--to', 'v2', '--full', '--yes']);
+    expect(skip.exitCode, skip.stderr).toBe(0);
+    const result = await run;
+    expect(result.exitCode, result.stderr).toBe(0);
+    const drift = events().find((e) => e.event === 'error' && String(e.message).includes('edited outside'));
+    expect(drift, JSON.stringify(events().filter((e) => e.event === 'error'))).toBeDefined();
+    expect((await p.route()).spec.hostnames).toEqual(['patients.example.test']);
+    const actions = jsonLines((await p.deploy(['history', '-o', 'json'])).stdout).filter((e) => e.event === 'audit').map((e) => e.action);
+    expect(actions).toContain('router.drift');
+  }, 120_000);
+});
+
+describe('bad input changes nothing and exits 2', () => {
+  it('names a context that does not exist', async () => {
+    const p = await project();
+    const r = await p.deploy(['promote', '--to', 'v2', '--context', 'prod-eu']);
+    expect([r.exitCode, r.stderr]).toEqual([2, expect.stringContaining('kubeconfig context prod-eu not found (contexts: cutover-test)')]);
+    expect(await p.configMaps()).toEqual([]);
+  });
+
+  it('names a namespace that does not exist', async () => {
+    const p = await project({ namespace: 'no-such-namespace' });
+    const r = await p.deploy(['promote', '--to', 'v2']);
+    expect([r.exitCode, r.stderr]).toEqual([2, expect.stringContaining('namespace no-such-namespace not found')]);
+  });
+
+  it('names a Deployment that does not exist', async () => {
+    const p = await project({ deployment: 'patient-api' });
+    const r = await p.deploy(['promote', '--to', 'v2']);
+    expect([r.exitCode, r.stderr]).toEqual([2, expect.stringContaining(`Deployment patient-api not found in namespace ${p.ns}`)]);
+    expect(await p.configMaps()).toEqual([]);
+  });
+
+  it('names the missing permission of a restricted context', async () => {
+    const p = await project();
+    const viewer = await cluster.restrictedKubeconfig(p.ns, 'viewer', [{ apiGroups: ['*'], resources: ['*'], verbs: ['get'] }]);
+    const r = await p.deploy(['promote', '--to', 'v2', '--kubeconfig', viewer]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/may not (update|create) \w+/);
+    expect(await p.configMaps()).toEqual([]);
+    expect(await p.deployment('api-canary')).toMatchObject({ kind: 'Status', code: 404 });
+  });
+});
+
+describe('deploy rbac', () => {
+  it('prints a Role with which a whole rollout runs, and nothing more is needed', async () => {
+    const p0 = await project();
+    const printed = await p0.deploy(['rbac', '-o', 'json']);
+    expect(printed.exitCode, printed.stderr).toBe(0);
+    const [role, binding] = jsonLines(printed.stdout) as [{ kind: string; rules: unknown[] }, { kind: string }];
+    expect([role.kind, binding.kind]).toEqual(['Role', 'RoleBinding']);
+    const file = await cluster.restrictedKubeconfig(p0.ns, 'cutover', role.rules);
+    const r = await p0.deploy(['promote', '--to', 'v2', '--kubeconfig', file]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await p0.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:2.0');
+  }, 120_000);
+});
