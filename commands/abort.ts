@@ -18,7 +18,7 @@ export interface AbortOptions extends GlobalOptions {
 
 /** Abort the rollout in progress. */
 export async function run(opts: AbortOptions, io: Io): Promise<number> {
-  const project = openProject(opts, io.clock);
+  const project = await openProject(opts, io.clock);
   const current = await project.store.load();
   if (!current || isTerminal(current)) {
     throw new UsageError(current ? `the last rollout of ${current.service} is already over (${current.phase.replace('_', ' ')})` : 'no rollout has been started', 'nothing to abort; `deploy status` shows the state');

@@ -32,7 +32,7 @@ export function parseTime(text: string, now: number, flag: string): number {
 }
 
 async function setup(opts: GatesOptions, io: Io) {
-  const project = openProject(opts, io.clock);
+  const project = await openProject(opts, io.clock);
   const { config } = project;
   if (!config.gates?.length) throw new UsageError(`${project.path} defines no gates`, 'add gates: (and prometheus:) to deploy.yaml');
   const state = await project.store.load();

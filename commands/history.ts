@@ -14,7 +14,7 @@ export interface HistoryOptions extends GlobalOptions {
 
 /** Print the records and the chain's verdict; a broken chain exits 1. */
 export async function run(opts: HistoryOptions, io: Io): Promise<number> {
-  const project = openProject(opts, io.clock);
+  const project = await openProject(opts, io.clock);
   if (opts.archive !== undefined) return archive(project, resolve(opts.archive), io);
   const records = await project.store.audit.read().catch(() => []);
   const verdict = await project.store.audit.verify();

@@ -5,7 +5,7 @@ import { albIamPolicy } from '../src/routers/alb-policy.js';
 
 /** Print the policy document (always JSON, for `aws iam create-policy --policy-document`). */
 export async function run(opts: GlobalOptions, io: Io): Promise<number> {
-  const { config, path } = openProject(opts, io.clock);
+  const { config, path } = await openProject(opts, io.clock);
   if (config.router.type !== 'alb') {
     throw new UsageError(`router ${config.router.type} in ${path} calls no AWS API, so it needs no IAM policy`, 'only router type alb does');
   }

@@ -21,15 +21,15 @@ export interface OrgsOptions extends GlobalOptions {
   reason?: string;
 }
 
-function open(opts: OrgsOptions, io: Io) {
-  const project = openProject(opts, io.clock);
+async function open(opts: OrgsOptions, io: Io) {
+  const project = await openProject(opts, io.clock);
   if (!project.config.orgs) throw new UsageError(`${project.path} has no orgs: section`, 'add orgs: with file, list or groups');
   return { project, directory: loadOrgDirectory(project.config, project.dir) };
 }
 
 /** `deploy orgs list`: every org, its version, since when and by whom. */
 export async function list(opts: OrgsOptions, io: Io): Promise<number> {
-  const { project, directory } = open(opts, io);
+  const { project, directory } = await open(opts, io);
   const registry = await loadRegistry(project.store);
   const state = await project.store.load();
   const active = state && !isTerminal(state) ? state : undefined;
@@ -56,7 +56,7 @@ export async function list(opts: OrgsOptions, io: Io): Promise<number> {
 }
 
 async function apply(opts: OrgsOptions, io: Io, ids: string[], version: string | undefined, verb: string): Promise<number> {
-  const { project, directory } = open(opts, io);
+  const { project, directory } = await open(opts, io);
   const orgs = selectOrgs(directory, { ids, ...(opts.group !== undefined ? { group: opts.group } : {}), ...(opts.all ? { all: true } : {}) });
   if (version !== undefined && !(version in project.config.versions)) {
     throw new UsageError(`--to ${version}: unknown version of ${project.config.service} (known: ${Object.keys(project.config.versions).join(', ')})`);

@@ -8,7 +8,7 @@ import { ExitCode, UsageError } from '../src/errors.js';
 
 /** Pause the rollout in progress. */
 export async function run(opts: GlobalOptions, io: Io): Promise<number> {
-  const project = openProject(opts, io.clock);
+  const project = await openProject(opts, io.clock);
   const current = await project.store.load();
   if (!current || isTerminal(current)) throw new UsageError('no rollout is in progress; nothing to pause', '`deploy status` shows the state');
   if (current.phase === 'paused') {

@@ -5,7 +5,7 @@ import { planFor } from '../strategies/index.js';
 
 /** Print the plan. */
 export async function run(opts: GlobalOptions, io: Io): Promise<number> {
-  const project = openProject(opts, io.clock);
+  const project = await openProject(opts, io.clock);
   const { config } = project;
   const plan = planFor(config, project.dir);
   let noData: string[] = [];

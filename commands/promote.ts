@@ -20,7 +20,7 @@ export interface PromoteOptions extends ConsoleOptions {
 
 /** Start or continue a rollout and drive it. */
 export async function run(opts: PromoteOptions, io: Io): Promise<number> {
-  const project = openProject(opts, io.clock);
+  const project = await openProject(opts, io.clock);
   const { config } = project;
   if (!(opts.to in config.versions)) {
     throw new UsageError(`--to ${opts.to}: unknown version of ${config.service} (known: ${Object.keys(config.versions).join(', ')})`, `add it under versions: in ${project.path}`);

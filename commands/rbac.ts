@@ -15,7 +15,7 @@ const NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
 /** Print the objects (YAML for `kubectl apply -f -`; JSON lines with -o json). */
 export async function run(opts: RbacOptions, io: Io): Promise<number> {
-  const { config, path } = openProject(opts, io.clock);
+  const { config, path } = await openProject(opts, io.clock);
   if (rbacRules(config).length === 0) {
     throw new UsageError(`${path} uses no Kubernetes router, workload or state, so it needs no Role`, 'only router gateway-api or ingress-nginx, workload kubernetes and state kubernetes do');
   }

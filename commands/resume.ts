@@ -10,7 +10,7 @@ import { ExitCode, UsageError } from '../src/errors.js';
 
 /** Resume driving. */
 export async function run(opts: ConsoleOptions, io: Io): Promise<number> {
-  const project = openProject(opts, io.clock);
+  const project = await openProject(opts, io.clock);
   const current = await project.store.load();
   if (!current || isTerminal(current)) {
     throw new UsageError(

@@ -12,7 +12,7 @@ export interface StatusOptions extends GlobalOptions {
 
 /** Print the state (once, or on every change with --watch). */
 export async function run(opts: StatusOptions, io: Io): Promise<number> {
-  const project = openProject(opts, io.clock);
+  const project = await openProject(opts, io.clock);
   let last = '';
   for (;;) {
     const state = await project.store.load();

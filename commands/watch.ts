@@ -10,7 +10,7 @@ import { consoleWanted, type ConsoleOptions } from '../src/cli/tui.js';
 /** Follow the rollout until `q` (the console) or until it stops (plain). */
 export async function run(opts: ConsoleOptions, io: Io): Promise<number> {
   if (!consoleWanted(opts, io)) return (await import('./status.js')).run({ ...opts, watch: true }, io);
-  const project = openProject(opts, io.clock);
+  const project = await openProject(opts, io.clock);
   const { watchWithConsole } = await import('../src/ui/console/run.js');
   return watchWithConsole(project, io, { color: io.out.color.level > 0 });
 }

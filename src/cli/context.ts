@@ -6,8 +6,6 @@ import { isAbsolute, resolve } from 'node:path';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { validateState, type RolloutState } from '../engine/state.js';
 import { UsageError } from '../errors.js';
-import { connectKube } from '../kube/connect.js';
-import { KubeStateStore } from '../state/kube.js';
 import { LocalStateStore } from '../state/local.js';
 import type { StateStore } from '../state/store.js';
 import type { Output, Streams } from '../ui/output.js';
@@ -42,8 +40,11 @@ export interface Project extends LoadedConfig {
 /** Default driver lease. */
 export const DEFAULT_LEASE_MS = 30_000;
 
-/** Load the config and open its state store (nothing is written). */
-export function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profile' | 'endpointUrl' | 'kubeconfig' | 'context'>, clock: () => number = Date.now): Project {
+/**
+ * Load the config and open its state store (nothing is written). The Kubernetes backend is
+ * imported only when the config names it, so local commands never pay for it.
+ */
+export async function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profile' | 'endpointUrl' | 'kubeconfig' | 'context'>, clock: () => number = Date.now): Promise<Project> {
   const loaded = loadConfig(opts.file);
   const router = loaded.config.router;
   if (router.type === 'alb') {
@@ -65,6 +66,7 @@ export function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profi
   const state = config.state;
   if (state?.type === 'kubernetes') {
     const kube = config.kubernetes ?? {};
+    const [{ KubeStateStore }, { connectKube }] = await Promise.all([import('../state/kube.js'), import('../kube/connect.js')]);
     const store = new KubeStateStore<RolloutState>(() => connectKube(kube), {
       name: state.name ?? `cutover-${config.service}`,
       clock,

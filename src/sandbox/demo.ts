@@ -64,7 +64,7 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
     const admin = `127.0.0.1:${await freePort()}`;
     const file = join(dir, 'deploy.yaml');
     writeFileSync(file, demoConfig(versions, listen, admin, prometheus.url, settings.holdMs));
-    const project = openProject({ file }, io.clock);
+    const project = await openProject({ file }, io.clock);
     if (project.config.router.type !== 'nginx') throw new Error('the demo routes through nginx');
     const routerOptions = nginxRouterOptions(project.config.router, project.config, project.dir);
     const nginx = await startNginx(routerOptions);
