@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
-import { KubeClient } from './client.js';
+import { KubeApiError, KubeClient } from './client.js';
 
 /** Where to connect, from flags and deploy.yaml's `kubernetes:` section. */
 export interface KubeConnectOptions {
@@ -76,7 +76,6 @@ async function open(opts: KubeConnectOptions): Promise<KubeClient> {
  * what is missing.
  */
 export async function checkNamespace(kube: KubeClient): Promise<void> {
-  const { KubeApiError } = await import('./client.js');
   try {
     await kube.read(`/api/v1/namespaces/${kube.namespace}`);
   } catch (e) {

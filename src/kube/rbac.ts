@@ -4,6 +4,8 @@
  * rollout with nothing more.
  */
 import type { Config } from '../config/schema.js';
+import { kubeBackends } from '../routers/factory.js';
+import { canaryDeploymentOf } from '../workloads/factory.js';
 
 /** One RBAC policy rule. */
 export interface PolicyRule {
@@ -27,12 +29,12 @@ export function rbacRules(config: Config): PolicyRule[] {
   const w = config.workload;
   const r = config.router;
   if (w?.type === 'kubernetes') {
-    named('apps', 'deployments', ['get', 'update'], [w.deployment, w.canaryDeployment ?? `${w.deployment}-canary`]);
+    named('apps', 'deployments', ['get', 'update'], [w.deployment, canaryDeploymentOf(w)]);
     create('apps', 'deployments');
   }
   if (r.type === 'gateway-api' || r.type === 'ingress-nginx') {
-    const canary = r.canaryService ?? `${r.service}-canary`;
-    named('', 'services', ['get'], [r.service, canary]);
+    const { service, canaryService } = kubeBackends(r);
+    named('', 'services', ['get'], [service, canaryService]);
     if (w?.type === 'kubernetes') create('', 'services');
   }
   if (r.type === 'gateway-api') {

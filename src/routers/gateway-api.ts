@@ -13,10 +13,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { OperationError, UsageError } from '../errors.js';
 import { checkNamespace } from '../kube/connect.js';
+import { missingPermissions, requireGranted, requireService, retryOnConflict } from '../kube/access.js';
 import { explainKubeError, type KubeClient, type KubeObject } from '../kube/client.js';
 import { acceptance, checkRouteCapacity, decodeRules, desiredRules, gatewayWeights, rulesHash, type GatewayBackends, type HTTPRouteRule, type RouteParentStatus } from './gateway-api-routes.js';
 import {
-  differences, driftOf, liveRoleVersions, missingPermissions, requireGranted, requireService, retryOnConflict, roleRoutes, roleVersions, rolesFor, ROLES, servedVersions, versionRoutes, writeAnnotations,
+  differences, driftOf, liveRoleVersions, roleRoutes, roleVersions, rolesFor, ROLES, servedVersions, versionRoutes, writeAnnotations,
   type Role,
 } from './kube-router-common.js';
 import type { ApplyResult, LiveRoutes, RouteSpec, Router, Verification } from './router.js';

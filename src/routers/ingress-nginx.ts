@@ -13,9 +13,10 @@
  */
 import { OperationError, UsageError } from '../errors.js';
 import { checkNamespace } from '../kube/connect.js';
+import { missingPermissions, requireGranted, requireService, retryOnConflict } from '../kube/access.js';
 import { explainKubeError, type KubeClient, type KubeObject } from '../kube/client.js';
 import {
-  differences, driftOf, liveRoleVersions, missingPermissions, requireGranted, requireService, retryOnConflict, roleVersions, rolesFor, ROLES, servedVersions, versionRoutes, writeAnnotations,
+  differences, driftOf, liveRoleVersions, roleVersions, rolesFor, ROLES, servedVersions, versionRoutes, writeAnnotations,
   type Role,
 } from './kube-router-common.js';
 import { canaryAnnotations, canaryHash, canaryIngressSpec, carriedRoutes, classAnnotation, decodeCanaryAnnotations, ingressRoutes, managedAnnotations, type IngressSpec } from './ingress-nginx-routes.js';

@@ -6,12 +6,12 @@
  *
  * Both also write the same way: GET, compute, compare, and one PUT carrying the resourceVersion
  * just read; a 409 means someone wrote in between, so the object is read again and the write is
- * recomputed on it (`retryOnConflict`). A hash of what Cutover last wrote, kept in an annotation,
+ * recomputed on it (`retryOnConflict` in src/kube/access.ts). A hash of what Cutover last wrote, kept in an annotation,
  * tells a foreign edit of the managed part from an unrelated one.
  */
 import { createHash } from 'node:crypto';
-import { OperationError, UsageError } from '../errors.js';
-import { explainKubeError, KubeApiError, type KubeClient } from '../kube/client.js';
+import { UsageError } from '../errors.js';
+import { canonicalJson } from '../state/audit.js';
 import type { LiveRoutes, RouteSpec, VersionRoles, Weights } from './router.js';
 
 /** A backend role: the stable Service or the canary Service. */
@@ -123,13 +123,6 @@ export function sharePercent(part: number, total: number): number {
   return total > 0 ? +((part / total) * 100).toFixed(6) : 0;
 }
 
-/** JSON with object keys sorted, so equal content always serialises (and hashes) the same. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
-  );
-}
-
 /** Short content hash of a value's canonical JSON. */
 export function contentHash(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 16);
@@ -197,65 +190,4 @@ export function rolesFor(spec: RouteSpec, live: RoleVersions): VersionRoles {
   const out: VersionRoles = {};
   for (const role of ROLES) if (live[role] !== undefined) out[live[role]] = role;
   return out;
-}
-
-/** How many times a write is recomputed after a 409 before giving up. */
-export const CONFLICT_ATTEMPTS = 5;
-
-/**
- * Run `attempt` (read, compute, one compare-and-swap write) until it does not end in a 409.
- * Every retry reads the object again, so another writer's change is kept, never overwritten.
- */
-export async function retryOnConflict<T>(object: string, attempt: () => Promise<T>, attempts = CONFLICT_ATTEMPTS): Promise<T> {
-  for (let n = 1; ; n += 1) {
-    try {
-      return await attempt();
-    } catch (e) {
-      if (!(e instanceof KubeApiError && e.conflict)) throw e instanceof KubeApiError ? explainKubeError(e, `writing ${object}`) : e;
-      if (n >= attempts) throw new OperationError(`${object} changed under every one of ${attempts} writes (409 Conflict each time); another controller may be rewriting it`, 'find what else writes it (kubectl get -o yaml shows managedFields), then `deploy resume`');
-    }
-  }
-}
-
-/** Verbs on a resource: on one named object, or on the collection (create cannot be named). */
-export interface Permission {
-  group: string;
-  resource: string;
-  verbs: string[];
-  name?: string;
-}
-
-/**
- * The permissions of `wanted` the user lacks, asked by SelfSubjectAccessReviews with the object's
- * name, so a Role limited by resourceNames (what `deploy rbac` prints) answers as it will later.
- */
-export async function missingPermissions(kube: KubeClient, wanted: Permission[]): Promise<Permission[]> {
-  const answers = await Promise.all(
-    wanted.map(async (p) => {
-      const denied: string[] = [];
-      for (const verb of p.verbs) {
-        const allowed = await kube.can(verb, { group: p.group, resource: p.resource, ...(p.name ? { name: p.name } : {}) }).catch((e: unknown) => Promise.reject(explainKubeError(e, `checking permission to ${verb} ${p.resource}`)));
-        if (!allowed) denied.push(verb);
-      }
-      return { ...p, verbs: denied };
-    }),
-  );
-  return answers.filter((p) => p.verbs.length > 0);
-}
-
-/**
- * Fail naming every missing permission at once, in the words the workload's preflight uses, e.g.
- * `context prod may not update httproutes.gateway.networking.k8s.io patient-api, get services
- * patient-api-canary in namespace shop`.
- */
-export function requireGranted(kube: KubeClient, missing: Permission[]): void {
-  const named = missing.flatMap((m) => m.verbs.map((verb) => `${verb} ${m.resource}${m.group ? `.${m.group}` : ''}${m.name ? ` ${m.name}` : ''}`));
-  if (named.length === 0) return;
-  throw new UsageError(`context ${kube.context} may not ${named.join(', ')} in namespace ${kube.namespace}`, 'grant them (`deploy rbac` prints the Role Cutover needs) or use a context that has them');
-}
-
-/** The Service must exist in the namespace. */
-export async function requireService(kube: KubeClient, name: string): Promise<void> {
-  const found = await kube.get(`/api/v1/namespaces/${kube.namespace}/services/${name}`).catch((e: unknown) => Promise.reject(explainKubeError(e, `reading Service ${name}`)));
-  if (!found) throw new UsageError(`Service ${name} not found in namespace ${kube.namespace}`, 'create it (the kubernetes workload runs each role behind its Service), or fix router.service / router.canaryService');
 }

@@ -5,15 +5,14 @@
  * primary Deployment, turned the other way so the user's objects stay as they are.
  */
 
+import type { KubeObject } from '../kube/client.js';
+
 /** Labels Cutover sets on the pods it manages. */
 export const VERSION_LABEL = 'cutover.dev/version';
 export const ROLE_LABEL = 'cutover.dev/role';
 
 /** The parts of a Deployment Cutover reads and writes. */
-export interface DeploymentObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: { name: string; namespace?: string; resourceVersion?: string; generation?: number; labels?: Record<string, string>; annotations?: Record<string, string> };
+export interface DeploymentObject extends KubeObject {
   spec: {
     replicas?: number;
     selector: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };

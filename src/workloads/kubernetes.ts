@@ -7,6 +7,7 @@
  * never overwritten.
  */
 import { OperationError, UsageError } from '../errors.js';
+import { missingPermissions, requireGranted, retryOnConflict, type Permission } from '../kube/access.js';
 import { explainKubeError, KubeApiError, type KubeClient, type KubeObject } from '../kube/client.js';
 import { checkNamespace } from '../kube/connect.js';
 import type { TargetReadiness } from '../routers/router.js';
@@ -37,9 +38,6 @@ export interface KubeWorkloadOptions {
   canaryService?: string;
 }
 
-/** Compare-and-swap attempts before a write gives up on a busy object. */
-const CAS_ATTEMPTS = 5;
-
 /** Deployments driven through the Kubernetes API. */
 export class KubernetesWorkload implements Workload {
   readonly type = 'kubernetes';
@@ -61,7 +59,7 @@ export class KubernetesWorkload implements Workload {
   /** Read a Deployment; a missing stable Deployment is the user's to fix (exit 2). */
   private async deployment(kube: KubeClient, name: string): Promise<DeploymentObject | undefined> {
     try {
-      return await kube.get<KubeObject>(this.path(name)) as unknown as DeploymentObject | undefined;
+      return await kube.get<DeploymentObject>(this.path(name));
     } catch (e) {
       throw explainKubeError(e, `reading Deployment ${name} in namespace ${kube.namespace}`);
     }
@@ -80,22 +78,15 @@ export class KubernetesWorkload implements Workload {
     if (this.opts.container && !stable.spec.template.spec.containers.some((c) => c.name === this.opts.container)) {
       throw new UsageError(`Deployment ${this.opts.deployment} has no container ${this.opts.container} (it has ${stable.spec.template.spec.containers.map((c) => c.name).join(', ')})`, 'fix workload.container');
     }
-    const missing: string[] = [];
-    const checks: [string, string, string][] = [
-      ['get', 'deployments', this.opts.deployment],
-      ['update', 'deployments', this.opts.deployment],
-      ['create', 'deployments', ''],
-      ['get', 'deployments', this.opts.canaryDeployment],
-      ['update', 'deployments', this.opts.canaryDeployment],
+    const wanted: Permission[] = [
+      { group: 'apps', resource: 'deployments', verbs: ['update'], name: this.opts.deployment },
+      { group: 'apps', resource: 'deployments', verbs: ['create'] },
+      { group: 'apps', resource: 'deployments', verbs: ['get', 'update'], name: this.opts.canaryDeployment },
     ];
-    if (this.opts.service) checks.push(['get', 'services', this.opts.service], ['get', 'services', this.opts.canaryService ?? ''], ['create', 'services', '']);
-    for (const [verb, resource, name] of checks) {
-      const group = resource === 'deployments' ? 'apps' : '';
-      if (!(await kube.can(verb, { group, resource, ...(name ? { name } : {}) }))) missing.push(`${verb} ${resource}${name ? ` ${name}` : ''}`);
+    if (this.opts.service && this.opts.canaryService) {
+      wanted.push({ group: '', resource: 'services', verbs: ['get'], name: this.opts.canaryService }, { group: '', resource: 'services', verbs: ['create'] });
     }
-    if (missing.length) {
-      throw new UsageError(`context ${kube.context} may not ${missing.join(', ')} in namespace ${kube.namespace}`, 'grant them (`deploy rbac` prints the Role Cutover needs) or use a context that has them');
-    }
+    requireGranted(kube, await missingPermissions(kube, wanted));
   }
 
   async scaleFor(candidate: string, weight: number): Promise<TargetReadiness> {
@@ -103,87 +94,53 @@ export class KubernetesWorkload implements Workload {
     const image = this.opts.images[candidate];
     if (!image) throw new UsageError(`version ${candidate} has no image in deploy.yaml`, `add versions.${candidate}.image`);
     await this.ensureCanaryService(kube);
-    for (let attempt = 1; ; attempt += 1) {
+    return retryOnConflict(`Deployment ${this.opts.canaryDeployment}`, async () => {
       const stable = await this.stable(kube);
-      const total = this.opts.replicas ?? stable.spec.replicas ?? 1;
-      const replicas = canaryReplicas(total, weight);
+      const replicas = canaryReplicas(this.opts.replicas ?? stable.spec.replicas ?? 1, weight);
       const live = await this.deployment(kube, this.opts.canaryDeployment);
       const desired = canaryDeployment(stable, this.opts.canaryDeployment, image, candidate, replicas, this.opts.container);
-      try {
-        if (!live) {
-          const created = (await kube.create(`/apis/apps/v1/namespaces/${kube.namespace}/deployments`, desired as unknown as KubeObject)) as unknown as DeploymentObject;
-          return rolloutStatus(created, replicas);
-        }
-        if (live.metadata.labels?.[ROLE_LABEL] !== 'canary') {
-          throw new UsageError(`Deployment ${this.opts.canaryDeployment} exists and is not a canary Cutover made`, 'remove it or name another with workload.canaryDeployment');
-        }
-        const sameTemplate = versionOf(live) === candidate && live.spec.template.spec.containers.some((c) => c.image === image);
-        if (sameTemplate && live.spec.replicas === replicas) return rolloutStatus(live, replicas);
-        const next = {
-          ...live,
-          spec: { ...live.spec, replicas, ...(sameTemplate ? {} : { template: desired.spec.template }) },
-        };
-        const written = (await kube.replace(this.path(this.opts.canaryDeployment), next as unknown as KubeObject)) as unknown as DeploymentObject;
-        return rolloutStatus(written, replicas);
-      } catch (e) {
-        if (e instanceof KubeApiError && e.conflict && attempt < CAS_ATTEMPTS) continue;
-        throw explainKubeError(e, `scaling Deployment ${this.opts.canaryDeployment} to ${replicas}`);
+      if (!live) return rolloutStatus(await kube.create<DeploymentObject>(`/apis/apps/v1/namespaces/${kube.namespace}/deployments`, desired), replicas);
+      if (live.metadata.labels?.[ROLE_LABEL] !== 'canary') {
+        throw new UsageError(`Deployment ${this.opts.canaryDeployment} exists and is not a canary Cutover made`, 'remove it or name another with workload.canaryDeployment');
       }
-    }
+      const sameTemplate = versionOf(live) === candidate && live.spec.template.spec.containers.some((c) => c.image === image);
+      if (sameTemplate && live.spec.replicas === replicas) return rolloutStatus(live, replicas);
+      const next = { ...live, spec: { ...live.spec, replicas, ...(sameTemplate ? {} : { template: desired.spec.template }) } };
+      return rolloutStatus(await kube.replace(this.path(this.opts.canaryDeployment), next), replicas);
+    });
   }
 
   async promote(candidate: string): Promise<TargetReadiness> {
     const kube = await this.client();
-    for (let attempt = 1; ; attempt += 1) {
+    return retryOnConflict(`Deployment ${this.opts.deployment}`, async () => {
       const stable = await this.stable(kube);
+      if (versionOf(stable) === candidate) return rolloutStatus(stable, stable.spec.replicas ?? 1);
       const canary = await this.deployment(kube, this.opts.canaryDeployment);
-      const total = this.opts.replicas ?? stable.spec.replicas ?? 1;
-      if (versionOf(stable) === candidate) return rolloutStatus(stable, stable.spec.replicas ?? total);
       if (!canary || versionOf(canary) !== candidate) {
         throw new OperationError(`cannot promote ${candidate}: Deployment ${this.opts.canaryDeployment} does not run it`, 'run `deploy status`; the canary was changed outside Cutover');
       }
-      const next = { ...stable, spec: { ...stable.spec, template: promotedTemplate(stable, canary) } };
-      try {
-        const written = (await kube.replace(this.path(this.opts.deployment), next as unknown as KubeObject)) as unknown as DeploymentObject;
-        return rolloutStatus(written, written.spec.replicas ?? total);
-      } catch (e) {
-        if (e instanceof KubeApiError && e.conflict && attempt < CAS_ATTEMPTS) continue;
-        throw explainKubeError(e, `promoting ${candidate} into Deployment ${this.opts.deployment}`);
-      }
-    }
+      const written = await kube.replace(this.path(this.opts.deployment), { ...stable, spec: { ...stable.spec, template: promotedTemplate(stable, canary) } });
+      return rolloutStatus(written, written.spec.replicas ?? 1);
+    });
   }
 
   async restoreStable(stableVersion: string): Promise<void> {
     const image = this.opts.images[stableVersion];
     const kube = await this.client();
-    for (let attempt = 1; ; attempt += 1) {
+    await retryOnConflict(`Deployment ${this.opts.deployment}`, async () => {
       const stable = await this.stable(kube);
-      if (versionOf(stable) === stableVersion || (versionOf(stable) === undefined)) return;
+      if (versionOf(stable) === stableVersion || versionOf(stable) === undefined) return;
       if (!image) throw new OperationError(`cannot put Deployment ${this.opts.deployment} back on ${stableVersion}: no image for it in deploy.yaml`, `add versions.${stableVersion}.image, then \`kubectl rollout undo deployment/${this.opts.deployment}\``);
-      const next = { ...stable, spec: { ...stable.spec, template: withImage(stable.spec.template, image, stableVersion, this.opts.container) } };
-      try {
-        await kube.replace(this.path(this.opts.deployment), next as unknown as KubeObject);
-        return;
-      } catch (e) {
-        if (e instanceof KubeApiError && e.conflict && attempt < CAS_ATTEMPTS) continue;
-        throw explainKubeError(e, `restoring Deployment ${this.opts.deployment} to ${stableVersion}`);
-      }
-    }
+      await kube.replace(this.path(this.opts.deployment), { ...stable, spec: { ...stable.spec, template: withImage(stable.spec.template, image, stableVersion, this.opts.container) } });
+    });
   }
 
   async retire(): Promise<void> {
     const kube = await this.client();
-    for (let attempt = 1; ; attempt += 1) {
+    await retryOnConflict(`Deployment ${this.opts.canaryDeployment}`, async () => {
       const canary = await this.deployment(kube, this.opts.canaryDeployment);
-      if (!canary || canary.spec.replicas === 0) return;
-      try {
-        await kube.replace(this.path(this.opts.canaryDeployment), { ...canary, spec: { ...canary.spec, replicas: 0 } } as unknown as KubeObject);
-        return;
-      } catch (e) {
-        if (e instanceof KubeApiError && e.conflict && attempt < CAS_ATTEMPTS) continue;
-        throw explainKubeError(e, `scaling Deployment ${this.opts.canaryDeployment} to 0`);
-      }
-    }
+      if (canary && canary.spec.replicas !== 0) await kube.replace(this.path(this.opts.canaryDeployment), { ...canary, spec: { ...canary.spec, replicas: 0 } });
+    });
   }
 
   /** The canary Service: a twin of the stable one selecting only canary pods; made when missing. */

@@ -129,6 +129,6 @@ describe('the kubernetes workload', () => {
     const restricted = new KubernetesWorkload({ ...opts, kube: () => connectKube({ kubeconfig: file, namespace: ns }) });
     const error = await restricted.preflight().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UsageError);
-    expect((error as Error).message).toBe(`context cutover-test may not update deployments api, create deployments, update deployments api-canary, create services in namespace ${ns}`);
+    expect((error as Error).message).toBe(`context cutover-test may not update deployments.apps api, create deployments.apps, update deployments.apps api-canary, create services in namespace ${ns}`);
   });
 });
