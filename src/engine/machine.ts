@@ -133,26 +133,45 @@ async function checkTargets(state: RolloutState, intent: Omit<Intent, 'at'>, dep
   const raises = intent.to === 'holding' && weight > (state.weights[state.candidate] ?? 0);
   if (!raises || (!deps.router.targetsReady && !deps.workload)) return { state, go: true };
   const answer = await candidateReadiness(state.candidate, weight, deps);
+  const audit = (action: string, detail: Record<string, unknown>) => deps.store.audit.append({ actor: deps.actor.owner, action, rolloutId: state.rolloutId, detail: { version: state.candidate, detail: answer.detail, ...detail } });
+  // The step it waits to enter is kept, so a promote that skipped a hold is not forgotten.
+  const wait = await awaitReadiness(state, answer, intent.step, (leftS) => `${state.candidate}'s targets are not ready (${answer.detail}); no weight moves to it, waiting up to ${leftS}s more`, deps);
+  switch (wait.outcome) {
+    case 'ready':
+      if (wait.waitedMs !== undefined) await audit('targets.ready', { waitedMs: wait.waitedMs });
+      return { state: wait.state, go: true };
+    case 'expired': {
+      const reason = answer.stuck ? `${state.candidate} cannot become ready: ${answer.stuck}` : `${state.candidate}'s targets were not ready within ${Math.round(wait.timeoutMs / 1000)}s: ${answer.detail}`;
+      return { state: await rollback(wait.state, 'gate', reason, deps), go: false };
+    }
+    case 'waiting':
+      if (wait.first) await audit('targets.waiting', {});
+      return { state: wait.state, go: false };
+  }
+}
+
+/** What one look at something the engine waits for (pods, targets, a promotion) came to. */
+type Wait =
+  | { outcome: 'ready'; state: RolloutState; waitedMs?: number }
+  | { outcome: 'expired'; state: RolloutState; timeoutMs: number }
+  | { outcome: 'waiting'; state: RolloutState; first: boolean };
+
+/**
+ * One look at a wait bounded by the plan's readiness deadline: the time is counted from the
+ * first look (recorded in `waitingForTargets`), the driver looks again at its check interval,
+ * and a `stuck` answer ends the wait at once. Each look that waits says so as a retrying error
+ * event — every renderer (plain, JSON, console) shows it as such.
+ */
+async function awaitReadiness(state: RolloutState, answer: TargetReadiness, step: number | undefined, waitingText: (leftS: number) => string, deps: EngineDeps): Promise<Wait> {
   const { waitingForTargets: waiting, ...rest } = state;
   const now = deps.clock();
-  if (answer.ready) {
-    if (waiting) await deps.store.audit.append({ actor: deps.actor.owner, action: 'targets.ready', rolloutId: state.rolloutId, detail: { version: state.candidate, detail: answer.detail, waitedMs: now - Date.parse(waiting.since) } });
-    return { state: rest, go: true };
-  }
   const since = waiting ? Date.parse(waiting.since) : now;
+  if (answer.ready) return { outcome: 'ready', state: rest, ...(waiting ? { waitedMs: now - since } : {}) };
   const timeoutMs = state.plan.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
-  if (answer.stuck) {
-    return { state: await rollback(rest, 'gate', `${state.candidate} cannot become ready: ${answer.stuck}`, deps), go: false };
-  }
-  if (now - since >= timeoutMs) {
-    return { state: await rollback(rest, 'gate', `${state.candidate}'s targets were not ready within ${Math.round(timeoutMs / 1000)}s: ${answer.detail}`, deps), go: false };
-  }
-  if (!waiting) await deps.store.audit.append({ actor: deps.actor.owner, action: 'targets.waiting', rolloutId: state.rolloutId, detail: { version: state.candidate, detail: answer.detail } });
-  // An error event that says it is retrying: every renderer (plain, JSON, console) shows it as such.
-  const leftS = Math.round((since + timeoutMs - now) / 1000);
-  emit(deps, state, { event: 'error', message: `${state.candidate}'s targets are not ready (${answer.detail}); no weight moves to it, waiting up to ${leftS}s more`, retrying: true });
-  // The step it waits to enter is kept, so a promote that skipped a hold is not forgotten.
-  return { state: await save(deps, { ...rest, waitingForTargets: { since: iso(since), detail: answer.detail, step: intent.step } }), go: false };
+  if (answer.stuck || now - since >= timeoutMs) return { outcome: 'expired', state: rest, timeoutMs };
+  emit(deps, state, { event: 'error', message: waitingText(Math.round((since + timeoutMs - now) / 1000)), retrying: true });
+  const saved = await save(deps, { ...rest, waitingForTargets: { since: iso(since), detail: answer.detail, ...(step !== undefined ? { step } : {}) } });
+  return { outcome: 'waiting', state: saved, first: !waiting };
 }
 
 /**
@@ -275,20 +294,17 @@ async function promoteWorkload(state: RolloutState, workload: Workload, deps: En
     state = await save(deps, { ...state, promotion: { since: iso(deps.clock()) } });
   }
   const answer = await workload.promote(state.candidate);
-  const { waitingForTargets: waiting, ...rest } = state;
-  const now = deps.clock();
-  if (answer.ready) {
-    return transition(rest, { to: 'promoted', step: state.step, weights: { [state.candidate]: 100 }, roles: { [state.candidate]: 'stable' }, reason: `${state.candidate} took all traffic` }, deps);
+  const wait = await awaitReadiness(state, answer, undefined, (leftS) => `promoting ${state.candidate} into the stable Deployment: ${answer.detail}; waiting up to ${leftS}s more`, deps);
+  switch (wait.outcome) {
+    case 'ready':
+      return transition(wait.state, { to: 'promoted', step: state.step, weights: { [state.candidate]: 100 }, roles: { [state.candidate]: 'stable' }, reason: `${state.candidate} took all traffic` }, deps);
+    case 'expired': {
+      const why = `the stable Deployment did not roll out ${state.candidate} within ${Math.round(wait.timeoutMs / 1000)}s: ${answer.stuck ?? answer.detail}; traffic stays on the canary (${state.candidate})`;
+      return pause(wait.state, 'stuck', deps, deps.actor.owner, why);
+    }
+    case 'waiting':
+      return wait.state;
   }
-  const since = waiting ? Date.parse(waiting.since) : now;
-  const timeoutMs = state.plan.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
-  if (answer.stuck || now - since >= timeoutMs) {
-    const why = `the stable Deployment did not roll out ${state.candidate} within ${Math.round(timeoutMs / 1000)}s: ${answer.stuck ?? answer.detail}; traffic stays on the canary (${state.candidate})`;
-    return pause(rest, 'stuck', deps, deps.actor.owner, why);
-  }
-  const leftS = Math.round((since + timeoutMs - now) / 1000);
-  emit(deps, state, { event: 'error', message: `promoting ${state.candidate} into the stable Deployment: ${answer.detail}; waiting up to ${leftS}s more`, retrying: true });
-  return save(deps, { ...rest, waitingForTargets: { since: iso(since), detail: answer.detail } });
 }
 
 /** Weights of step `index` of this rollout. */
