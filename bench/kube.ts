@@ -7,9 +7,9 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { connectKube } from '../src/kube/connect.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const deploy = join(root, 'bin', 'deploy');
@@ -20,21 +20,8 @@ const clusterDir = mkdtempSync(join(tmpdir(), 'cutover-bench-kube-'));
 const t0 = performance.now();
 execFileSync('bash', [script, 'up', clusterDir], { stdio: ['ignore', 'ignore', 'inherit'] });
 const startMs = performance.now() - t0;
-const server = readFileSync(join(clusterDir, 'server'), 'utf8').trim();
-const token = readFileSync(join(clusterDir, 'admin.token'), 'utf8').trim();
-const ca = readFileSync(join(clusterDir, 'pki', 'apiserver.crt'));
-
-function api(method: string, path: string, body?: unknown): Promise<unknown> {
-  return new Promise((done, fail) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(server + path, { method, ca, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c)).on('end', () => ((res.statusCode ?? 0) < 300 ? done(JSON.parse(text)) : fail(new Error(`${method} ${path}: ${res.statusCode} ${text}`))));
-    });
-    req.on('error', fail);
-    req.end(payload);
-  });
-}
+const kube = await connectKube({ kubeconfig: join(clusterDir, 'kubeconfig') });
+const api = (method: string, path: string, body?: unknown) => kube.request(method, path, body === undefined ? {} : { body });
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

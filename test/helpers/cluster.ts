@@ -3,6 +3,8 @@
  * kube-scheduler and kwok, built by scripts/test-cluster). One cluster serves the whole run: the
  * first test file that asks starts it (the others wait for it), each test works in a namespace of
  * its own, and the global setup stops it. A cluster that cannot start fails the test loudly.
+ * Its admin calls use plain HTTPS, not src/kube's client: what a test reads back to check the
+ * product must not pass through the code under test.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
