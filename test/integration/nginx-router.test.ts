@@ -14,7 +14,8 @@ import { OperationError, UsageError } from '../../src/errors.js';
 import type { NginxRouterOptions } from '../../src/routers/nginx-config.js';
 import { listNginxWorkers, NginxRouter } from '../../src/routers/nginx.js';
 import { findNginx, startNginx, type NginxProcess } from '../../src/sandbox/nginx-process.js';
-import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
+import { startNginxFixture, type NginxFixture } from '../helpers/nginx-fixture.js';
+import { startSampleService } from '../../src/sandbox/sample-service.js';
 import { freePorts } from '../helpers/ports.js';
 
 /** What a batch of requests saw. */
@@ -127,35 +128,22 @@ function expectShare(hits: number, n: number, p: number): void {
   expect(Math.abs(observed - p), `observed ${observed} for p=${p} (±${tolerance})`).toBeLessThanOrEqual(tolerance);
 }
 
+let fixture: NginxFixture | undefined;
 let prefix: string;
-let nginx: NginxProcess | undefined;
-let v1: SampleService;
-let v2: SampleService;
+let nginx: NginxProcess;
 let options: NginxRouterOptions;
 let publicUrl: string;
 let router: NginxRouter;
 
 beforeAll(async () => {
-  prefix = await mkdtemp(path.join(os.tmpdir(), 'cutover-nginx-'));
-  [v1, v2] = await Promise.all([startSampleService({ version: 'v1' }), startSampleService({ version: 'v2' })]);
-  const [listenPort, adminPort] = await freePorts(2);
-  options = {
-    prefix,
-    listen: `127.0.0.1:${listenPort}`,
-    admin: `127.0.0.1:${adminPort}`,
-    orgHeader: 'X-Org-Id',
-    orgCookie: 'cutover_org',
-    upstreams: { v1: [`127.0.0.1:${v1.port}`], v2: [`127.0.0.1:${v2.port}`] },
-  };
-  publicUrl = `http://${options.listen}/`;
-  nginx = await startNginx(options);
+  fixture = await startNginxFixture('nginx');
+  ({ nginx, options, publicUrl } = fixture);
+  prefix = options.prefix;
   router = new NginxRouter(options);
 }, 15_000);
 
 afterAll(async () => {
-  await nginx?.stop();
-  await Promise.all([v1?.stop(), v2?.stop()]);
-  if (prefix) await rm(prefix, { recursive: true, force: true });
+  await fixture?.stop();
 });
 
 describe('nginx router against real nginx', () => {
@@ -309,7 +297,7 @@ describe('nginx router against real nginx', () => {
       const result = await grown.apply({ weights: { v1: 0, v2: 0, v3: 100 } });
       expect(result).toEqual({ changed: true, generation: (before.generation ?? 0) + 1 });
       // The reload is done when apply returns: no worker of the old config is left.
-      const workers = await listNginxWorkers(nginx!.pid);
+      const workers = await listNginxWorkers(nginx.pid);
       expect(workers?.filter((w) => w.shuttingDown)).toEqual([]);
       expect(workers).toHaveLength(2);
       const tally = await load(publicUrl, 8, 200).done;
@@ -370,7 +358,7 @@ describe('nginx router, a reload while an old worker still holds a request', () 
       while ((await (await fetch(`http://${options.admin}/cutover/config`)).text()) === hashBefore) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 300));
       expect(applied, 'apply returned while a worker of the old config still ran').toBe(false);
-      expect((await listNginxWorkers(nginx!.pid))?.some((w) => w.shuttingDown)).toBe(true);
+      expect((await listNginxWorkers(nginx.pid))?.some((w) => w.shuttingDown)).toBe(true);
 
       slow.write('\r\n');
       await closed; // the retired worker answers and then closes, as it is shutting down
@@ -391,7 +379,7 @@ describe('nginx router, a reload while an old worker still holds a request', () 
 describe('nginx router preflight', () => {
   it('passes against the running nginx without starting another', async () => {
     await router.preflight();
-    expect((await findNginx(options))?.pid).toBe(nginx?.pid);
+    expect((await findNginx(options))?.pid).toBe(nginx.pid);
   });
 
   it('refuses a missing nginx binary as a usage error (exit 2)', async () => {

@@ -14,16 +14,12 @@
  * the test holds every such retry to the reload write: no weight or org write may cause one.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import type { NginxRouterOptions } from '../../src/routers/nginx-config.js';
 import { NginxRouter } from '../../src/routers/nginx.js';
 import type { OrgRoutes } from '../../src/routers/router.js';
-import { startNginx, type NginxProcess } from '../../src/sandbox/nginx-process.js';
 import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
-import { freePorts } from '../helpers/ports.js';
+import { startNginxFixture, type NginxFixture } from '../helpers/nginx-fixture.js';
 
 /** One request as the client saw it; times are performance.now() in this process. */
 interface Answer {
@@ -143,30 +139,19 @@ function allowedVersions(answer: Answer, writes: Write[]): Set<string> {
   return allowed;
 }
 
-let prefix: string;
-let nginx: NginxProcess | undefined;
+let fixture: NginxFixture | undefined;
+/** Services started by a test besides the fixture's v1 and v2, stopped after. */
 const services: SampleService[] = [];
 let options: NginxRouterOptions;
 
 beforeAll(async () => {
-  prefix = await mkdtemp(path.join(os.tmpdir(), 'cutover-org-atomicity-'));
-  services.push(await startSampleService({ version: 'v1' }), await startSampleService({ version: 'v2' }));
-  const [listenPort, adminPort] = await freePorts(2);
-  options = {
-    prefix,
-    listen: `127.0.0.1:${listenPort}`,
-    admin: `127.0.0.1:${adminPort}`,
-    orgHeader: 'X-Org-Id',
-    orgCookie: 'cutover_org',
-    upstreams: { v1: [`127.0.0.1:${services[0]!.port}`], v2: [`127.0.0.1:${services[1]!.port}`] },
-  };
-  nginx = await startNginx(options);
+  fixture = await startNginxFixture('org-atomicity');
+  options = fixture.options;
 }, 15_000);
 
 afterAll(async () => {
-  await nginx?.stop();
+  await fixture?.stop();
   await Promise.all(services.map((s) => s.stop()));
-  if (prefix) await rm(prefix, { recursive: true, force: true });
 });
 
 describe('org moves under keep-alive load through real nginx', () => {
