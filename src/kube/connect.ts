@@ -75,17 +75,29 @@ async function open(opts: KubeConnectOptions): Promise<KubeClient> {
  * read namespaces: that answer (403) is not an error here — the object checks that follow name
  * what is missing.
  */
-export async function checkNamespace(kube: KubeClient): Promise<void> {
+export function checkNamespace(kube: KubeClient): Promise<void> {
+  // The router, the workload and the state backend of one run share a client: asked once.
+  let check = namespaceChecks.get(kube);
+  if (!check) {
+    check = readNamespace(kube);
+    namespaceChecks.set(kube, check);
+    check.catch(() => namespaceChecks.delete(kube));
+  }
+  return check;
+}
+
+/** Namespace checks by client, so each connection asks once. */
+const namespaceChecks = new WeakMap<KubeClient, Promise<void>>();
+
+async function readNamespace(kube: KubeClient): Promise<void> {
   try {
     await kube.read(`/api/v1/namespaces/${kube.namespace}`);
   } catch (e) {
     if (e instanceof KubeApiError && e.status === 404) {
       throw new UsageError(`namespace ${kube.namespace} not found in context ${kube.context}`, 'create it (kubectl create namespace …) or set kubernetes.namespace in deploy.yaml');
     }
-    if (e instanceof KubeApiError && (e.status === 403 || e.status === 401)) {
-      if (e.status === 401) throw new UsageError(`context ${kube.context}: the credentials were refused (401)`, 'refresh the token or certificate in your kubeconfig');
-      return;
-    }
+    if (e instanceof KubeApiError && e.status === 401) throw new UsageError(`context ${kube.context}: the credentials were refused (401)`, 'refresh the token or certificate in your kubeconfig');
+    if (e instanceof KubeApiError && e.status === 403) return;
     throw e;
   }
 }
