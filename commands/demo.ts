@@ -20,11 +20,12 @@ export async function run(opts: DemoOptions, io: Io): Promise<number> {
   const r = await runDemo({ holdMs, keep: opts.keep ?? false, rate: 500, faultAfterMs: 2_000 }, io);
   const t = r.totals;
   io.out.result(
-    { event: 'summary', goodExit: r.goodExit, badExit: r.badExit, timeToSafetyMs: r.timeToSafetyMs ?? null, badRequests: r.badRequests ?? null, requests: t.total, failed: t.failed, byVersion: t.byVersion },
+    { event: 'summary', goodExit: r.goodExit, badExit: r.badExit, timeToSafetyMs: r.timeToSafetyMs ?? null, badRequests: r.badRequests ?? null, excessFailures: r.excessFailures ?? null, requests: t.total, failed: t.failed, byVersion: t.byVersion },
     [
       '',
       `good release: ${r.goodExit === 0 ? 'promoted' : `exit ${r.goodExit}`}; bad release: ${r.badExit === 3 ? 'rolled back by its gate' : `exit ${r.badExit}`}`,
       r.timeToSafetyMs !== undefined ? `time to safety: ${(r.timeToSafetyMs / 1000).toFixed(1)} s from the first failing request to 100% on stable; ${r.badRequests} failed requests reached users meanwhile` : '',
+      r.excessFailures !== undefined ? `users harmed: ${r.excessFailures} failed requests of v3 beyond v2's error rate, as its gate counted them` : '',
       `traffic: ${t.total} requests, ${Object.entries(t.byVersion).map(([v, n]) => `${v} ${n}`).join(', ')}, ${t.failed} failed`,
     ].filter(Boolean).join('\n'),
   );

@@ -7,6 +7,7 @@ import { openProject, type Io } from '../src/cli/context.js';
 import { requestOfDriver } from '../src/cli/requests.js';
 import { driveInTerminal, type ConsoleOptions } from '../src/cli/tui.js';
 import { promoteNow, startRollout } from '../src/engine/machine.js';
+import type { Traffic } from '../src/engine/plan.js';
 import { isTerminal, servingVersion, type RolloutState } from '../src/engine/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { planFor } from '../strategies/index.js';
@@ -42,12 +43,17 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     return ExitCode.Done;
   }
 
+  let traffic: Traffic | undefined;
   if (!active && config.gates?.length) {
     // Every gate query goes to Prometheus once before anything is recorded or moved.
-    const { createProvider, checkGateQueries } = await import('../src/gates/runner.js');
-    const noData = await checkGateQueries(config, (await createProvider(config))!, serving, opts.to);
+    const { createProvider, checkGateQueries, measureTraffic } = await import('../src/gates/runner.js');
+    const provider = (await createProvider(config))!;
+    const noData = await checkGateQueries(config, provider, serving, opts.to);
     if (noData.length) io.out.note(`gates with no data yet (no traffic to ${opts.to}?): ${noData.join(', ')}`);
+    // The steps' error-rate margins follow the traffic stable serves now.
+    traffic = await measureTraffic(config, provider, serving, io.clock());
   }
+  if (!active && !config.gates?.length) io.out.note(`warning: no gates: nothing will roll back ${opts.to} by itself; add gates: to ${project.path}`);
 
   const holder = active ? await project.store.lockHolder() : undefined;
   if (active && opts.full && holder && Date.parse(holder.leaseExpiresAt) > io.clock()) {
@@ -65,7 +71,8 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     const stillActive = state && !isTerminal(state) ? state : undefined;
     if (!stillActive) {
       const stable = state ? servingVersion(state) : config.stable;
-      const started = await startRollout({ service: config.service, stable, candidate: opts.to, plan: planFor(config, project.dir) }, deps);
+      const plan = planFor(config, project.dir);
+      const started = await startRollout({ service: config.service, stable, candidate: opts.to, plan: traffic ? { ...plan, traffic } : plan }, deps);
       return opts.full ? promoteNow(started, true, deps) : started;
     }
     if (stillActive.candidate !== opts.to) throw new UsageError(`a rollout of ${stillActive.candidate} started meanwhile`, '`deploy status` shows it');

@@ -9,6 +9,7 @@ export interface CanaryStepSpec {
   weight: number;
   hold?: number | undefined;
   pause?: boolean | undefined;
+  margin?: number | undefined;
 }
 
 /** `strategy.canary` as validated. */
@@ -51,6 +52,7 @@ export function planCanary(spec: CanarySpec = {}, gates: string[] = []): Plan {
     holdMs: s.hold ?? (s.weight === 100 ? 0 : defaultHold),
     pause: s.pause ?? false,
     gates: s.weight === 100 && (s.hold ?? 0) === 0 ? [] : gates,
+    ...(s.margin !== undefined ? { margin: s.margin } : {}),
   }));
   if (steps.at(-1)?.weight !== 100) {
     steps.push({ index: steps.length, weight: 100, holdMs: 0, pause: false, gates: [] });

@@ -42,6 +42,8 @@ const errorRateGate = z.strictObject({
   type: z.literal('errorRate'),
   maxIncrease: percent.optional().meta({ description: "Fail when the canary's error rate exceeds stable's by more than this (default 0.1%, in percentage points)" }),
   confidence: percent.optional().meta({ description: 'Confidence of every verdict, over any number of checks (default 99%)' }),
+  method: z.enum(['ladder', 'confidence-sequence']).optional()
+    .meta({ description: 'ladder (default): fail fast on evidence of harm over the whole rollout, pass each step on its own margin, maxIncrease at the last; confidence-sequence: prove maxIncrease at every step' }),
   requests: z.string().min(1).optional().meta({ description: 'PromQL template counting requests of {{version}} over [{{window}}]' }),
   errors: z.string().min(1).optional().meta({ description: 'PromQL template counting failed requests of {{version}} over [{{window}}]' }),
   perOrg: z.boolean().optional().meta({ description: "Also judge each org's error rate on the candidate (metrics must carry prometheus.orgLabel)" }),
@@ -94,6 +96,8 @@ const step = z.strictObject({
     .meta({ description: 'Share of traffic on the candidate, in percent' }),
   hold: duration.optional().meta({ description: 'How long to hold at this weight with gates checked' }),
   pause: z.boolean().optional().meta({ description: 'After the hold, wait for `deploy promote`' }),
+  margin: percent.optional()
+    .meta({ description: 'Increase of the error rate this step must rule out to pass (default: derived from traffic, maxIncrease at the last step before 100%)' }),
 });
 
 const canary = z

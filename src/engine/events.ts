@@ -63,6 +63,8 @@ export interface RollbackEvent extends Base {
   cause: 'gate' | 'abort';
   reason: string;
   weights: Weights;
+  /** The candidate's failed requests beyond stable's error rate over the rollout (error-rate gates). */
+  excessFailures?: number;
   /** Set by the demo: ms from the fault's start to 100% on stable, and failed requests meanwhile. */
   timeToSafetyMs?: number;
   badRequests?: number;

@@ -255,7 +255,14 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       holdUntil: next.holdUntil!,
     });
   } else if (intent.to !== 'promoted' && !holding) {
-    emit(deps, next, { event: 'rollback', cause: intent.to === 'aborted' ? 'abort' : 'gate', reason: intent.reason ?? intent.to, weights: intent.weights });
+    const excess = (state.gates ?? []).map((g) => g.samples?.excessFailures).filter((x): x is number => x !== undefined);
+    emit(deps, next, {
+      event: 'rollback',
+      cause: intent.to === 'aborted' ? 'abort' : 'gate',
+      reason: intent.reason ?? intent.to,
+      weights: intent.weights,
+      ...(excess.length ? { excessFailures: Math.max(0, ...excess) } : {}),
+    });
   }
   return next;
 }
@@ -387,14 +394,19 @@ async function checkGates(state: RolloutState, deps: EngineDeps): Promise<Rollou
   const step = state.plan.steps[state.step]!;
   if (step.gates.length === 0) return state;
   if (!deps.gates) throw new OperationError(`step ${step.index + 1} has gates (${step.gates.join(', ')}) but no metrics provider is configured`, 'add prometheus: to deploy.yaml');
-  const results = await deps.gates.evaluate(state, step.gates, deps.clock());
-  state = await recordGates(state, results, deps);
+  state = await recordGates(state, await deps.gates.evaluate(state, step.gates, deps.clock()), deps);
+  const results = state.gates ?? [];
   const failed = results.find((r) => r.verdict === 'failed');
   return failed ? rollback(state, 'gate', `gate ${failed.gate} failed: ${failed.reason}`, deps, results) : state;
 }
 
 /** Keep the latest gate results in state, emit them, and audit every change of verdict. */
-async function recordGates(state: RolloutState, results: GateResult[], deps: EngineDeps): Promise<RolloutState> {
+async function recordGates(state: RolloutState, withMemory: GateResult[], deps: EngineDeps): Promise<RolloutState> {
+  const gateMemory = { ...state.gateMemory };
+  const results = withMemory.map(({ memory, ...r }) => {
+    if (memory !== undefined) gateMemory[r.gate] = memory;
+    return r;
+  });
   for (const r of results) {
     const before = state.gates?.find((g) => g.gate === r.gate);
     if (before?.verdict !== r.verdict) {
@@ -403,7 +415,7 @@ async function recordGates(state: RolloutState, results: GateResult[], deps: Eng
     const { at: _at, ...rest } = r;
     emit(deps, state, { event: 'gate', step: state.step, ...rest });
   }
-  return save(deps, { ...state, gates: results });
+  return save(deps, { ...state, gates: results, ...(Object.keys(gateMemory).length ? { gateMemory } : {}) });
 }
 
 /** Send all traffic back to stable and end the rollout as aborted (by hand) or rolled back (a gate). */

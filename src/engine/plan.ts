@@ -16,6 +16,18 @@ export interface PlanStep {
   gates: string[];
   /** Org waves: every org on the candidate at this step (cumulative). */
   orgs?: string[];
+  /** Error-rate pass margin of this step as written in deploy.yaml (fraction); default derived. */
+  margin?: number;
+}
+
+/** The service's traffic when the rollout began, from which the steps' margins are derived. */
+export interface Traffic {
+  /** Requests a second to stable over the window before the rollout. */
+  requestsPerSecond: number;
+  /** Stable's error rate over it (fraction). */
+  errorRate: number;
+  /** The window measured, seconds. */
+  windowSeconds: number;
 }
 
 /** What happens when gates are still inconclusive after a step's hold. */
@@ -36,6 +48,8 @@ export interface Plan {
    * having moved any traffic. Default `DEFAULT_READINESS_TIMEOUT_MS`.
    */
   readinessTimeoutMs?: number;
+  /** Measured when the rollout began (absent when Prometheus had no data): margins follow it. */
+  traffic?: Traffic;
 }
 
 /** Wait for the candidate's targets when the plan gives no deadline. */

@@ -61,6 +61,8 @@ export interface RolloutState {
   paused?: { reason: PauseReason; at: string; by: string; remainingMs: number };
   /** The latest result of each gate of the current step. */
   gates?: GateResult[];
+  /** What gates carry from check to check across the whole rollout (the error-rate ladder's evidence), by gate. */
+  gateMemory?: Record<string, unknown>;
   /** Why the rollout ended the way it did (rollback, abort, failure). */
   outcome?: { reason: string; at: string; by: string };
   /** Weight is due to move to the candidate but its targets are not ready yet (since when, what was seen). */

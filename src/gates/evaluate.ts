@@ -4,6 +4,8 @@
  * is an `error` verdict, never a pass; no traffic is `inconclusive`.
  */
 import type { GateConfig, PrometheusConfig } from '../config/schema.js';
+import type { Plan } from '../engine/plan.js';
+import { ladderDecision, lookSpacing, planMargins, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
 import { checkPerOrg, perOrgQueries } from './per-org.js';
 import { customQuery, errorRateQueries, latencyQueries, type QueryScope } from './queries.js';
@@ -17,6 +19,12 @@ export interface GateWindow {
   /** Window start (the hold's start) and the evaluation time, epoch ms. */
   startMs: number;
   atMs: number;
+  /** The rollout's plan and step, and when the step's hold ends: the ladder's margins and looks. */
+  plan?: Plan;
+  step?: number;
+  holdUntilMs?: number;
+  /** What each gate carried from its previous check, by gate name. */
+  memory?: Record<string, unknown>;
 }
 
 /** Default allowed error-rate increase: 0.1 percentage points. */
@@ -42,6 +50,60 @@ function scalar(answer: QueryAnswer, query: string): Scalar {
   }
 }
 
+const count = (n: number) => Math.round(n).toLocaleString('en-US');
+const points = (x: number) => `${+(x * 100).toFixed(x >= 0.01 ? 2 : 3)}`;
+
+/**
+ * The ladder's verdict (`ladder.ts`): the failure test over the whole rollout, the step's margin
+ * looked at from the hold's end on. Its memory rides on the result into the rollout's state.
+ */
+async function ladderResult(
+  gate: Extract<GateConfig, { type: 'errorRate' }>,
+  prom: PrometheusConfig | undefined,
+  provider: MetricsProvider,
+  w: GateWindow,
+  x: { canary: { requests: number; errors: number }; stable: { requests: number; errors: number }; margin: number; maxIncrease: number; alpha: number; queries: string[]; base: { gate: string; type: GateResult['type']; at: string } },
+): Promise<GateResult> {
+  const step = w.plan!.steps[w.step!]!;
+  const memory = w.memory?.[gate.name] as LadderMemory | undefined;
+  const holdUntil = w.holdUntilMs ?? Number.POSITIVE_INFINITY;
+  const d = ladderDecision(
+    { step: w.step!, canary: x.canary, stable: x.stable, margin: x.margin, maxIncrease: x.maxIncrease, alpha: x.alpha, lookSpacingMs: lookSpacing(step.holdMs), ...(w.atMs >= holdUntil ? { pastHoldMs: w.atMs - holdUntil } : {}) },
+    memory,
+  );
+  const pct = (v: number) => +(v * 100).toFixed(4);
+  const samples = {
+    canary: d.requests,
+    stable: d.memory.strata.reduce((t, s) => t + s.stable.requests, 0),
+    needed: d.requestsNeeded,
+    margin: pct(x.margin),
+    excessFailures: Math.round(d.excessErrors),
+    evidence: +d.evidence.toPrecision(3),
+    rollbackAt: Math.round(1 / x.alpha),
+  };
+  const common = { ...x.base, value: pct(d.canaryRate), baseline: pct(d.stableRate), threshold: pct(d.stableRate + x.margin), samples, queries: x.queries, memory: d.memory };
+  let verdict: Verdict = d.verdict;
+  let reason: string;
+  if (verdict === 'failed') {
+    reason = `${w.candidate} errors ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%: ${count(d.excessErrors)} failed requests more than ${w.stable}'s rate gives, evidence ${samples.evidence} ≥ ${samples.rollbackAt}`;
+  } else if (verdict === 'passed') {
+    reason = `${w.candidate} errors ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%: at most +${points(Math.max(0, d.upperBound))} points over ${count(d.requests)} requests, within this step's +${points(x.margin)}`;
+  } else {
+    reason = `${count(d.requests)} of ~${count(d.requestsNeeded)} requests needed to rule out +${points(x.margin)} points`;
+  }
+  if (gate.perOrg && verdict !== 'failed') {
+    const windowSeconds = Math.max(1, Math.round((w.atMs - w.startMs) / 1000));
+    const q = perOrgQueries(prom, w.candidate, windowSeconds);
+    x.queries.push(q.requests, q.errors);
+    const org = await checkPerOrg(gate, prom, provider, q, w.atMs, x.stable, { maxIncrease: x.maxIncrease, alpha: x.alpha });
+    if (org.kind !== 'ok') {
+      verdict = org.kind;
+      reason = org.reason;
+    }
+  }
+  return { ...common, verdict, reason };
+}
+
 /** Evaluate every named gate; the order of results follows `gates`. */
 export async function evaluateGates(gates: GateConfig[], prom: PrometheusConfig | undefined, provider: MetricsProvider, w: GateWindow): Promise<GateResult[]> {
   return Promise.all(gates.map((g) => evaluateGate(g, prom, provider, w)));
@@ -65,7 +127,8 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
     let [sr, se] = [sr0!, se0!];
     for (const a of [cr!, ce!, sr, se]) if (!a.ok) return { ...base, verdict: a.verdict, reason: a.reason, queries };
     // At a 100% step stable serves nothing: take its baseline from an equal window before the step.
-    if (sr.ok && !sr.value) {
+    const stableServes = sr.ok && !!sr.value;
+    if (!stableServes) {
       s = errorRateQueries(gate, prom, scope(w.stable, windowSeconds));
       queries.push(s.requests, s.errors);
       [sr, se] = await Promise.all([ask(s.requests), ask(s.errors)]);
@@ -77,8 +140,13 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
     if (canary.requests === 0) {
       return { ...base, verdict: 'inconclusive', reason: `no requests to ${w.candidate} in the last ${windowSeconds}s`, queries, samples: { canary: 0, stable: stable.requests } };
     }
-    const d = errorRateDecision({ canary, stable }, { maxIncrease, alpha });
     const pct = (x: number) => +(x * 100).toFixed(4);
+    const margin = w.plan && w.step !== undefined && gate.method !== 'confidence-sequence' ? planMargins(w.plan, gate.name, maxIncrease, alpha)[w.step] : undefined;
+    // The ladder compares both versions over the same time; with stable serving nothing, the band below does.
+    if (margin !== undefined && stableServes) {
+      return ladderResult(gate, prom, provider, w, { canary, stable, margin, maxIncrease, alpha, queries, base });
+    }
+    const d = errorRateDecision({ canary, stable }, { maxIncrease, alpha });
     if (gate.perOrg && d.verdict !== 'failed') {
       const q = perOrgQueries(prom, w.candidate, windowSeconds);
       queries.push(q.requests, q.errors);

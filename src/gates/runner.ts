@@ -5,11 +5,14 @@
  */
 import type { Config } from '../config/schema.js';
 import type { GateRunner } from '../engine/machine.js';
+import type { Plan, Traffic } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import { OperationError, UsageError } from '../errors.js';
 import { customQuery, errorRateQueries, latencyQueries, type QueryScope } from './queries.js';
 import { evaluateGates } from './evaluate.js';
+import { planMargins, requestsForMargin } from './ladder.js';
 import type { MetricsProvider } from './types.js';
+import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE } from './evaluate.js';
 
 /** The provider a config names, or undefined when it names none. */
 export async function createProvider(config: Config): Promise<MetricsProvider | undefined> {
@@ -29,7 +32,17 @@ export async function createGateRunner(config: Config, provider?: MetricsProvide
         gates.filter((g) => names.includes(g.name)),
         config.prometheus,
         metrics,
-        { service: state.service, stable: state.stable, candidate: state.candidate, startMs: Date.parse(state.holdStartedAt ?? state.updatedAt), atMs },
+        {
+          service: state.service,
+          stable: state.stable,
+          candidate: state.candidate,
+          startMs: Date.parse(state.holdStartedAt ?? state.updatedAt),
+          atMs,
+          plan: state.plan,
+          step: state.step,
+          ...(state.holdUntil ? { holdUntilMs: Date.parse(state.holdUntil) } : {}),
+          ...(state.gateMemory ? { memory: state.gateMemory } : {}),
+        },
       ),
   };
 }
@@ -66,4 +79,63 @@ export async function checkGateQueries(config: Config, provider: MetricsProvider
     if (answer.kind === 'no-data') noData.add(gate);
   }
   return [...noData];
+}
+
+/** The window before a rollout whose traffic sets the steps' margins. */
+export const TRAFFIC_WINDOW_SECONDS = 600;
+
+/**
+ * Stable's traffic over the last ten minutes, through the first error-rate gate's own queries (so
+ * templates and labels apply): requests a second and error rate. Undefined when there is no
+ * error-rate gate, no traffic, or Prometheus does not answer — the margins then take their
+ * defaults, and the last step's is `maxIncrease` either way.
+ */
+export async function measureTraffic(config: Config, provider: MetricsProvider, stable: string, atMs = Date.now()): Promise<Traffic | undefined> {
+  const gate = config.gates?.find((g) => g.type === 'errorRate');
+  if (!gate || gate.type !== 'errorRate') return undefined;
+  const q = errorRateQueries(gate, config.prometheus, { service: config.service, version: stable, stable, windowSeconds: TRAFFIC_WINDOW_SECONDS });
+  const [requests, errors] = await Promise.all([provider.query(q.requests, atMs), provider.query(q.errors, atMs)]);
+  const value = (a: typeof requests) => (a.kind === 'data' ? a.samples.reduce((t, x) => t + x.value, 0) : undefined);
+  const n = value(requests);
+  if (!n || !(n > 0)) return undefined;
+  return { requestsPerSecond: +(n / TRAFFIC_WINDOW_SECONDS).toFixed(3), errorRate: +Math.min(1, Math.max(0, (value(errors) ?? 0) / n)).toFixed(6), windowSeconds: TRAFFIC_WINDOW_SECONDS };
+}
+
+/** One step's error-rate margin as `deploy plan` shows it. */
+export interface StepMargin {
+  gate: string;
+  step: number;
+  /** Fraction: 0.001 = 0.1 points. */
+  margin: number;
+  /** Candidate requests the margin needs (95% of healthy candidates pass), over every step so far. */
+  requestsNeeded: number;
+  /** Candidate requests expected by the end of this step's hold at the measured traffic. */
+  requestsExpected?: number;
+  written: boolean;
+}
+
+/** Every gated step's margin for every ladder error-rate gate of the config. */
+export function stepMargins(config: Config, plan: Plan): StepMargin[] {
+  const out: StepMargin[] = [];
+  for (const g of config.gates ?? []) {
+    if (g.type !== 'errorRate' || g.method === 'confidence-sequence') continue;
+    const maxIncrease = g.maxIncrease ?? DEFAULT_MAX_INCREASE;
+    const alpha = 1 - (g.confidence ?? DEFAULT_CONFIDENCE);
+    const margins = planMargins(plan, g.name, maxIncrease, alpha);
+    let expected = 0;
+    margins.forEach((margin, i) => {
+      const s = plan.steps[i]!;
+      if (plan.traffic) expected += (plan.traffic.requestsPerSecond * s.weight * s.holdMs) / 100_000;
+      if (margin === undefined) return;
+      out.push({
+        gate: g.name,
+        step: i,
+        margin,
+        requestsNeeded: requestsForMargin(margin, plan.traffic?.errorRate ?? 0.005, alpha),
+        ...(plan.traffic && s.weight > 0 ? { requestsExpected: Math.round(expected) } : {}),
+        written: s.margin !== undefined,
+      });
+    });
+  }
+  return out;
 }

@@ -19,12 +19,26 @@ export interface GateResult {
   /** Baseline value where the gate has one (stable's error rate in %, stable's p99 in ms). */
   baseline?: number;
   /** Sample sizes and statistics, for status, the console and the audit log. */
-  samples?: { canary: number; stable?: number; needed?: number; detectableIncrease?: number };
+  samples?: {
+    canary: number;
+    stable?: number;
+    needed?: number;
+    detectableIncrease?: number;
+    /** Error-rate ladder: the increase (points) this step must rule out. */
+    margin?: number;
+    /** Error-rate ladder: candidate failures beyond stable's rate over the rollout so far. */
+    excessFailures?: number;
+    /** Error-rate ladder: the failure test's evidence, against `rollbackAt`. */
+    evidence?: number;
+    rollbackAt?: number;
+  };
   /** The PromQL sent, after templating. */
   queries: string[];
   /** Why, in words. */
   reason: string;
   at: string;
+  /** What the gate carries to its next check (kept in the rollout's state, never shown). */
+  memory?: unknown;
 }
 
 /** One sample of an instant vector or a scalar. */

@@ -14,6 +14,7 @@ import { startRollout } from '../engine/machine.js';
 import { nginxRouterOptions } from '../routers/factory.js';
 import { NginxRouter } from '../routers/nginx.js';
 import { planFor } from '../../strategies/index.js';
+import { ladderMargins, requestsForMargin } from '../gates/ladder.js';
 import { startLoad, type LoadCounts } from './load.js';
 import { startNginx } from './nginx-process.js';
 import { freePort } from './ports.js';
@@ -36,6 +37,8 @@ export interface DemoOutcome {
   badExit: number;
   timeToSafetyMs?: number;
   badRequests?: number;
+  /** The candidate's failed requests beyond stable's rate, as the gate counted them. */
+  excessFailures?: number;
   totals: LoadCounts;
 }
 
@@ -63,7 +66,7 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
     const listen = `127.0.0.1:${await freePort()}`;
     const admin = `127.0.0.1:${await freePort()}`;
     const file = join(dir, 'deploy.yaml');
-    writeFileSync(file, demoConfig(versions, listen, admin, prometheus.url, settings.holdMs));
+    writeFileSync(file, demoConfig(versions, listen, admin, prometheus.url, settings));
     const project = await openProject({ file }, io.clock);
     if (project.config.router.type !== 'nginx') throw new Error('the demo routes through nginx');
     const routerOptions = nginxRouterOptions(project.config.router, project.config, project.dir);
@@ -83,7 +86,7 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
     // Between step changes, show the share of live traffic each version really got.
     let candidate = 'v2';
     let fault: { atMs: number; timer?: NodeJS.Timeout } | undefined;
-    let safety: { timeToSafetyMs: number; badRequests: number } | undefined;
+    let safety: { timeToSafetyMs: number; badRequests: number; excessFailures?: number } | undefined;
     const out = io.out;
     const demoIo: Io = {
       ...io,
@@ -109,7 +112,7 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
           }
           if (e.event === 'rollback' && e.cause === 'gate' && fault) {
             clearTimeout(fault.timer);
-            safety = { timeToSafetyMs: Date.now() - fault.atMs, badRequests: load.window().failed };
+            safety = { timeToSafetyMs: Date.now() - fault.atMs, badRequests: load.window().failed, ...(e.excessFailures !== undefined ? { excessFailures: e.excessFailures } : {}) };
             out.event({ ...e, ...safety });
             return;
           }
@@ -142,9 +145,27 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
   }
 }
 
-/** The sandbox's deploy.yaml: gates tuned so a demo step needs seconds, not minutes, of traffic. */
-function demoConfig(versions: Record<string, SampleService>, listen: string, admin: string, prometheusUrl: string, holdMs: number): string {
-  const hold = `${Math.round(holdMs)}ms`;
+/** The weights of the demo's ladder before 100%. */
+const DEMO_WEIGHTS = [1, 5, 25, 50];
+
+/**
+ * The demo's steps with the product's default 0.1-point rule: each step's margin derived from the
+ * demo's own traffic as `ladderMargins` derives it from Prometheus (the sandbox's Prometheus has
+ * no history yet to measure), and the last weighted step held long enough for its requests to
+ * rule out +0.1 points when v2 fails no request at all.
+ */
+export function demoSteps(settings: Pick<DemoSettings, 'holdMs' | 'rate'>): { weight: number; holdMs: number; margin: number }[] {
+  const last = DEMO_WEIGHTS.at(-1)!;
+  const needed = requestsForMargin(0.001, 0, 0.01, 0.5);
+  const lastHoldMs = Math.max(settings.holdMs, Math.ceil((1.25 * needed * 1000) / ((settings.rate * last) / 100) / 1000) * 1000);
+  const steps = DEMO_WEIGHTS.map((weight) => ({ weight, holdMs: weight === last ? lastHoldMs : settings.holdMs }));
+  const margins = ladderMargins(steps, 0.001, 0.01, { requestsPerSecond: settings.rate, errorRate: 0 });
+  return steps.map((s, i) => ({ ...s, margin: margins[i]!.margin }));
+}
+
+/** The sandbox's deploy.yaml: the production gate rule, margins and holds fitted to the demo's traffic. */
+function demoConfig(versions: Record<string, SampleService>, listen: string, admin: string, prometheusUrl: string, settings: DemoSettings): string {
+  const steps = demoSteps(settings);
   return `service: patient-api
 stable: v1
 versions:
@@ -162,8 +183,7 @@ prometheus:
   url: ${prometheusUrl}
 gates:
   - name: errors
-    type: errorRate
-    maxIncrease: 5%        # the demo's traffic is small; production keeps the default 0.1%
+    type: errorRate        # the default rule: roll back on evidence of harm, +0.1 points ruled out before 100%
   - name: latency
     type: latencyP99
     max: 250ms
@@ -172,8 +192,9 @@ strategy:
   canary:
     checkInterval: 1s
     inconclusive: { after: 60s, action: pause }
+    # margins: what each step's requests at ${settings.rate} req/s can rule out; the last one is the rule itself
     steps:
-${[1, 5, 25, 50].map((w) => `      - { weight: ${w}, hold: ${hold} }`).join('\n')}
+${steps.map((s) => `      - { weight: ${s.weight}, hold: ${s.holdMs}ms, margin: ${+(s.margin * 100).toFixed(3)}% }`).join('\n')}
       - { weight: 100 }
 `;
 }

@@ -60,7 +60,11 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
     case 'paused':
       return c.yellow(`${clock(e.at)} paused at step ${e.step + 1} (${PAUSE_TEXT[e.reason]}): run \`deploy ${e.reason === 'operator' || e.reason === 'stuck' ? 'resume' : 'promote'}\` to go on${e.reason === 'inconclusive' ? ', `deploy resume` to give the gates more time, or `deploy abort`' : e.reason === 'stuck' ? ' once it is fixed, or `deploy abort`' : ''}`);
     case 'rollback':
-      return c.red(`${clock(e.at)} ${e.cause === 'abort' ? 'aborted' : 'rolled back'}: ${formatWeights(e.weights)} — ${e.reason}`);
+      return c.red(
+        `${clock(e.at)} ${e.cause === 'abort' ? 'aborted' : 'rolled back'}: ${formatWeights(e.weights)} — ${e.reason}` +
+          (e.excessFailures !== undefined ? `; users got ${e.excessFailures} failed requests beyond stable's error rate` : '') +
+          (e.timeToSafetyMs !== undefined ? `; safe ${(e.timeToSafetyMs / 1000).toFixed(1)} s after the fault began` : ''),
+      );
     case 'error':
       return c.red(`${clock(e.at)} error: ${e.message}${e.retrying ? ' (retrying)' : ''}`);
     case 'done':
