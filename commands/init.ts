@@ -35,6 +35,22 @@ state:
   dir: .deploy
   lease: 30s                  # a killed driver's lock is taken over after this
 
+# Gates read Prometheus. Without them nothing rolls back by itself: uncomment this section
+# and the gates below once Prometheus scrapes the service (\`deploy plan\` checks every query).
+# prometheus:
+#   url: http://127.0.0.1:9090
+#   labels: { job: patient-api }  # added to every built-in query
+#
+# gates:
+#   # Rolls back on evidence that the candidate fails more requests than stable; passes each
+#   # step on a margin derived from the traffic, +0.1 points before 100%.
+#   - name: errors
+#     type: errorRate
+#     maxIncrease: 0.1%
+#   - name: p99
+#     type: latencyP99
+#     max: 500ms
+
 # The steps: a share of traffic on the candidate, held while gates are checked.
 strategy:
   canary:
@@ -49,6 +65,7 @@ strategy:
       - weight: 50
         hold: 10m
         pause: true           # wait for \`deploy promote\` before going on
+        # margin: 0.1%        # the increase this step rules out (default: from the traffic)
       - weight: 100
 `;
 

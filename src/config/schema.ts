@@ -56,11 +56,16 @@ const latencyGate = z
     max: duration.optional().meta({ description: "Fail when the canary's P99 exceeds this" }),
     maxFactor: z.number().gt(1, 'must be greater than 1').optional().meta({ description: "Fail when the canary's P99 exceeds stable's × this" }),
     minRequests: z.number().int().min(1).optional().meta({ description: 'Requests the canary must have served before a verdict (default 100)' }),
+    method: z.enum(['quantile', 'ladder']).optional()
+      .meta({ description: "quantile (default): the P99 against max or stable's × maxFactor; ladder: the share of requests slower than max, judged like the error rate (sound at low traffic)" }),
+    maxIncrease: percent.optional()
+      .meta({ description: 'ladder: how much the share of requests slower than max may rise over stable before 100% (default 1%)' }),
     histogram: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'must be a metric name').optional()
       .meta({ description: 'Histogram metric name without _bucket (default http_request_duration_seconds)' }),
   })
   .superRefine((g, ctx) => {
     if (g.max === undefined && g.maxFactor === undefined) ctx.addIssue({ code: 'custom', message: 'needs max (like 500ms) or maxFactor (like 1.5)' });
+    if (g.method === 'ladder' && g.max === undefined) ctx.addIssue({ code: 'custom', path: ['max'], message: 'method: ladder counts the requests slower than max: set max (like 500ms), a bucket bound of the histogram' });
   });
 
 const queryGate = z.strictObject({

@@ -8,7 +8,7 @@ import type { Plan } from '../engine/plan.js';
 import { ladderDecision, lookSpacing, planMargins, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
 import { checkPerOrg, perOrgQueries } from './per-org.js';
-import { customQuery, errorRateQueries, latencyQueries, type QueryScope } from './queries.js';
+import { customQuery, errorRateQueries, latencyQueries, slowQueries, type QueryScope } from './queries.js';
 import type { GateResult, MetricsProvider, QueryAnswer, Verdict } from './types.js';
 
 /** Where and when gates look. */
@@ -31,6 +31,8 @@ export interface GateWindow {
 export const DEFAULT_MAX_INCREASE = 0.001;
 /** Default confidence of error-rate verdicts. */
 export const DEFAULT_CONFIDENCE = 0.99;
+/** Default allowed rise of the share of requests slower than a latency gate's max: 1 point. */
+export const DEFAULT_MAX_SLOW_INCREASE = 0.01;
 /** Default canary requests before a latency verdict. */
 export const DEFAULT_MIN_REQUESTS = 100;
 
@@ -56,16 +58,23 @@ const points = (x: number) => `${+(x * 100).toFixed(x >= 0.01 ? 2 : 3)}`;
 /**
  * The ladder's verdict (`ladder.ts`): the failure test over the whole rollout, the step's margin
  * looked at from the hold's end on. Its memory rides on the result into the rollout's state.
+ * `failures` names what is counted: errors, or requests slower than a latency bound.
  */
-async function ladderResult(
-  gate: Extract<GateConfig, { type: 'errorRate' }>,
-  prom: PrometheusConfig | undefined,
-  provider: MetricsProvider,
+function ladderResult(
   w: GateWindow,
-  x: { canary: { requests: number; errors: number }; stable: { requests: number; errors: number }; margin: number; maxIncrease: number; alpha: number; queries: string[]; base: { gate: string; type: GateResult['type']; at: string } },
-): Promise<GateResult> {
+  x: {
+    canary: { requests: number; errors: number };
+    stable: { requests: number; errors: number };
+    margin: number;
+    maxIncrease: number;
+    alpha: number;
+    queries: string[];
+    base: { gate: string; type: GateResult['type']; at: string };
+    failures: string;
+  },
+): GateResult {
   const step = w.plan!.steps[w.step!]!;
-  const memory = w.memory?.[gate.name] as LadderMemory | undefined;
+  const memory = w.memory?.[x.base.gate] as LadderMemory | undefined;
   const holdUntil = w.holdUntilMs ?? Number.POSITIVE_INFINITY;
   const d = ladderDecision(
     { step: w.step!, canary: x.canary, stable: x.stable, margin: x.margin, maxIncrease: x.maxIncrease, alpha: x.alpha, lookSpacingMs: lookSpacing(step.holdMs), ...(w.atMs >= holdUntil ? { pastHoldMs: w.atMs - holdUntil } : {}) },
@@ -81,27 +90,14 @@ async function ladderResult(
     evidence: +d.evidence.toPrecision(3),
     rollbackAt: Math.round(1 / x.alpha),
   };
-  const common = { ...x.base, value: pct(d.canaryRate), baseline: pct(d.stableRate), threshold: pct(d.stableRate + x.margin), samples, queries: x.queries, memory: d.memory };
-  let verdict: Verdict = d.verdict;
-  let reason: string;
-  if (verdict === 'failed') {
-    reason = `${w.candidate} errors ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%: ${count(d.excessErrors)} failed requests more than ${w.stable}'s rate gives, evidence ${samples.evidence} ≥ ${samples.rollbackAt}`;
-  } else if (verdict === 'passed') {
-    reason = `${w.candidate} errors ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%: at most +${points(Math.max(0, d.upperBound))} points over ${count(d.requests)} requests, within this step's +${points(x.margin)}`;
-  } else {
-    reason = `${count(d.requests)} of ~${count(d.requestsNeeded)} requests needed to rule out +${points(x.margin)} points`;
-  }
-  if (gate.perOrg && verdict !== 'failed') {
-    const windowSeconds = Math.max(1, Math.round((w.atMs - w.startMs) / 1000));
-    const q = perOrgQueries(prom, w.candidate, windowSeconds);
-    x.queries.push(q.requests, q.errors);
-    const org = await checkPerOrg(gate, prom, provider, q, w.atMs, x.stable, { maxIncrease: x.maxIncrease, alpha: x.alpha });
-    if (org.kind !== 'ok') {
-      verdict = org.kind;
-      reason = org.reason;
-    }
-  }
-  return { ...common, verdict, reason };
+  const rates = `${w.candidate} ${x.failures} ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%`;
+  const reason =
+    d.verdict === 'failed'
+      ? `${rates}: ${count(d.excessErrors)} ${x.failures === 'errors' ? 'failed requests' : x.failures} more than ${w.stable}'s rate gives, evidence ${samples.evidence} ≥ ${samples.rollbackAt}`
+      : d.verdict === 'passed'
+        ? `${rates}: at most +${points(Math.max(0, d.upperBound))} points over ${count(d.requests)} requests, within this step's +${points(x.margin)}`
+        : `${count(d.requests)} of ~${count(d.requestsNeeded)} requests needed to rule out +${points(x.margin)} points`;
+  return { ...x.base, verdict: d.verdict, value: pct(d.canaryRate), baseline: pct(d.stableRate), threshold: pct(d.stableRate + x.margin), samples, queries: x.queries, reason, memory: d.memory };
 }
 
 /** Evaluate every named gate; the order of results follows `gates`. */
@@ -144,7 +140,12 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
     const margin = w.plan && w.step !== undefined && gate.method !== 'confidence-sequence' ? planMargins(w.plan, gate.name, maxIncrease, alpha)[w.step] : undefined;
     // The ladder compares both versions over the same time; with stable serving nothing, the band below does.
     if (margin !== undefined && stableServes) {
-      return ladderResult(gate, prom, provider, w, { canary, stable, margin, maxIncrease, alpha, queries, base });
+      const result = ladderResult(w, { canary, stable, margin, maxIncrease, alpha, queries, base, failures: 'errors' });
+      if (!gate.perOrg || result.verdict === 'failed') return result;
+      const q = perOrgQueries(prom, w.candidate, windowSeconds);
+      queries.push(q.requests, q.errors);
+      const org = await checkPerOrg(gate, prom, provider, q, w.atMs, stable, { maxIncrease, alpha });
+      return org.kind === 'ok' ? result : { ...result, verdict: org.kind, reason: org.reason };
     }
     const d = errorRateDecision({ canary, stable }, { maxIncrease, alpha });
     if (gate.perOrg && d.verdict !== 'failed') {
@@ -171,6 +172,25 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
       queries,
       reason,
     };
+  }
+
+  if (gate.type === 'latencyP99' && gate.method === 'ladder') {
+    const maxIncrease = gate.maxIncrease ?? DEFAULT_MAX_SLOW_INCREASE;
+    const alpha = 1 - DEFAULT_CONFIDENCE;
+    const c = slowQueries(gate, prom, scope(w.candidate));
+    const s = slowQueries(gate, prom, scope(w.stable));
+    const queries = [c.requests, c.fast, s.requests, s.fast];
+    const answers = await Promise.all(queries.map(ask));
+    for (const a of answers) if (!a.ok) return { ...base, verdict: a.verdict, reason: a.reason, queries };
+    const [cn, cf, sn, sf] = answers.map((a) => Math.max(0, Math.round(a.ok ? (a.value ?? 0) : 0)));
+    const canary = { requests: cn!, errors: Math.max(0, cn! - cf!) };
+    const stable = { requests: sn!, errors: Math.max(0, sn! - sf!) };
+    if (canary.requests === 0) return { ...base, verdict: 'inconclusive', reason: `no requests to ${w.candidate} in the last ${windowSeconds}s`, queries, samples: { canary: 0, stable: stable.requests } };
+    const margin = w.plan && w.step !== undefined ? planMargins(w.plan, gate.name, maxIncrease, alpha)[w.step] : undefined;
+    if (margin === undefined || stable.requests === 0) {
+      return { ...base, verdict: 'inconclusive', reason: `the share of requests slower than ${gate.max}ms is judged against ${w.stable} during a rollout's steps only`, queries, samples: { canary: canary.requests, stable: stable.requests } };
+    }
+    return ladderResult(w, { canary, stable, margin, maxIncrease, alpha, queries, base, failures: `requests slower than ${gate.max}ms` });
   }
 
   if (gate.type === 'latencyP99') {

@@ -68,6 +68,20 @@ export function latencyQueries(gate: Extract<GateConfig, { type: 'latencyP99' }>
   };
 }
 
+/**
+ * Requests, and requests no slower than `max`, of one version over the window (the latency gate's
+ * ladder form): the histogram's count and its `le` bucket at `max`, which must be one of its
+ * bounds (written as client libraries write them: 0.5, not 0.50).
+ */
+export function slowQueries(gate: Extract<GateConfig, { type: 'latencyP99' }>, prom: PrometheusConfig | undefined, scope: QueryScope): { requests: string; fast: string } {
+  const h = gate.histogram ?? 'http_request_duration_seconds';
+  const le = String(gate.max! / 1000);
+  return {
+    requests: `sum(increase(${h}_count${selector(prom, scope.version)}${range(scope)}))`,
+    fast: `sum(increase(${h}_bucket${selector(prom, scope.version, `le="${escapeLabelValue(le)}"`)}${range(scope)}))`,
+  };
+}
+
 /** The custom query of a query gate. */
 export function customQuery(gate: Extract<GateConfig, { type: 'query' }>, scope: QueryScope): string {
   return fromTemplate(gate.query, scope);

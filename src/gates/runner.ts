@@ -8,11 +8,11 @@ import type { GateRunner } from '../engine/machine.js';
 import type { Plan, Traffic } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import { OperationError, UsageError } from '../errors.js';
-import { customQuery, errorRateQueries, latencyQueries, type QueryScope } from './queries.js';
+import { customQuery, errorRateQueries, latencyQueries, slowQueries, type QueryScope } from './queries.js';
 import { evaluateGates } from './evaluate.js';
 import { planMargins, requestsForMargin } from './ladder.js';
 import type { MetricsProvider } from './types.js';
-import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE } from './evaluate.js';
+import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MAX_SLOW_INCREASE } from './evaluate.js';
 
 /** The provider a config names, or undefined when it names none. */
 export async function createProvider(config: Config): Promise<MetricsProvider | undefined> {
@@ -54,8 +54,10 @@ function allQueries(config: Config, stable: string, candidate: string): { gate: 
     const qs =
       g.type === 'errorRate'
         ? [errorRateQueries(g, config.prometheus, scope(candidate)), errorRateQueries(g, config.prometheus, scope(stable))].flatMap((q) => [q.requests, q.errors])
-        : g.type === 'latencyP99'
-          ? Object.values(latencyQueries(g, config.prometheus, scope(candidate)))
+        : g.type === 'latencyP99' && g.method === 'ladder'
+          ? [slowQueries(g, config.prometheus, scope(candidate)), slowQueries(g, config.prometheus, scope(stable))].flatMap((q) => [q.requests, q.fast])
+          : g.type === 'latencyP99'
+            ? Object.values(latencyQueries(g, config.prometheus, scope(candidate)))
           : [customQuery(g, scope(candidate))];
     return qs.map((query) => ({ gate: g.name, query }));
   });
@@ -118,9 +120,9 @@ export interface StepMargin {
 export function stepMargins(config: Config, plan: Plan): StepMargin[] {
   const out: StepMargin[] = [];
   for (const g of config.gates ?? []) {
-    if (g.type !== 'errorRate' || g.method === 'confidence-sequence') continue;
-    const maxIncrease = g.maxIncrease ?? DEFAULT_MAX_INCREASE;
-    const alpha = 1 - (g.confidence ?? DEFAULT_CONFIDENCE);
+    if (g.type === 'query' || (g.type === 'errorRate' && g.method === 'confidence-sequence') || (g.type === 'latencyP99' && g.method !== 'ladder')) continue;
+    const maxIncrease = g.maxIncrease ?? (g.type === 'errorRate' ? DEFAULT_MAX_INCREASE : DEFAULT_MAX_SLOW_INCREASE);
+    const alpha = 1 - ((g.type === 'errorRate' ? g.confidence : undefined) ?? DEFAULT_CONFIDENCE);
     const margins = planMargins(plan, g.name, maxIncrease, alpha);
     let expected = 0;
     margins.forEach((margin, i) => {
@@ -131,7 +133,8 @@ export function stepMargins(config: Config, plan: Plan): StepMargin[] {
         gate: g.name,
         step: i,
         margin,
-        requestsNeeded: requestsForMargin(margin, plan.traffic?.errorRate ?? 0.005, alpha),
+        // A latency bound at the P99 leaves 1% of requests slower than it.
+        requestsNeeded: requestsForMargin(margin, g.type === 'errorRate' ? (plan.traffic?.errorRate ?? 0.005) : 0.01, alpha),
         ...(plan.traffic && s.weight > 0 ? { requestsExpected: Math.round(expected) } : {}),
         written: s.margin !== undefined,
       });

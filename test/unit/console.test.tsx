@@ -9,8 +9,9 @@ import { useState } from 'react';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { App } from '../../src/ui/console/App.js';
 import { pressKey, type KeyPress } from '../../src/ui/console/keys.js';
-import { foldOrgs, type ConsoleModel } from '../../src/ui/console/model.js';
-import { holdingModel, pausedModel, rolledBackModel } from '../helpers/console-models.js';
+import { createModel, foldOrgs, foldState, type ConsoleModel } from '../../src/ui/console/model.js';
+import { planCanary } from '../../strategies/canary.js';
+import { holdingModel, pausedModel, rolledBackModel, storedState, T0 } from '../helpers/console-models.js';
 
 // eslint-disable-next-line no-control-regex
 const COLOUR = /\u001b\[(3[0-7]|9[0-7])m/;
@@ -53,6 +54,13 @@ beforeAll(() => {
 });
 
 describe('the console', () => {
+  it('warns that nothing rolls back by itself when the plan has no gates, and not otherwise', () => {
+    const ungated = foldState(createModel('watch', 'patient-api', T0), storedState(1, { plan: planCanary(undefined, []) }), T0 + 90_000, false);
+    expect(screen(show(ungated))).toMatch(/gates\s+none: nothing will roll back by itself/);
+    const gated = foldState(createModel('watch', 'patient-api', T0), storedState(1), T0 + 90_000, false);
+    expect(screen(show(gated))).not.toMatch(/nothing will roll back/);
+  });
+
   it('shows the rollout, the ladder, the split, the hold and every gate verdict', () => {
     const text = screen(show(holdingModel()));
     expect(text).toContain('patient-api  v1 → v2  rollout r1');

@@ -99,4 +99,30 @@ describe('gates in the rollout engine', () => {
     s = await tick(s, deps);
     expect(s.step).toBe(1);
   });
+
+  it('keeps what a gate carries between checks in the stored state, across steps, and never in events or the audit log', async () => {
+    const seen: unknown[] = [];
+    deps.gates = {
+      async evaluate(state, names, atMs) {
+        const before = state.gateMemory?.errors as { checks: number } | undefined;
+        seen.push(before);
+        const memory = { checks: (before?.checks ?? 0) + 1 };
+        return names.map((gate) => ({ gate, type: 'errorRate', verdict: 'passed', queries: ['q'], reason: 'ok', at: new Date(atMs).toISOString(), memory }));
+      },
+    };
+    const plan = planCanary({ steps: [{ weight: 5, hold: 20_000 }, { weight: 50, hold: 20_000 }, { weight: 100 }] }, ['errors']);
+    let s = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps), deps);
+    for (let i = 0; i < 3; i++) {
+      clock.now += 10_000;
+      s = await tick(s, deps);
+    }
+    expect(s.step).toBe(1);
+    // A driver that starts over reads it back from the store.
+    const stored = (await store.load())!;
+    expect(stored.gateMemory).toEqual({ errors: { checks: 3 } });
+    expect(seen).toEqual([undefined, { checks: 1 }, { checks: 2 }]);
+    expect(events.filter((e) => e.event === 'gate').every((e) => !('memory' in e))).toBe(true);
+    expect((await store.audit.read()).every((r) => !JSON.stringify(r.detail ?? {}).includes('checks'))).toBe(true);
+    expect(stored.gates?.every((g) => !('memory' in g))).toBe(true);
+  });
 });

@@ -17,6 +17,13 @@ const SAMPLES = 13;
 /** One line per gate of the step. */
 export function Gates({ model: m, columns, color }: ViewProps) {
   if (!m.gates.length) {
+    if (m.ungated) {
+      return (
+        <Row label="gates">
+          <Text {...paint(color, 'warn')}>none: nothing will roll back by itself</Text>
+        </Row>
+      );
+    }
     if (m.phase !== 'holding' && m.phase !== 'paused') return null;
     return (
       <Row label="gates">

@@ -173,6 +173,7 @@ export function foldState(model: ConsoleModel, state: RolloutState | undefined, 
     weights: shares(state.weights, state.stable, state.candidate),
     gates: fresh ? [] : m.gates,
     stepGates: step?.gates ?? [],
+    ungated: state.plan.steps.every((s) => s.gates.length === 0),
     holdClock:
       state.phase === 'holding' && state.holdUntil ? { until: Date.parse(state.holdUntil), totalMs: step?.holdMs ?? 0 }
       : paused?.reason === 'operator' ? { totalMs: step?.holdMs ?? 0, frozenRemainingMs: paused.remainingMs }

@@ -98,6 +98,8 @@ export interface ConsoleModel {
   gates: GateLine[];
   /** Names of the gates the current step checks (known from the stored plan). */
   stepGates?: string[];
+  /** No step of the plan has gates: nothing will roll the rollout back by itself. */
+  ungated?: boolean;
   /** Present when the config has orgs. */
   orgs?: OrgsView;
   log: LogLine[];
