@@ -76,9 +76,39 @@ const queryGate = z.strictObject({
   direction: z.enum(['below', 'above']).meta({ description: 'Pass while the value is below (or above) the threshold' }),
 });
 
-const gate = z.discriminatedUnion('type', [errorRateGate, latencyGate, queryGate], {
+const journeyStep = z.strictObject({
+  name: z.string().min(1).max(80).optional(),
+  method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']).optional().meta({ description: 'HTTP method (default GET)' }),
+  path: z.string().regex(/^\/[^\s]*$/, 'must be a path starting with /, like /records/123'),
+  headers: z.record(z.string(), z.string()).optional(),
+  body: z.string().optional(),
+  expect: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional()
+    .meta({ description: 'Status (or statuses) that count as success (default 200)' }),
+  contains: z.string().min(1).optional().meta({ description: 'Text the answer must contain' }),
+});
+
+const journeyGate = z
+  .strictObject({
+    name: gateName,
+    type: z.literal('journey'),
+    steps: z.array(journeyStep).min(1, 'must list at least one step').optional()
+      .meta({ description: 'HTTP steps run in order against each version; a run fails at its first failing step' }),
+    command: z.array(z.string().min(1)).min(1).optional()
+      .meta({ description: 'Instead of steps: a command run with CUTOVER_VERSION and CUTOVER_BASE_URL; exit 0 is a pass' }),
+    url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL; {{version}} is filled in').optional()
+      .meta({ description: "Where each version is reached, with {{version}} (default: the version's first endpoint)" }),
+    headers: z.record(z.string(), z.string()).optional().meta({ description: 'Headers sent with every step (an org header, a probe token)' }),
+    interval: duration.optional().meta({ description: 'Time between runs against each version (default: every check)' }),
+    timeout: duration.optional().meta({ description: 'Per step, or for the whole command (default 10s)' }),
+    maxIncrease: percent.optional().meta({ description: 'How much more often journeys may fail on the candidate before 100% (default 20%)' }),
+  })
+  .superRefine((g, ctx) => {
+    if ((g.steps === undefined) === (g.command === undefined)) ctx.addIssue({ code: 'custom', message: 'needs steps: (HTTP steps) or command: (a probe of yours), one of the two' });
+  });
+
+const gate = z.discriminatedUnion('type', [errorRateGate, latencyGate, queryGate, journeyGate], {
   error: (issue) =>
-    issue.code === 'invalid_union' ? `type must be one of: errorRate, latencyP99, query (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
+    issue.code === 'invalid_union' ? `type must be one of: errorRate, latencyP99, query, journey (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
 });
 
 const prometheus = z.strictObject({
@@ -325,9 +355,15 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['strategy', 'orgWaves', 'waves', i, 'group'], message: `no group "${w.group}" under orgs.groups` });
       }
     });
-    if (c.gates?.length && !c.prometheus) {
+    if (c.gates?.some((g) => g.type !== 'journey') && !c.prometheus) {
       ctx.addIssue({ code: 'custom', path: ['gates'], message: 'gates read Prometheus: add prometheus: { url: http://… }' });
     }
+    c.gates?.forEach((g, i) => {
+      if (g.type !== 'journey' || g.url) return;
+      for (const [v, spec] of Object.entries(c.versions)) {
+        if (!spec.endpoints) ctx.addIssue({ code: 'custom', path: ['gates', i, 'url'], message: `journey ${g.name} reaches each version at its endpoints, and ${v} lists none: give the gate a url with {{version}}` });
+      }
+    });
     for (const [v, spec] of Object.entries(c.versions)) {
       if (c.router.type === 'nginx' && !spec.endpoints) {
         ctx.addIssue({ code: 'custom', path: ['versions', v, 'endpoints'], message: 'the nginx router needs the endpoints of every version' });

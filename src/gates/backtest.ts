@@ -6,6 +6,7 @@
  */
 import type { GateConfig, PrometheusConfig } from '../config/schema.js';
 import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MIN_REQUESTS } from './evaluate.js';
+import { ladderDecision, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
 import { customQuery, selector, type QueryScope } from './queries.js';
 import { renderTemplate } from './providers/prometheus.js';
@@ -95,11 +96,22 @@ export async function backtestGate(gate: GateConfig, prom: PrometheusConfig | un
     };
     const [cr, ce, sr, se] = await Promise.all([q(w.candidate, false), q(w.candidate, true), q(w.stable, false), q(w.stable, true)].map((x) => increments(provider, x, w)));
     const [cR, cE, sR, sE] = [cr!, ce!, sr!, se!].map((m) => total(m, times.length));
+    const maxIncrease = gate.maxIncrease ?? DEFAULT_MAX_INCREASE;
+    const alpha = 1 - (gate.confidence ?? DEFAULT_CONFIDENCE);
+    // The ladder's failure test runs over the whole window as one step; a pass is the band's.
+    let memory: LadderMemory | undefined;
+    let failedOnEvidence = false;
     times.forEach((atMs, i) => {
       const canary = { requests: Math.round(cR![i]!), errors: Math.min(Math.round(cE![i]!), Math.round(cR![i]!)) };
       const stable = { requests: Math.round(sR![i]!), errors: Math.min(Math.round(sE![i]!), Math.round(sR![i]!)) };
+      if (gate.method !== 'confidence-sequence') {
+        const l = ladderDecision({ step: 0, canary, stable, margin: maxIncrease, maxIncrease, alpha, lookSpacingMs: w.intervalMs }, memory);
+        memory = l.memory;
+        failedOnEvidence ||= l.verdict === 'failed';
+        if (failedOnEvidence) return points.push({ atMs, verdict: 'failed', value: +(l.canaryRate * 100).toFixed(4), reason: `evidence of harm ${+l.evidence.toPrecision(3)}; canary ${canary.errors}/${canary.requests}, stable ${stable.errors}/${stable.requests}` });
+      }
       if (canary.requests === 0) return points.push({ atMs, verdict: 'inconclusive', reason: 'no canary requests' });
-      const d = errorRateDecision({ canary, stable }, { maxIncrease: gate.maxIncrease ?? DEFAULT_MAX_INCREASE, alpha: 1 - (gate.confidence ?? DEFAULT_CONFIDENCE) });
+      const d = errorRateDecision({ canary, stable }, { maxIncrease, alpha });
       points.push({ atMs, verdict: d.verdict, value: +(d.canaryRate * 100).toFixed(4), reason: `canary ${canary.errors}/${canary.requests}, stable ${stable.errors}/${stable.requests}` });
     });
   } else if (gate.type === 'latencyP99') {
@@ -120,6 +132,8 @@ export async function backtestGate(gate: GateConfig, prom: PrometheusConfig | un
       if (n < minRequests || Number.isNaN(p99) || Number.isNaN(limit)) return points.push({ atMs, verdict: 'inconclusive', reason: `${n} of ${minRequests} requests` });
       points.push({ atMs, verdict: p99 > limit ? 'failed' : 'passed', value: +p99.toFixed(3), reason: `P99 ${p99.toFixed(1)}ms vs ${limit.toFixed(1)}ms` });
     });
+  } else if (gate.type === 'journey') {
+    for (const atMs of times) points.push({ atMs, verdict: 'inconclusive', reason: 'journeys run live against the versions; there is nothing to replay' });
   } else {
     const scope: QueryScope = { service: w.service, version: w.candidate, stable: w.stable, windowSeconds: w.intervalMs / 1000 };
     const m = await increments(provider, customQuery(gate, scope), w);

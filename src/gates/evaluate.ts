@@ -5,6 +5,7 @@
  */
 import type { GateConfig, PrometheusConfig } from '../config/schema.js';
 import type { Plan } from '../engine/plan.js';
+import { DEFAULT_JOURNEY_MAX_INCREASE, emptyJourneyMemory, journeyBase, runJourney, type JourneyGate, type JourneyMemory, type JourneyRun } from './journey.js';
 import { ladderDecision, lookSpacing, planMargins, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
 import { checkPerOrg, perOrgQueries } from './per-org.js';
@@ -25,6 +26,8 @@ export interface GateWindow {
   holdUntilMs?: number;
   /** What each gate carried from its previous check, by gate name. */
   memory?: Record<string, unknown>;
+  /** Each version's endpoints from deploy.yaml, where journeys reach it. */
+  endpoints?: Record<string, string[] | undefined>;
 }
 
 /** Default allowed error-rate increase: 0.1 percentage points. */
@@ -72,9 +75,9 @@ function ladderResult(
     base: { gate: string; type: GateResult['type']; at: string };
     failures: string;
   },
+  memory = w.memory?.[x.base.gate] as LadderMemory | undefined,
 ): GateResult {
   const step = w.plan!.steps[w.step!]!;
-  const memory = w.memory?.[x.base.gate] as LadderMemory | undefined;
   const holdUntil = w.holdUntilMs ?? Number.POSITIVE_INFINITY;
   const d = ladderDecision(
     { step: w.step!, canary: x.canary, stable: x.stable, margin: x.margin, maxIncrease: x.maxIncrease, alpha: x.alpha, lookSpacingMs: lookSpacing(step.holdMs), ...(w.atMs >= holdUntil ? { pastHoldMs: w.atMs - holdUntil } : {}) },
@@ -98,6 +101,38 @@ function ladderResult(
         ? `${rates}: at most +${points(Math.max(0, d.upperBound))} points over ${count(d.requests)} requests, within this step's +${points(x.margin)}`
         : `${count(d.requests)} of ~${count(d.requestsNeeded)} requests needed to rule out +${points(x.margin)} points`;
   return { ...x.base, verdict: d.verdict, value: pct(d.canaryRate), baseline: pct(d.stableRate), threshold: pct(d.stableRate + x.margin), samples, queries: x.queries, reason, memory: d.memory };
+}
+
+/**
+ * A journey gate's check: when its interval is up, one run against the candidate and one against
+ * stable, side by side; the runs of the step so far judged by the ladder, failed runs as errors.
+ */
+async function journeyResult(gate: JourneyGate, w: GateWindow, base: { gate: string; type: GateResult['type']; at: string }): Promise<GateResult> {
+  let memory = (w.memory?.[gate.name] as JourneyMemory | undefined) ?? emptyJourneyMemory();
+  const step = w.step ?? 0;
+  if (memory.runs.step !== step) memory = { ...memory, runs: { step, canary: { requests: 0, errors: 0 }, stable: { requests: 0, errors: 0 } } };
+  let latest: JourneyRun[] = [];
+  if (memory.lastRunAt === undefined || w.atMs - memory.lastRunAt >= (gate.interval ?? 0)) {
+    const endpoints = w.endpoints ?? {};
+    latest = await Promise.all([w.candidate, w.stable].map((v) => runJourney(gate, v, journeyBase(gate, v, endpoints))));
+    const [c, s] = latest as [JourneyRun, JourneyRun];
+    const add = (x: { requests: number; errors: number }, run: JourneyRun) => ({ requests: x.requests + 1, errors: x.errors + (run.ok ? 0 : 1) });
+    memory = { ...memory, lastRunAt: w.atMs, runs: { step, canary: add(memory.runs.canary, c), stable: add(memory.runs.stable, s) } };
+  }
+  const journeys = latest.map(({ failure: _f, ...run }) => run);
+  const { canary, stable } = memory.runs;
+  const maxIncrease = gate.maxIncrease ?? DEFAULT_JOURNEY_MAX_INCREASE;
+  const alpha = 1 - DEFAULT_CONFIDENCE;
+  const margin = w.plan && w.step !== undefined ? (planMargins(w.plan, gate.name, maxIncrease, alpha, { scaled: false })[w.step] ?? maxIncrease) : maxIncrease;
+  if (!w.plan || w.step === undefined) {
+    const run = latest[0];
+    return { ...base, verdict: run ? (run.ok ? 'passed' : 'failed') : 'inconclusive', reason: run ? (run.ok ? `${w.candidate}'s journey passed in ${run.ms}ms` : `${w.candidate}'s journey failed at ${run.failure}`) : 'not run yet', queries: [], journeys, memory };
+  }
+  const judged = ladderResult(w, { canary, stable, margin, maxIncrease, alpha, queries: [], base, failures: 'journeys failed' }, memory.ladder);
+  const failedRun = latest.find((r) => !r.ok);
+  const runs = `${canary.errors} of ${canary.requests} runs failed on ${w.candidate}, ${stable.errors} of ${stable.requests} on ${w.stable}`;
+  const reason = judged.verdict === 'failed' ? `${runs}${failedRun ? `; last: ${failedRun.version} at ${failedRun.failure}` : ''}` : judged.verdict === 'passed' ? `${runs}: ${judged.reason.split(': ').at(-1)}` : `${runs}; ${judged.reason}${failedRun ? `; last: ${failedRun.version} at ${failedRun.failure}` : ''}`;
+  return { ...judged, reason, journeys, memory: { ...memory, ladder: judged.memory as LadderMemory } };
 }
 
 /** Evaluate every named gate; the order of results follows `gates`. */
@@ -173,6 +208,8 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
       reason,
     };
   }
+
+  if (gate.type === 'journey') return journeyResult(gate, w, base);
 
   if (gate.type === 'latencyP99' && gate.method === 'ladder') {
     const maxIncrease = gate.maxIncrease ?? DEFAULT_MAX_SLOW_INCREASE;

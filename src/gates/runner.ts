@@ -15,17 +15,24 @@ import type { MetricsProvider } from './types.js';
 import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MAX_SLOW_INCREASE } from './evaluate.js';
 
 /** The provider a config names, or undefined when it names none. */
-export async function createProvider(config: Config): Promise<MetricsProvider | undefined> {
-  if (!config.prometheus) return undefined;
+export async function createProvider(config: Config): Promise<MetricsProvider> {
+  // Journeys need no metrics: a config with only them has no Prometheus, and nothing asks it.
+  if (!config.prometheus) return NO_METRICS;
   const { PrometheusProvider } = await import('./providers/prometheus.js');
   return new PrometheusProvider({ url: config.prometheus.url, timeoutMs: config.prometheus.timeout ?? 5_000, retries: 2 });
 }
+
+const NO_METRICS: MetricsProvider = {
+  query: async () => ({ kind: 'unreachable', message: 'no prometheus: section in deploy.yaml' }),
+  queryRange: async () => ({ kind: 'unreachable', message: 'no prometheus: section in deploy.yaml' }),
+};
 
 /** A runner over the config's gates, or undefined when there are none. */
 export async function createGateRunner(config: Config, provider?: MetricsProvider): Promise<GateRunner | undefined> {
   const gates = config.gates ?? [];
   if (gates.length === 0) return undefined;
-  const metrics = provider ?? (await createProvider(config))!;
+  const metrics = provider ?? (await createProvider(config));
+  const endpoints = Object.fromEntries(Object.entries(config.versions).map(([v, spec]) => [v, spec.endpoints]));
   return {
     evaluate: (state: RolloutState, names: string[], atMs: number) =>
       evaluateGates(
@@ -42,6 +49,7 @@ export async function createGateRunner(config: Config, provider?: MetricsProvide
           step: state.step,
           ...(state.holdUntil ? { holdUntilMs: Date.parse(state.holdUntil) } : {}),
           ...(state.gateMemory ? { memory: state.gateMemory } : {}),
+          endpoints,
         },
       ),
   };
@@ -54,10 +62,12 @@ function allQueries(config: Config, stable: string, candidate: string): { gate: 
     const qs =
       g.type === 'errorRate'
         ? [errorRateQueries(g, config.prometheus, scope(candidate)), errorRateQueries(g, config.prometheus, scope(stable))].flatMap((q) => [q.requests, q.errors])
-        : g.type === 'latencyP99' && g.method === 'ladder'
-          ? [slowQueries(g, config.prometheus, scope(candidate)), slowQueries(g, config.prometheus, scope(stable))].flatMap((q) => [q.requests, q.fast])
-          : g.type === 'latencyP99'
-            ? Object.values(latencyQueries(g, config.prometheus, scope(candidate)))
+        : g.type === 'journey'
+          ? []
+          : g.type === 'latencyP99' && g.method === 'ladder'
+            ? [slowQueries(g, config.prometheus, scope(candidate)), slowQueries(g, config.prometheus, scope(stable))].flatMap((q) => [q.requests, q.fast])
+            : g.type === 'latencyP99'
+              ? Object.values(latencyQueries(g, config.prometheus, scope(candidate)))
           : [customQuery(g, scope(candidate))];
     return qs.map((query) => ({ gate: g.name, query }));
   });

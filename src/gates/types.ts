@@ -10,7 +10,7 @@ export type Verdict = 'passed' | 'failed' | 'inconclusive' | 'error';
 /** One evaluation of one gate. */
 export interface GateResult {
   gate: string;
-  type: 'errorRate' | 'latencyP99' | 'query';
+  type: 'errorRate' | 'latencyP99' | 'query' | 'journey';
   verdict: Verdict;
   /** The measured value (canary error rate in %, p99 in ms, the query's value), when there is one. */
   value?: number;
@@ -37,6 +37,8 @@ export interface GateResult {
   /** Why, in words. */
   reason: string;
   at: string;
+  /** Journey gates: the latest run against each version, step by step with timings. */
+  journeys?: { version: string; ok: boolean; ms: number; steps: { name: string; ok: boolean; ms: number; status?: number; error?: string }[] }[];
   /** What the gate carries to its next check (kept in the rollout's state, never shown). */
   memory?: unknown;
 }

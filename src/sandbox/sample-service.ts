@@ -23,6 +23,8 @@ export interface SampleFault {
   errorRate?: number;
   /** Milliseconds added before each non-`/metrics` answer. */
   latencyMs?: number;
+  /** Paths (prefixes) answered 500 every time: one step of a user journey broken. */
+  failPaths?: string[];
 }
 
 /** A running sample service. */
@@ -47,6 +49,7 @@ export async function startSampleService(options: SampleServiceOptions): Promise
   const { version } = options;
   let errorRate = 0;
   let latencyMs = 0;
+  let failPaths: string[] = [];
   const requestsByCode = new Map<number, number>();
   const bucketCounts = BUCKETS.map(() => 0);
   let durationSum = 0;
@@ -86,7 +89,7 @@ export async function startSampleService(options: SampleServiceOptions): Promise
     }
     const started = process.hrtime.bigint();
     if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
-    const code = Math.random() < errorRate ? 500 : 200;
+    const code = Math.random() < errorRate || failPaths.some((p) => req.url?.startsWith(p)) ? 500 : 200;
     res.writeHead(code, { 'content-type': 'text/plain', 'x-version': version });
     res.end(code === 200 ? `${version}\n` : `${version} injected error\n`);
     record(code, Number(process.hrtime.bigint() - started) / 1e9);
@@ -112,6 +115,7 @@ export async function startSampleService(options: SampleServiceOptions): Promise
         if (!(fault.errorRate >= 0 && fault.errorRate <= 1)) throw new RangeError(`errorRate must be 0..1, got ${fault.errorRate}`);
         errorRate = fault.errorRate;
       }
+      if (fault.failPaths !== undefined) failPaths = [...fault.failPaths];
       if (fault.latencyMs !== undefined) {
         if (!(fault.latencyMs >= 0)) throw new RangeError(`latencyMs must be >= 0, got ${fault.latencyMs}`);
         latencyMs = fault.latencyMs;

@@ -27,6 +27,26 @@ function problem(text: string): string {
 }
 
 describe('config', () => {
+  it('takes a margin per step and the gate methods, and refuses a ladder latency gate without max', () => {
+    const c = parseConfig(`${base}prometheus: { url: http://127.0.0.1:9090 }\ngates:\n  - { name: e, type: errorRate, method: confidence-sequence }\n  - { name: l, type: latencyP99, method: ladder, max: 500ms, maxIncrease: 2% }\nstrategy:\n  canary:\n    steps:\n      - { weight: 1, hold: 30m, margin: 1% }\n      - { weight: 100 }\n`, 'deploy.yaml');
+    expect(c.strategy?.canary?.steps?.[0]?.margin).toBe(0.01);
+    expect(c.gates?.map((g) => ('method' in g ? g.method : undefined))).toEqual(['confidence-sequence', 'ladder']);
+    expect(problem(`${base}prometheus: { url: http://127.0.0.1:9090 }\ngates:\n  - { name: l, type: latencyP99, method: ladder, maxFactor: 1.5 }\n`)).toMatch(
+      /^deploy\.yaml:\d+:\d+ gates\[0\]\.max: method: ladder counts the requests slower than max: set max/,
+    );
+  });
+
+  it('takes a journey gate without Prometheus, and needs steps or a command, and a way to each version', () => {
+    const journey = `gates:\n  - name: j\n    type: journey\n    steps:\n      - { path: /login, method: POST }\n`;
+    expect(parseConfig(`${base}${journey}`, 'deploy.yaml').gates?.[0]?.type).toBe('journey');
+    expect(problem(`${base}gates:\n  - { name: j, type: journey }\n`)).toMatch(/gates\[0\]: needs steps: \(HTTP steps\) or command: \(a probe of yours\), one of the two/);
+    expect(problem(`${base}gates:\n  - { name: j, type: journey, command: [./probe], steps: [{ path: / }] }\n`)).toMatch(/one of the two/);
+    expect(problem(`${base}${journey.replace('/login', 'login')}`)).toMatch(/path: must be a path starting with \//);
+    const noEndpoints = base.replace('  v1: { endpoints: ["127.0.0.1:9001"] }\n', '  v1: {}\n').replace('type: nginx\n  listen: 127.0.0.1:8080\n  admin: 127.0.0.1:8081', 'type: none');
+    expect(problem(`${noEndpoints}${journey}`)).toMatch(/journey j reaches each version at its endpoints, and v1 lists none: give the gate a url with \{\{version\}\}/);
+    expect(parseConfig(`${noEndpoints}${journey.replace('type: journey', 'type: journey\n    url: http://{{version}}.probe.internal')}`, 'deploy.yaml').gates?.[0]).toMatchObject({ url: 'http://{{version}}.probe.internal' });
+  });
+
   it('parses durations into milliseconds', () => {
     const c = parseConfig(`${base}strategy:\n  canary:\n    steps:\n      - weight: 1\n        hold: 30m\n      - weight: 100\n        hold: 1h30m\n`, 'deploy.yaml');
     expect(c.strategy?.canary?.steps?.map((s) => s.hold)).toEqual([1_800_000, 5_400_000]);

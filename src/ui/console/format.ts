@@ -56,7 +56,7 @@ export function compactCount(n: number): string {
 /** A gate's value in its unit: error rates in %, P99 in ms, a query's plain number. */
 export function gateValue(type: GateLine['type'], v: number | undefined): string {
   if (v === undefined || !Number.isFinite(v)) return '—';
-  if (type === 'errorRate') return `${+v.toFixed(v < 1 ? 3 : 2)}%`;
+  if (type === 'errorRate' || type === 'journey') return `${+v.toFixed(v < 1 ? 3 : 2)}%`;
   if (type === 'latencyP99') return v >= 1000 ? `${+(v / 1000).toFixed(2)}s` : v < 100 ? `${+v.toPrecision(3)}ms` : `${Math.round(v)}ms`;
   return String(+v.toPrecision(4));
 }
