@@ -154,7 +154,7 @@ export interface RolloutCheck {
 export type RolloutGate = () => (check: RolloutCheck) => 'passed' | 'failed' | 'inconclusive';
 
 /** The gate names of the JSON cells. */
-export type GateName = 'ladder' | 'confidence-sequence' | 'naive';
+export type GateName = 'ladder' | 'confidence-sequence' | 'naive' | 'ladder-history';
 
 /** Traffic of one simulated rollout. */
 export interface RolloutScenario {
@@ -185,6 +185,20 @@ export const ladderGate = (maxIncrease: number, alpha: number, traffic: { reques
     let memory: LadderMemory = emptyMemory();
     return (c) => {
       const d = ladderDecision({ ...c, margin: margins[c.step]!, maxIncrease, alpha, lookSpacingMs: lookSpacing(c.holdMs) }, memory);
+      memory = d.memory;
+      return d.verdict;
+    };
+  };
+};
+
+/** The ladder against stable's hour before the rollout (`baseline: history`), drawn at the same rate. */
+export const ladderHistoryGate = (maxIncrease: number, alpha: number, traffic: { requestsPerSecond: number; errorRate: number }, rand: () => number): RolloutGate => {
+  const margins = ladderMargins(GATED, maxIncrease, alpha, traffic).map((m) => m.margin);
+  return () => {
+    const requests = Math.round(traffic.requestsPerSecond * 3600);
+    let memory: LadderMemory = { ...emptyMemory(), reference: { requests, errors: binomial(rand, requests, traffic.errorRate) } };
+    return (c) => {
+      const d = ladderDecision({ ...c, margin: margins[c.step]!, maxIncrease, alpha, lookSpacingMs: lookSpacing(c.holdMs), reference: memory.reference! }, memory);
       memory = d.memory;
       return d.verdict;
     };
@@ -335,6 +349,8 @@ function main(): void {
     ['ladder', (rps) => ladderGate(maxIncrease, alpha, { requestsPerSecond: rps, errorRate: 0.005 })],
     ['confidence-sequence', () => confidenceSequenceGate(maxIncrease, alpha)],
     ['naive', () => naiveRolloutGate(maxIncrease)],
+    // Text only: the JSON cells keep the three gates they promise.
+    ...(json ? [] : [['ladder-history', (rps: number) => ladderHistoryGate(maxIncrease, alpha, { requestsPerSecond: rps, errorRate: 0.005 }, mulberry32(seed ^ rps))] as [GateName, (rps: number) => RolloutGate]]),
   ];
   if (!json) {
     console.log('error-rate gates over the default ladder (1% 30 min, 5%, 25%, 50% 10 min each, 100%), checked every 10 s,');
@@ -364,6 +380,8 @@ function main(): void {
     if (!json) console.log('');
   }
   if (json) return;
+  console.log('ladder-history: baseline: history, stable\'s hour before the rollout as the reference. The simulated rate never moves,');
+  console.log('which is exactly what that option assumes; a real baseline that drifts makes it wrong in the direction of the drift.\n');
   console.log('columns: promoted / in time (within the sum of the holds + 10%) / rolled back / paused as shares of runs;');
   console.log('median and p95 time to the end of the rollout (promotion, rollback or pause); mean excess failed requests.\n');
 

@@ -42,6 +42,8 @@ const errorRateGate = z.strictObject({
   type: z.literal('errorRate'),
   maxIncrease: percent.optional().meta({ description: "Fail when the canary's error rate exceeds stable's by more than this (default 0.1%, in percentage points)" }),
   confidence: percent.optional().meta({ description: 'Confidence of every verdict, over any number of checks (default 99%)' }),
+  baseline: z.enum(['window', 'history']).optional()
+    .meta({ description: "What the candidate is compared with: stable over the same window (default), or stable's rate in the hour before the rollout (sharper; assumes stable's rate holds)" }),
   method: z.enum(['ladder', 'confidence-sequence']).optional()
     .meta({ description: 'ladder (default): fail fast on evidence of harm over the whole rollout, pass each step on its own margin, maxIncrease at the last; confidence-sequence: prove maxIncrease at every step' }),
   requests: z.string().min(1).optional().meta({ description: 'PromQL template counting requests of {{version}} over [{{window}}]' }),

@@ -6,7 +6,7 @@
 import type { GateConfig, PrometheusConfig } from '../config/schema.js';
 import type { Plan } from '../engine/plan.js';
 import { DEFAULT_JOURNEY_MAX_INCREASE, emptyJourneyMemory, journeyBase, runJourney, type JourneyGate, type JourneyMemory, type JourneyRun } from './journey.js';
-import { ladderDecision, lookSpacing, planMargins, type LadderMemory } from './ladder.js';
+import { emptyMemory, ladderDecision, lookSpacing, planMargins, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
 import { checkPerOrg, perOrgQueries } from './per-org.js';
 import { customQuery, errorRateQueries, latencyQueries, slowQueries, type QueryScope } from './queries.js';
@@ -26,6 +26,8 @@ export interface GateWindow {
   holdUntilMs?: number;
   /** What each gate carried from its previous check, by gate name. */
   memory?: Record<string, unknown>;
+  /** When the rollout began: `baseline: history` reads stable's hour before it. */
+  rolloutStartMs?: number;
   /** Each version's endpoints from deploy.yaml, where journeys reach it. */
   endpoints?: Record<string, string[] | undefined>;
 }
@@ -80,7 +82,11 @@ function ladderResult(
   const step = w.plan!.steps[w.step!]!;
   const holdUntil = w.holdUntilMs ?? Number.POSITIVE_INFINITY;
   const d = ladderDecision(
-    { step: w.step!, canary: x.canary, stable: x.stable, margin: x.margin, maxIncrease: x.maxIncrease, alpha: x.alpha, lookSpacingMs: lookSpacing(step.holdMs), ...(w.atMs >= holdUntil ? { pastHoldMs: w.atMs - holdUntil } : {}) },
+    {
+      step: w.step!, canary: x.canary, stable: x.stable, margin: x.margin, maxIncrease: x.maxIncrease, alpha: x.alpha, lookSpacingMs: lookSpacing(step.holdMs),
+      ...(w.atMs >= holdUntil ? { pastHoldMs: w.atMs - holdUntil } : {}),
+      ...(memory?.reference ? { reference: memory.reference } : {}),
+    },
     memory,
   );
   const pct = (v: number) => +(v * 100).toFixed(4);
@@ -93,15 +99,38 @@ function ladderResult(
     evidence: +d.evidence.toPrecision(3),
     rollbackAt: Math.round(1 / x.alpha),
   };
-  const rates = `${w.candidate} ${x.failures} ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%`;
+  const reference = memory?.reference;
+  const rates = reference
+    ? `${w.candidate} ${x.failures} ${pct(d.canaryRate)}% vs ${w.stable} ${pct(reference.errors / reference.requests)}% in the hour before the rollout (${count(reference.requests)} requests)`
+    : `${w.candidate} ${x.failures} ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%`;
   const reason =
     d.verdict === 'failed'
       ? `${rates}: ${count(d.excessErrors)} ${x.failures === 'errors' ? 'failed requests' : x.failures} more than ${w.stable}'s rate gives, evidence ${samples.evidence} ≥ ${samples.rollbackAt}`
       : d.verdict === 'passed'
         ? `${rates}: at most +${points(Math.max(0, d.upperBound))} points over ${count(d.requests)} requests, within this step's +${points(x.margin)}`
-        : `${count(d.requests)} of ~${count(d.requestsNeeded)} requests needed to rule out +${points(x.margin)} points`;
+        : `${count(d.requests)} of ~${count(d.requestsNeeded)} requests needed to rule out +${points(x.margin)} points${reference ? ` over ${w.stable}'s hour before the rollout` : ''}`;
   return { ...x.base, verdict: d.verdict, value: pct(d.canaryRate), baseline: pct(d.stableRate), threshold: pct(d.stableRate + x.margin), samples, queries: x.queries, reason, memory: d.memory };
 }
+
+/** The hour of stable's traffic before the rollout began (`baseline: history`), read once and remembered. */
+async function historyReference(
+  gate: Extract<GateConfig, { type: 'errorRate' }>,
+  prom: PrometheusConfig | undefined,
+  provider: MetricsProvider,
+  w: GateWindow,
+): Promise<{ counts: { requests: number; errors: number }; queries: string[] } | { verdict: Verdict; reason: string; queries: string[] }> {
+  const atMs = w.rolloutStartMs ?? w.startMs;
+  const q = errorRateQueries(gate, prom, { service: w.service, version: w.stable, stable: w.stable, windowSeconds: HISTORY_SECONDS });
+  const queries = [q.requests, q.errors];
+  const [r, e] = await Promise.all(queries.map(async (query) => scalar(await provider.query(query, atMs), query)));
+  for (const a of [r!, e!]) if (!a.ok) return { verdict: a.verdict, reason: a.reason, queries };
+  const requests = Math.max(0, Math.round(r!.ok ? (r!.value ?? 0) : 0));
+  if (requests === 0) return { verdict: 'inconclusive', reason: `baseline: history, but ${w.stable} served nothing in the hour before the rollout`, queries };
+  return { counts: { requests, errors: Math.min(requests, Math.max(0, Math.round(e!.ok ? (e!.value ?? 0) : 0))) }, queries };
+}
+
+/** How far back `baseline: history` looks: the hour before the rollout. */
+export const HISTORY_SECONDS = 3600;
 
 /**
  * A journey gate's check: when its interval is up, one run against the candidate and one against
@@ -174,8 +203,15 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
     const pct = (x: number) => +(x * 100).toFixed(4);
     const margin = w.plan && w.step !== undefined && gate.method !== 'confidence-sequence' ? planMargins(w.plan, gate.name, maxIncrease, alpha)[w.step] : undefined;
     // The ladder compares both versions over the same time; with stable serving nothing, the band below does.
-    if (margin !== undefined && stableServes) {
-      const result = ladderResult(w, { canary, stable, margin, maxIncrease, alpha, queries, base, failures: 'errors' });
+    if (margin !== undefined && (stableServes || gate.baseline === 'history')) {
+      let memory = w.memory?.[gate.name] as LadderMemory | undefined;
+      if (gate.baseline === 'history' && !memory?.reference) {
+        const before = await historyReference(gate, prom, provider, w);
+        if ('verdict' in before) return { ...base, ...before, queries: [...queries, ...before.queries] };
+        memory = { ...(memory ?? emptyMemory()), reference: before.counts };
+        queries.push(...before.queries);
+      }
+      const result = ladderResult(w, { canary, stable, margin, maxIncrease, alpha, queries, base, failures: 'errors' }, memory);
       if (!gate.perOrg || result.verdict === 'failed') return result;
       const q = perOrgQueries(prom, w.candidate, windowSeconds);
       queries.push(q.requests, q.errors);

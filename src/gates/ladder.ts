@@ -59,6 +59,8 @@ export interface LadderMemory {
   strata: Stratum[];
   /** Looks taken at the current step's pass test (step and how many). */
   looks?: { step: number; taken: number };
+  /** `baseline: history`: stable's counts in the hour before the rollout, read once. */
+  reference?: Counts;
 }
 
 /** Alternatives of the failure test, as multiples of `maxIncrease`, and their mixing weights. */
@@ -94,6 +96,12 @@ export interface LadderCheck {
   pastHoldMs?: number;
   /** Time between pass looks after the hold's end (`lookSpacing`). */
   lookSpacingMs: number;
+  /**
+   * Stable's counts before the rollout (`baseline: history`): then the candidate is judged
+   * against this fixed rate — every step's requests pooled, no share of the same window's — which
+   * is sharper but holds only while stable's rate does not move.
+   */
+  reference?: Counts;
 }
 
 /** One check's verdict with the numbers behind it. */
@@ -146,6 +154,21 @@ export function updateWealth(logWealth: number[], canary: Counts, stable: Counts
     const theta = pc / ps;
     const pi1 = (canary.requests * theta) / (canary.requests * theta + stable.requests);
     return lw + canary.errors * Math.log(pi1 / pi0) + stable.errors * Math.log((1 - pi1) / (1 - pi0));
+  });
+}
+
+/**
+ * The failure test against a fixed reference rate p₀ (`baseline: history`): each alternative's
+ * wealth is the Bernoulli likelihood ratio of the candidate's own requests, (p₁/p₀)^e·((1−p₁)/(1−p₀))^(n−e)
+ * with p₁ = p₀ + factor × maxIncrease. A martingale only while the candidate's rate would be p₀
+ * if it were healthy — that is the assumption a history baseline makes, and says it does.
+ */
+export function updateWealthAgainst(logWealth: number[], canary: Counts, reference: Counts, maxIncrease: number): number[] {
+  if (canary.requests === 0) return logWealth;
+  const p0 = (reference.errors + 1) / (reference.requests + 2);
+  return logWealth.map((lw, j) => {
+    const p1 = Math.min(1 - 1e-9, p0 + ALTERNATIVES[j]!.factor * maxIncrease);
+    return lw + canary.errors * Math.log(p1 / p0) + (canary.requests - canary.errors) * Math.log((1 - p1) / (1 - p0));
   });
 }
 
@@ -265,17 +288,23 @@ export function ladderDecision(check: LadderCheck, memory: LadderMemory = emptyM
   const dc = gain(canary, current.canary);
   const ds = gain(stable, current.stable);
   const before = strata.reduce((t, s) => ({ requests: t.requests + s.stable.requests, errors: t.errors + s.stable.errors }), { requests: 0, errors: 0 });
-  const logWealth = updateWealth(memory.logWealth, { requests: dc.requests, errors: Math.min(dc.errors, dc.requests) }, { requests: ds.requests, errors: Math.min(ds.errors, ds.requests) }, before, check.maxIncrease);
+  const interval = { requests: dc.requests, errors: Math.min(dc.errors, dc.requests) };
+  const reference = check.reference && check.reference.requests > 0 ? whole(check.reference) : undefined;
+  const logWealth = reference
+    ? updateWealthAgainst(memory.logWealth, interval, reference, check.maxIncrease)
+    : updateWealth(memory.logWealth, interval, { requests: ds.requests, errors: Math.min(ds.errors, ds.requests) }, before, check.maxIncrease);
   current.canary = { requests: Math.max(current.canary.requests, canary.requests), errors: Math.max(current.canary.errors, canary.errors) };
   current.stable = { requests: Math.max(current.stable.requests, stable.requests), errors: Math.max(current.stable.errors, stable.errors) };
   const evidence = mixtureEvidence(logWealth);
 
   const requests = strata.reduce((t, s) => t + s.canary.requests, 0);
-  const stableAll = strata.reduce((t, s) => ({ requests: t.requests + s.stable.requests, errors: t.errors + s.stable.errors }), { requests: 0, errors: 0 });
+  const stableAll = reference ?? strata.reduce((t, s) => ({ requests: t.requests + s.stable.requests, errors: t.errors + s.stable.errors }), { requests: 0, errors: 0 });
   const baseline = stableAll.requests ? stableAll.errors / stableAll.requests : 0;
-  const excessErrors = strata.reduce((t, s) => t + s.canary.errors - s.canary.requests * (s.stable.requests ? s.stable.errors / s.stable.requests : baseline), 0);
+  const excessErrors = strata.reduce((t, s) => t + s.canary.errors - s.canary.requests * (reference || !s.stable.requests ? baseline : s.stable.errors / s.stable.requests), 0);
   const requestsNeeded = Math.max(requests, requestsForMargin(check.margin, baseline, check.alpha));
-  const pooled = stratifiedIncrease(strata, check.margin);
+  // Against the reference, every step's candidate requests form one stratum with it.
+  const canaryAll = strata.reduce((t, s) => ({ requests: t.requests + s.canary.requests, errors: t.errors + s.canary.errors }), { requests: 0, errors: 0 });
+  const pooled = reference ? stratifiedIncrease([{ step: 0, canary: canaryAll, stable: reference }], check.margin) : stratifiedIncrease(strata, check.margin);
 
   // Which pass look is due: looks are numbered from the hold's end, one per spacing; a look is
   // taken once, and looks a stopped driver missed are spent, not made up.
@@ -299,7 +328,7 @@ export function ladderDecision(check: LadderCheck, memory: LadderMemory = emptyM
     excessErrors,
     canaryRate: canary.requests ? canary.errors / canary.requests : 0,
     stableRate: stable.requests ? stable.errors / stable.requests : 0,
-    memory: { logWealth, strata, ...(looks ? { looks } : {}) },
+    memory: { ...memory, logWealth, strata, ...(looks ? { looks } : {}) },
   };
 }
 

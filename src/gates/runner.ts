@@ -49,6 +49,7 @@ export async function createGateRunner(config: Config, provider?: MetricsProvide
           step: state.step,
           ...(state.holdUntil ? { holdUntilMs: Date.parse(state.holdUntil) } : {}),
           ...(state.gateMemory ? { memory: state.gateMemory } : {}),
+          rolloutStartMs: Date.parse(state.startedAt),
           endpoints,
         },
       ),

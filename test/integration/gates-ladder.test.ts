@@ -110,7 +110,7 @@ async function drive(job: string, candidate: string, gate: GateConfig = errorsGa
     const start = ROLLOUT_S + step * HOLD_S;
     const r = await evaluateGate(gate, prom, provider, {
       service: 'patient-api', stable: 'v1', candidate, startMs: start * 1000, atMs: t * 1000,
-      plan, step, holdUntilMs: (start + HOLD_S) * 1000, ...(memory ? { memory: { errors: memory } } : {}),
+      plan, step, holdUntilMs: (start + HOLD_S) * 1000, rolloutStartMs: ROLLOUT_S * 1000, ...(memory ? { memory: { errors: memory } } : {}),
     });
     memory = r.memory as LadderMemory;
     checks.push({ t, step, r });
@@ -156,6 +156,19 @@ describe('the error-rate ladder on backfilled series', () => {
     expect(failed.r.samples!.excessFailures!).toBeLessThan(25 * (scrapes + 2));
     expect(failed.r.samples!.evidence!).toBeGreaterThanOrEqual(100);
     expect(failed.r.reason).toMatch(/^v3 errors [\d.]+% vs v1 0\.5%: [\d,]+ failed requests more than v1's rate gives/);
+  });
+
+  it('baseline: history judges against stable before the rollout, says so, and still catches the regression', async () => {
+    const history: GateConfig = { ...errorsGate, baseline: 'history' };
+    const good = await drive('good', 'v2', history);
+    for (const step of [0, 1, 2]) expect(good.filter((c) => c.step === step).at(-1)!.r.verdict, `step ${step}`).toBe('passed');
+    expect(good.some((c) => c.r.verdict === 'failed')).toBe(false);
+    // The 20 minutes of v1 alone before the rollout: 80 scrapes of 4,000 requests.
+    expect(good[0]!.r.queries.at(-2)).toBe('sum(increase(http_requests_total{version="v1",job="good"}[3600s]))');
+    expect(good.at(-1)!.r.reason).toMatch(/vs v1 0\.5% in the hour before the rollout \(3[12]\d,\d{3} requests\)/);
+    const bad = await drive('bad', 'v3', history);
+    expect(bad.at(-1)!.r.verdict).toBe('failed');
+    expect(bad.at(-1)!.t - FAULT_S).toBeLessThanOrEqual(120);
   });
 
   it('method: confidence-sequence keeps the same proof at every step: the 5% step cannot pass 0.1 points', async () => {

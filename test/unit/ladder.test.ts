@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ALTERNATIVES, emptyMemory, ladderDecision, ladderMargins, lookAlpha, lookSpacing, marginShown, mixtureEvidence, normalQuantile, normalUpperTail, planMargins, requestsForMargin, stratifiedIncrease, updateWealth,
+  ALTERNATIVES, emptyMemory, ladderDecision, ladderMargins, lookAlpha, lookSpacing, marginShown, mixtureEvidence, normalQuantile, normalUpperTail, updateWealthAgainst, planMargins, requestsForMargin, stratifiedIncrease, updateWealth,
   type LadderMemory,
 } from '../../src/gates/ladder.js';
 import { lgamma } from '../../src/gates/stats.js';
@@ -42,6 +42,16 @@ describe('the failure test', () => {
       const pi1 = (100 * theta) / (100 * theta + 9_900);
       const brute = logPmf(canary.errors, E, pi1) - logPmf(canary.errors, E, pi0);
       expect(next[j]).toBeCloseTo(brute, 9);
+    });
+  });
+
+  it('against a history baseline: the Bernoulli likelihood ratio of the candidate\'s own requests', () => {
+    const reference = { requests: 999_998, errors: 4_999 }; // p0 = 5,000/1,000,000
+    const canary = { requests: 400, errors: 7 };
+    const next = updateWealthAgainst(ALTERNATIVES.map(() => 0), canary, reference, 0.001);
+    ALTERNATIVES.forEach((a, j) => {
+      const p1 = 0.005 + a.factor * 0.001;
+      expect(next[j]).toBeCloseTo(logPmf(7, 400, p1) - logPmf(7, 400, 0.005), 9);
     });
   });
 
