@@ -9,7 +9,7 @@
  * at any check). Not a test: it prints tables and asserts nothing.
  *
  * `node dist/bench/gates.js` prints tables; `--output json` one object per cell. `BENCH_RUNS` sets
- * the runs per cell (default 1000), `BENCH_SEED` the seed, `BENCH_RPS` a comma list of traffic.
+ * the runs per cell (default 2000), `BENCH_SEED` the seed, `BENCH_RPS` a comma list of traffic.
  */
 import { pathToFileURL } from 'node:url';
 import { planCanary } from '../strategies/canary.js';
@@ -339,7 +339,7 @@ const where = (at: Record<string, number>) =>
 
 function main(): void {
   const json = process.argv.includes('--output') && process.argv[process.argv.indexOf('--output') + 1] === 'json';
-  const runs = Number(process.env.BENCH_RUNS ?? 1000);
+  const runs = Number(process.env.BENCH_RUNS ?? 2000);
   const seed = Number(process.env.BENCH_SEED ?? 20261129);
   const rpsList = (process.env.BENCH_RPS ?? '100,300,1000,10000').split(',').map(Number);
   const maxIncrease = 0.001;
