@@ -9,6 +9,7 @@ import { rollback } from '../src/engine/machine.js';
 import { isTerminal, type RolloutState } from '../src/engine/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { currentActor } from '../src/state/actor.js';
+import { holderGone } from '../src/state/liveness.js';
 import { formatWeights } from '../src/ui/plain.js';
 
 /** Options of abort. */
@@ -25,15 +26,15 @@ export async function run(opts: AbortOptions, io: Io): Promise<number> {
   }
   const reason = opts.reason ?? `aborted by ${currentActor().owner}`;
   const holder = await project.store.lockHolder();
-  let state: RolloutState;
-  if (holder && Date.parse(holder.leaseExpiresAt) > io.clock()) {
-    state = await requestOfDriver(project, io, { kind: 'abort', reason }, isTerminal);
-  } else {
-    state = await actUnderLock(project, io, async (s, deps) => {
+  const here = () =>
+    actUnderLock(project, io, async (s, deps) => {
       if (!s || isTerminal(s)) return s ?? current;
       return rollback(s, 'abort', reason, deps);
     });
-  }
+  // A live driver is asked (it holds the lock); a dead one is not waited for.
+  const state: RolloutState = holder && Date.parse(holder.leaseExpiresAt) > io.clock() && !holderGone(holder)
+    ? await requestOfDriver(project, io, { kind: 'abort', reason }, isTerminal, here)
+    : await here();
   io.out.result(
     { event: 'abort', phase: state.phase, weights: state.weights, reason: state.outcome?.reason ?? reason },
     `${state.service}: ${state.phase.replace('_', ' ')}, ${formatWeights(state.weights)}`,

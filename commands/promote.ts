@@ -14,7 +14,8 @@ import { planFor } from '../strategies/index.js';
 
 /** Options of promote. */
 export interface PromoteOptions extends ConsoleOptions {
-  to: string;
+  /** The candidate; without it, the rollout in progress carries on. */
+  to?: string;
   full?: boolean;
   yes?: boolean;
 }
@@ -23,22 +24,33 @@ export interface PromoteOptions extends ConsoleOptions {
 export async function run(opts: PromoteOptions, io: Io): Promise<number> {
   const project = await openProject(opts, io.clock);
   const { config } = project;
-  if (!(opts.to in config.versions)) {
-    throw new UsageError(`--to ${opts.to}: unknown version of ${config.service} (known: ${Object.keys(config.versions).join(', ')})`, `add it under versions: in ${project.path}`);
+  if (opts.to === undefined) {
+    const inProgress = await project.store.load();
+    if (!inProgress || isTerminal(inProgress)) {
+      throw new UsageError(
+        inProgress ? `no rollout of ${config.service} is in progress (the last one, of ${inProgress.candidate}, is ${inProgress.phase.replace('_', ' ')})` : `no rollout of ${config.service} has been started`,
+        `start one with \`deploy promote --to VERSION\` (versions: ${Object.keys(config.versions).join(', ')})`,
+      );
+    }
+    return run({ ...opts, to: inProgress.candidate }, io);
+  }
+  const to = opts.to;
+  if (!(to in config.versions)) {
+    throw new UsageError(`--to ${to}: unknown version of ${config.service} (known: ${Object.keys(config.versions).join(', ')})`, `add it under versions: in ${project.path}`);
   }
   const current = await project.store.load();
   const active = current && !isTerminal(current) ? current : undefined;
-  if (active && active.candidate !== opts.to) {
+  if (active && active.candidate !== to) {
     throw new UsageError(
-      `a rollout of ${active.candidate} is in progress (phase ${active.phase}); it must end before ${opts.to} can start`,
+      `a rollout of ${active.candidate} is in progress (phase ${active.phase}); it must end before ${to} can start`,
       '`deploy status` shows it; `deploy abort` ends it',
     );
   }
   const serving = current ? servingVersion(current) : config.stable;
-  if (!active && serving === opts.to) {
-    throw new UsageError(`${opts.to} is already the stable version of ${config.service}`, 'name another version with --to');
+  if (!active && serving === to) {
+    throw new UsageError(`${to} is already the stable version of ${config.service}`, 'name another version with --to');
   }
-  if (opts.full && !(await confirm(`Skip the remaining steps and send 100% of ${config.service} to ${opts.to}?`, opts.yes, io))) {
+  if (opts.full && !(await confirm(`Skip the remaining steps and send 100% of ${config.service} to ${to}?`, opts.yes, io))) {
     io.out.note('not promoted');
     return ExitCode.Done;
   }
@@ -48,12 +60,12 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     // Every gate query goes to Prometheus once before anything is recorded or moved.
     const { createProvider, checkGateQueries, measureTraffic } = await import('../src/gates/runner.js');
     const provider = (await createProvider(config))!;
-    const noData = await checkGateQueries(config, provider, serving, opts.to);
-    if (noData.length) io.out.note(`gates with no data yet (no traffic to ${opts.to}?): ${noData.join(', ')}`);
+    const noData = await checkGateQueries(config, provider, serving, to);
+    if (noData.length) io.out.note(`gates with no data yet (no traffic to ${to}?): ${noData.join(', ')}`);
     // The steps' error-rate margins follow the traffic stable serves now.
     traffic = await measureTraffic(config, provider, serving, io.clock());
   }
-  if (!active && !config.gates?.length) io.out.note(`warning: no gates: nothing will roll back ${opts.to} by itself; add gates: to ${project.path}`);
+  if (!active && !config.gates?.length) io.out.note(`warning: no gates: nothing will roll back ${to} by itself; add gates: to ${project.path}`);
 
   const holder = active ? await project.store.lockHolder() : undefined;
   if (active && opts.full && holder && Date.parse(holder.leaseExpiresAt) > io.clock()) {
@@ -62,7 +74,7 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     const state = await requestOfDriver(project, io, { kind: 'promote', full: true }, (s) => s.phase === 'promoted' || s.step === last(s) || s.waitingForTargets?.step === last(s));
     const text = state.step === last(state) || state.phase === 'promoted'
       ? `the driver moved ${config.service} to its last step (${state.phase})`
-      : `the driver is readying ${opts.to} for its last step: ${state.waitingForTargets!.detail}`;
+      : `the driver is readying ${to} for its last step: ${state.waitingForTargets!.detail}`;
     io.out.result({ event: 'promote', phase: state.phase, step: state.step, weights: state.weights }, text);
     return ExitCode.Done;
   }
@@ -72,10 +84,10 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     if (!stillActive) {
       const stable = state ? servingVersion(state) : config.stable;
       const plan = planFor(config, project.dir);
-      const started = await startRollout({ service: config.service, stable, candidate: opts.to, plan: traffic ? { ...plan, traffic } : plan }, deps);
+      const started = await startRollout({ service: config.service, stable, candidate: to, plan: traffic ? { ...plan, traffic } : plan }, deps);
       return opts.full ? promoteNow(started, true, deps) : started;
     }
-    if (stillActive.candidate !== opts.to) throw new UsageError(`a rollout of ${stillActive.candidate} started meanwhile`, '`deploy status` shows it');
+    if (stillActive.candidate !== to) throw new UsageError(`a rollout of ${stillActive.candidate} started meanwhile`, '`deploy status` shows it');
     if (stillActive.phase === 'paused' || opts.full) return promoteNow(stillActive, opts.full ?? false, deps);
     if (stillActive.phase === 'failed') return { ...stillActive, phase: stillActive.intent ? 'progressing' : 'holding' };
     return stillActive;

@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
 import { isTerminal, type RolloutState } from '../src/engine/state.js';
 import { ExitCode } from '../src/errors.js';
+import { holderGone } from '../src/state/liveness.js';
 import { renderStatus } from '../src/ui/plain.js';
 
 /** Options of status. */
@@ -17,22 +18,34 @@ export async function run(opts: StatusOptions, io: Io): Promise<number> {
   for (;;) {
     const state = await project.store.load();
     const holder = await project.store.lockHolder();
-    const driver = holder && Date.parse(holder.leaseExpiresAt) > io.clock() ? holder : undefined;
-    const key = JSON.stringify([state?.updatedAt, state?.phase, driver?.token]);
+    const leased = holder && Date.parse(holder.leaseExpiresAt) > io.clock() ? holder : undefined;
+    // A holder whose process is gone from this host drives nothing, whatever its lease says.
+    const gone = leased && holderGone(leased) ? leased : undefined;
+    const driver = gone ? undefined : leased;
+    const key = JSON.stringify([state?.updatedAt, state?.phase, driver?.token, gone?.token]);
     if (key !== last || (!opts.watch && !last)) {
       last = key;
-      show(state, driver, project.config.service, io);
+      show(state, driver, gone, project.config.service, io);
     }
     if (!opts.watch || !state || isTerminal(state) || (state.phase === 'paused' && !driver)) return ExitCode.Done;
     await delay(1000);
   }
 }
 
-function show(state: RolloutState | undefined, driver: { owner: string; pid: number; host: string } | undefined, service: string, io: Io): void {
+type Holder = { owner: string; pid: number; host: string; leaseExpiresAt: string };
+
+function show(state: RolloutState | undefined, driver: Holder | undefined, gone: Holder | undefined, service: string, io: Io): void {
   if (!state) {
     io.out.result({ event: 'status', service, phase: 'none' }, `${service}: no rollout has been started`);
     return;
   }
-  const driverText = driver ? `driver    ${driver.owner} (pid ${driver.pid} on ${driver.host})` : 'driver    none';
-  io.out.result({ event: 'status', ...state, driver: driver ?? null }, `${renderStatus(state, io.clock(), io.out.color)}\n${driverText}`);
+  const driverText = driver
+    ? `driver    ${driver.owner} (pid ${driver.pid} on ${driver.host})`
+    : gone
+      ? `driver    gone: ${gone.owner} (pid ${gone.pid} on ${gone.host}) no longer runs; \`deploy resume\` carries on, \`deploy abort\` acts at once`
+      : 'driver    none';
+  io.out.result(
+    { event: 'status', ...state, driver: driver ?? null, ...(gone ? { driverGone: { owner: gone.owner, pid: gone.pid, host: gone.host } } : {}) },
+    `${renderStatus(state, io.clock(), io.out.color)}\n${driverText}`,
+  );
 }

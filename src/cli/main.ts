@@ -44,7 +44,7 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
   program.command('plan').description('print the steps a rollout would take')
     .action(lazy(() => import('../../commands/plan.js')));
   program.command('promote').description('start a rollout to a version, or continue a paused one')
-    .requiredOption('--to <version>', 'the candidate version')
+    .option('--to <version>', 'the candidate version (default: the rollout in progress)')
     .option('--full', 'skip the remaining steps (asks first)')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--no-tui', 'plain lines instead of the console on a terminal')

@@ -7,26 +7,47 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { RolloutState } from '../engine/state.js';
 import { OperationError } from '../errors.js';
 import { currentActor } from '../state/actor.js';
+import { holderGone } from '../state/liveness.js';
 import type { OperatorRequest } from '../state/store.js';
 import type { Io, Project } from './context.js';
 
 /** How long to wait for a driver to pick a request up. */
 const ACK_TIMEOUT_MS = 15_000;
 
-/** Post a request and wait until `done(state)` holds; returns that state. */
+/**
+ * Post a request and wait until `done(state)` holds; returns that state. With `takeOver`, the
+ * wait also watches the driver: the moment it is gone (its process ended on this host, its lock
+ * released, its lease run out) `takeOver` does the job here instead — a driver that hangs is
+ * waited for only as long as its lease lets it hold on.
+ */
 export async function requestOfDriver(
   project: Project,
   io: Io,
   request: Pick<OperatorRequest, 'kind' | 'reason' | 'full'>,
   done: (state: RolloutState) => boolean,
+  takeOver?: () => Promise<RolloutState>,
 ): Promise<RolloutState> {
   const holder = await project.store.lockHolder();
   await project.store.postRequest({ id: randomUUID(), ...request, by: currentActor(), at: new Date(io.clock()).toISOString() });
   io.out.note(`asked the driver ${holder ? `of ${holder.owner} (pid ${holder.pid} on ${holder.host}) ` : ''}to ${request.kind}; waiting for it…`);
-  const deadline = io.clock() + ACK_TIMEOUT_MS;
+  let deadline = io.clock() + ACK_TIMEOUT_MS;
+  let told = false;
   while (io.clock() < deadline) {
     const state = await project.store.load();
     if (state && done(state)) return state;
+    if (takeOver) {
+      const now = await project.store.lockHolder();
+      if (!now || now.token !== holder?.token || Date.parse(now.leaseExpiresAt) <= io.clock() || holderGone(now)) {
+        io.out.note(now && holderGone(now) ? `the driver (pid ${now.pid}) is gone: doing it here` : 'the driver let go of the rollout: doing it here');
+        return takeOver();
+      }
+      // A driver that does not answer keeps the lock only until its lease runs out.
+      deadline = Math.max(deadline, Date.parse(now.leaseExpiresAt) + 1_000);
+      if (!told && io.clock() > deadline - ACK_TIMEOUT_MS + 3_000) {
+        told = true;
+        io.out.note(`the driver has not answered for 3 s; its lease runs out at ${now.leaseExpiresAt.slice(11, 19)}, then this takes over`);
+      }
+    }
     await delay(100);
   }
   throw new OperationError(

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { LockedError } from '../errors.js';
 import { isConflict, kubeCall, managedLabels } from './kube-objects.js';
+import { holderGone, processStart } from './liveness.js';
 import { describeHolder } from './lock.js';
 import type { Actor, Lock, LockInfo } from './store.js';
 
@@ -33,6 +34,7 @@ const ANNOTATIONS = {
   owner: 'cutover.dev/owner',
   pid: 'cutover.dev/pid',
   host: 'cutover.dev/host',
+  started: 'cutover.dev/started',
   token: 'cutover.dev/token',
 } as const;
 
@@ -78,6 +80,7 @@ export function holderOf(lease: Lease | undefined): LockInfo | undefined {
     pid: annotated ? Number(notes[ANNOTATIONS.pid] ?? 0) : 0,
     host: annotated ? (notes[ANNOTATIONS.host] ?? 'unknown') : 'unknown',
     token: token ?? spec.holderIdentity,
+    ...(annotated && notes[ANNOTATIONS.started] ? { started: notes[ANNOTATIONS.started] } : {}),
     acquiredAt: iso(Number.isNaN(acquired) ? renewed : acquired),
     renewedAt: iso(renewed),
     leaseExpiresAt: iso(renewed + (spec.leaseDurationSeconds ?? 0) * 1000),
@@ -91,6 +94,9 @@ function leaseFor(ref: LeaseRef, current: Lease | undefined, actor: Actor, token
   notes[ANNOTATIONS.pid] = String(actor.pid);
   notes[ANNOTATIONS.host] = actor.host;
   notes[ANNOTATIONS.token] = token;
+  const started = actor.pid === process.pid ? processStart(process.pid) : undefined;
+  if (started) notes[ANNOTATIONS.started] = started;
+  else delete notes[ANNOTATIONS.started];
   return {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
@@ -118,7 +124,8 @@ export async function acquireLease(ref: LeaseRef, actor: Actor, leaseMs: number,
     const current = await kubeCall(`reading ${leaseName(ref)}`, () => ref.kube.get<Lease>(path));
     const now = clock();
     const holder = holderOf(current);
-    if (holder && Date.parse(holder.leaseExpiresAt) > now) {
+    // A holder whose process is gone from this host cannot renew: its lease need not be waited out.
+    if (holder && Date.parse(holder.leaseExpiresAt) > now && !holderGone(holder)) {
       throw new LockedError(`locked by ${describeHolder(holder)} (${leaseName(ref)})`, LOCKED_HINT);
     }
     const token = randomBytes(16).toString('hex');

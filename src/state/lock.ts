@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockedError } from '../errors.js';
 import { createFileExclusive, ensureDir, errorCode, fsyncDir, writeFileAtomic } from './atomic.js';
+import { holderGone, processStart } from './liveness.js';
 import type { Actor, Lock, LockInfo } from './store.js';
 
 /** Name of the lock file in the state directory. */
@@ -122,7 +123,9 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 function newHolding(actor: Actor, leaseMs: number, now: number): LockInfo {
   const at = iso(now);
+  const started = actor.pid === process.pid ? processStart(process.pid) : undefined;
   return {
+    ...(started ? { started } : {}),
     owner: actor.owner,
     pid: actor.pid,
     host: actor.host,
@@ -147,7 +150,8 @@ export async function acquireLockFile(dir: string, actor: Actor, leaseMs: number
     if (await createFileExclusive(file, serialize(holding))) return new FileLock(dir, holding, leaseMs, clock);
     const found = await readLockFile(file);
     if (found.kind === 'missing') continue;
-    if (found.kind === 'held' && Date.parse(found.info.leaseExpiresAt) > clock()) {
+    // A holder whose process is gone from this host cannot renew: its lease need not be waited out.
+    if (found.kind === 'held' && Date.parse(found.info.leaseExpiresAt) > clock() && !holderGone(found.info)) {
       throw new LockedError(`locked by ${describeHolder(found.info)}`, LOCKED_HINT);
     }
     if (found.kind === 'corrupt' && Date.now() - found.mtimeMs <= leaseMs) {

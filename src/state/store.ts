@@ -19,6 +19,8 @@ export interface LockInfo extends Actor {
   acquiredAt: string;
   renewedAt: string;
   leaseExpiresAt: string;
+  /** When the holder's process started (`processStart`), so a reused pid is not taken for it. */
+  started?: string;
 }
 
 /** A held lock. */

@@ -36,9 +36,10 @@ export interface Sandbox {
 /**
  * Start v1 and v2, nginx in front, and write deploy.yaml with `stepsYaml` under strategy.canary.
  * With `prometheus`, a real Prometheus scrapes both versions every second and `extra` may use
- * `PROMETHEUS_URL`, which is replaced by its address.
+ * `PROMETHEUS_URL`, which is replaced by its address. The driver lock's lease is 1 s unless
+ * `lease` says otherwise.
  */
-export async function startSandbox(stepsYaml: string, extra = '', opts: { prometheus?: boolean } = {}): Promise<Sandbox> {
+export async function startSandbox(stepsYaml: string, extra = '', opts: { prometheus?: boolean; lease?: string } = {}): Promise<Sandbox> {
   const dir = mkdtempSync(join(tmpdir(), 'cutover-it-'));
   const file = join(dir, 'deploy.yaml');
   const versions = { v1: await startSampleService({ version: 'v1' }), v2: await startSampleService({ version: 'v2' }) };
@@ -81,7 +82,7 @@ router:
   prefix: nginx
 state:
   type: local
-  lease: 1s
+  lease: ${opts.lease ?? '1s'}
 ${extra}strategy:
   canary:
     checkInterval: 100ms

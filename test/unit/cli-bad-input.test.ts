@@ -148,6 +148,22 @@ describe('commands on the none router', () => {
     expect(again.stderr).toMatch(/v2 is already the stable version/);
   });
 
+  it('promote without --to carries on the rollout in progress, as the paused hint says, and says when there is none', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'deploy.yaml');
+    writeFileSync(file, CONFIG.replace('hold: 1s', 'hold: 50ms\n        pause: true'));
+    const none = await runCli(['promote', '-f', file]);
+    expect([none.code, none.stderr]).toEqual([2, expect.stringMatching(/no rollout of patient-api has been started\n.*deploy promote --to VERSION.*versions: v1, v2/s)]);
+    const paused = await runCli(['promote', '--to', 'v2', '-f', file]);
+    expect(paused.code).toBe(4);
+    expect(paused.stdout).toMatch(/run `deploy promote` to go on/);
+    const on = await runCli(['promote', '-f', file]);
+    expect(on.code, on.stderr).toBe(0);
+    expect((await runCli(['status', '-f', file])).stdout).toMatch(/phase\s+promoted/);
+    const over = await runCli(['promote', '-f', file]);
+    expect([over.code, over.stderr]).toEqual([2, expect.stringMatching(/no rollout of patient-api is in progress \(the last one, of v2, is promoted\)/)]);
+  });
+
   it('prints the plan as JSON and the schema', async () => {
     const dir = tempDir();
     const file = join(dir, 'deploy.yaml');

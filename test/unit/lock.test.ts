@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LockedError } from '../../src/errors.js';
+import { currentActor } from '../../src/state/actor.js';
+import { holderGone, processStart } from '../../src/state/liveness.js';
 import { LocalStateStore } from '../../src/state/local.js';
 import type { Actor } from '../../src/state/store.js';
 
@@ -115,5 +117,35 @@ describe('local driver lock', () => {
     now += LEASE + 1;
     const lock = await store().acquireLock(bob, LEASE);
     expect(lock.info.owner).toBe('bob@ci7');
+  });
+});
+
+describe('a holder whose process is gone', () => {
+  /** The pid of a process of this host that has exited. */
+  async function deadPid(): Promise<number> {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => child.on('exit', r));
+    return child.pid!;
+  }
+
+  it('is taken over at once on this host, its lease unexpired; a holder on another host is not', async () => {
+    const here = currentActor();
+    await store().acquireLock({ ...here, pid: await deadPid() }, LEASE);
+    const taken = await store().acquireLock(here, LEASE);
+    expect(taken.info.pid).toBe(process.pid);
+    expect(taken.info.started).toBe(processStart(process.pid));
+    await taken.release();
+    await store().acquireLock({ ...bob, pid: await deadPid() }, LEASE);
+    expect(await lockedMessage(store().acquireLock(here, LEASE))).toMatch(/^locked by bob@ci7/);
+  });
+
+  it('tells a live process, an exited one, and a reused pid apart', async () => {
+    const host = currentActor().host;
+    expect(holderGone({ host, pid: process.pid, started: processStart(process.pid)! })).toBe(false);
+    expect(holderGone({ host, pid: await deadPid() })).toBe(true);
+    // Our pid, but a start the kernel does not have for it: a later process reusing the number.
+    expect(holderGone({ host, pid: process.pid, started: '1' })).toBe(true);
+    expect(holderGone({ host: `not-${host}`, pid: await deadPid() })).toBe(false);
   });
 });
