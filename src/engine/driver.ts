@@ -4,7 +4,7 @@
  * next thing is due. It stops when the rollout is over, paused, failed, or the process is told
  * to stop — the state stays recorded for `deploy resume`.
  */
-import { ExitCode } from '../errors.js';
+import { ExitCode, LockedError, UsageError } from '../errors.js';
 import type { Lock, OperatorRequest } from '../state/store.js';
 import { emit, type EngineDeps, pauseByOperator, promoteNow, rollback, tick, unpause } from './machine.js';
 import { isTerminal, type RolloutState } from './state.js';
@@ -72,14 +72,22 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
   let renewAt = deps.clock() + deps.leaseMs / 3;
 
   for (;;) {
-    for (const request of await deps.store.takeRequests()) state = await applyRequest(state, request, deps);
-    if (isTerminal(state) || state.phase === 'paused') break;
-    if (deps.signal?.aborted) return { state, exitCode: 130, detached: true };
-
     try {
+      // Inside the error handling: an abort whose write fails stays recorded as an intent and is
+      // retried below like any other write, never lost with a crashed driver.
+      for (const request of await deps.store.takeRequests()) state = await applyRequest(state, request, deps);
+      if (isTerminal(state) || state.phase === 'paused') break;
+      if (deps.signal?.aborted) return { state, exitCode: 130, detached: true };
       state = await tick(state, deps);
       attempts = 0;
     } catch (e) {
+      if (e instanceof UsageError || e instanceof LockedError) {
+        // A refusal or a lost lock is not a network error: retrying cannot help, and after a
+        // lost lock another driver owns the record.
+        emit(deps, state, { event: 'error', message: e.message, retrying: false });
+        if (e instanceof UsageError) await deps.store.audit.append({ actor: deps.actor.owner, action: 'rollout.refused', rolloutId: state.rolloutId, detail: { error: e.message, step: state.step } });
+        throw e;
+      }
       attempts += 1;
       const giveUp = attempts >= maxAttempts;
       emit(deps, state, { event: 'error', message: (e as Error).message, retrying: !giveUp });

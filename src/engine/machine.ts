@@ -96,6 +96,9 @@ export async function startRollout(spec: RolloutSpec, deps: EngineDeps): Promise
 /** Record an intent, then carry it out; weight moves to the candidate only once its targets are ready. */
 async function transition(state: RolloutState, intent: Omit<Intent, 'at'>, deps: EngineDeps): Promise<RolloutState> {
   state = await settleIntent(state, deps);
+  // A spec the router could never carry is refused (UsageError) before anything is recorded, so
+  // there is no intent for a retry or `deploy resume` to repeat. A rollback is never refused here.
+  if (intent.to === 'holding' && deps.router.check) deps.router.check(await specOf(state, { ...intent, at: iso(deps.clock()) }, deps));
   const checked = await checkTargets(state, intent, deps);
   if (!checked.go) return checked.state;
   const pending = await save(deps, { ...checked.state, phase: 'progressing', intent: { ...intent, at: iso(deps.clock()) } });
@@ -186,6 +189,13 @@ async function candidateReadiness(candidate: string, weight: number, deps: Engin
   return { ready: true, detail: [pods?.detail, targets?.detail].filter(Boolean).join('; ') };
 }
 
+/** The whole routing of an intent: its weights, the pins and waves, and the backends' roles. */
+async function specOf(state: RolloutState, intent: Intent, deps: EngineDeps): Promise<RouteSpec> {
+  const spec = deps.routes ? await deps.routes(state, intent) : { weights: intent.weights };
+  // Backends are roles only when a workload runs the versions (the stable and canary Services).
+  return deps.workload ? { ...spec, roles: intent.roles ?? versionRoles(state) } : spec;
+}
+
 /**
  * Write the intent's weights (one router write, read back by the router) and commit the phase.
  * On a router error the intent stays recorded and the error is rethrown for the driver to retry.
@@ -194,9 +204,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
   const intent = state.intent!;
   let result;
   try {
-    const spec = deps.routes ? await deps.routes(state, intent) : { weights: intent.weights };
-    // Backends are roles only when a workload runs the versions (the stable and canary Services).
-    result = await deps.router.apply(deps.workload ? { ...spec, roles: intent.roles ?? versionRoles(state) } : spec);
+    result = await deps.router.apply(await specOf(state, intent, deps));
   } catch (e) {
     const message = (e as Error).message;
     await save(deps, { ...state, lastError: { message, at: iso(deps.clock()) } });

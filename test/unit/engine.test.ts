@@ -5,6 +5,7 @@ import { type EngineDeps, pauseByOperator, promoteNow, rollback, startRollout, t
 import type { RolloutState } from '../../src/engine/state.js';
 import { LocalStateStore } from '../../src/state/local.js';
 import { planCanary } from '../../strategies/canary.js';
+import { UsageError } from '../../src/errors.js';
 import { engineHarness, FakeRouter, type ManualClock } from '../helpers/fakes.js';
 
 const actor = { owner: 'nurse@ward', pid: 1, host: 'ward' };
@@ -149,5 +150,37 @@ describe('rollout engine', () => {
     expect(result.state.phase).toBe('failed');
     expect(result.state.intent?.weights).toEqual({ v1: 99, v2: 1 });
     expect(events.filter((e) => e.event === 'error')).toHaveLength(3);
+  });
+
+  it('an abort asked for during a router outage is retried until it lands, never lost with the driver', async () => {
+    let s = await tick(await start(), deps);
+    const lock = await store.acquireLock(actor, 30_000);
+    router.failNext = 3;
+    await store.postRequest({ id: 'r2', kind: 'abort', reason: 'outage drill', by: { ...actor, owner: 'oncall@desk' }, at: new Date(clock.now).toISOString() });
+    const result = await drive(s, { ...deps, lock, sleep: clock.sleep, leaseMs: 30_000, checkIntervalMs: 10_000, maxAttempts: 5 });
+    expect([result.exitCode, result.state.phase, result.state.weights]).toEqual([3, 'aborted', { v1: 100 }]);
+    expect(router.live.weights).toEqual({ v1: 100 });
+    expect(events.filter((e) => e.event === 'error' && (e as { retrying: boolean }).retrying)).toHaveLength(3);
+    s = (await store.load())!;
+    expect(s.intent).toBeUndefined();
+  });
+
+  it('a step the router refuses is refused before any intent is recorded, once, with exit 2', async () => {
+    const refusing = Object.assign(router, {
+      check(spec: { weights: Record<string, number> }) {
+        if ((spec.weights.v2 ?? 0) > 1) throw new UsageError('the router cannot carry this split', 'fix the config');
+      },
+    });
+    let s = await tick(await start(), deps);
+    expect(s.weights).toEqual({ v1: 99, v2: 1 });
+    const lock = await store.acquireLock(actor, 30_000);
+    clock.now += 30 * 60_000;
+    const attempt = drive(s, { ...deps, router: refusing, lock, sleep: clock.sleep, leaseMs: 30_000, checkIntervalMs: 10_000, maxAttempts: 5 });
+    await expect(attempt).rejects.toBeInstanceOf(UsageError);
+    s = (await store.load())!;
+    expect([s.phase, s.step, s.intent]).toEqual(['holding', 0, undefined]);
+    expect(router.writes).toHaveLength(1);
+    expect(events.filter((e) => e.event === 'error')).toEqual([expect.objectContaining({ retrying: false, message: 'the router cannot carry this split' })]);
+    expect((await store.audit.read()).some((r) => r.action === 'rollout.refused')).toBe(true);
   });
 });
