@@ -109,7 +109,12 @@ export interface AlbClientOptions {
   retries?: number;
   minDelayMs?: number;
   maxDelayMs?: number;
+  /** Longest one attempt may take, connection included (default 10 s): a hung call is retried, never waited on. */
+  requestTimeoutMs?: number;
 }
+
+/** Longest one ELBv2 attempt may take by default. */
+export const ALB_REQUEST_TIMEOUT_MS = 10_000;
 
 /** Sends one SDK command; injectable so tests can put throttling in front of a real endpoint. */
 export type SendFn = (command: { constructor: { name: string }; input: unknown }) => Promise<unknown>;
@@ -130,13 +135,16 @@ export class SdkAlbClient implements AlbClient {
   ) {
     if (send) this.send = send;
     else {
+      const timeoutMs = options.requestTimeoutMs ?? ALB_REQUEST_TIMEOUT_MS;
       const sdk = new ElasticLoadBalancingV2Client({
         region: options.region,
         maxAttempts: 1,
+        requestHandler: { connectionTimeout: Math.min(3_000, timeoutMs), requestTimeout: timeoutMs },
         ...(options.profile ? { profile: options.profile } : {}),
         ...(options.endpointUrl ? { endpoint: options.endpointUrl } : {}),
       });
-      this.send = (command) => sdk.send(command as never);
+      // The socket timeouts above end a silent connection; the signal bounds the whole attempt.
+      this.send = (command) => sdk.send(command as never, { abortSignal: AbortSignal.timeout(timeoutMs) });
     }
   }
 

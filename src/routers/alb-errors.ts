@@ -10,7 +10,8 @@ import { CutoverError, ExitCode } from '../errors.js';
 export type AlbErrorKind = 'transient' | 'permanent';
 
 const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'ThrottledException', 'TooManyRequestsException', 'RequestLimitExceeded', 'SlowDown', 'RequestThrottled']);
-const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
+// AbortError: an attempt ended by its own time limit (the client aborts nothing else).
+const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'TimeoutError', 'AbortError', 'RequestTimeout', 'RequestTimeoutException']);
 
 interface SdkErrorShape {
   name?: string;

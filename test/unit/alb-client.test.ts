@@ -88,3 +88,37 @@ describe('ALB region', () => {
     expect(albClientOptions({ ...r, profile: 'clinic', endpointUrl: 'http://127.0.0.1:5000' }, {})).toEqual({ region: 'eu-west-1', profile: 'clinic', endpointUrl: 'http://127.0.0.1:5000' });
   });
 });
+
+describe('ELBv2 calls against an endpoint that never answers', () => {
+  it('end each attempt at its time limit, retry it, and fail naming the operation: no call hangs', async () => {
+    const { createServer } = await import('node:net');
+    const held: import('node:net').Socket[] = [];
+    // Accepts connections and reads requests, but never answers: a hung ModifyListener.
+    const server = createServer((socket) => {
+      held.push(socket);
+      socket.on('data', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    const env = { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    try {
+      const client = new SdkAlbClient({ region: 'eu-west-1', endpointUrl: `http://127.0.0.1:${port}`, requestTimeoutMs: 400, retries: 2, minDelayMs: 10, maxDelayMs: 20 });
+      const t0 = performance.now();
+      const error = await client.describeListener(LISTENER).catch((e: unknown) => e);
+      const ms = performance.now() - t0;
+      expect(error).toBeInstanceOf(AlbApiError);
+      expect((error as Error).message).toMatch(/^ELBv2 DescribeListeners on arn:.*: /);
+      expect(client.attempts.DescribeListeners).toBe(3);
+      // Three attempts of 400 ms each and two short delays: far from hanging.
+      expect(ms).toBeGreaterThan(3 * 350);
+      expect(ms).toBeLessThan(3_000);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+      held.forEach((s) => s.destroy());
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
