@@ -7,7 +7,7 @@ import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { validateState, type RolloutState } from '../engine/state.js';
 import { UsageError } from '../errors.js';
 import { LocalStateStore } from '../state/local.js';
-import type { StateStore } from '../state/store.js';
+import { DEFAULT_LEASE_MS, type StateStore } from '../state/store.js';
 import type { Output, Streams } from '../ui/output.js';
 
 /** Options every command takes. */
@@ -37,8 +37,6 @@ export interface Project extends LoadedConfig {
   leaseMs: number;
 }
 
-/** Default driver lease. */
-export const DEFAULT_LEASE_MS = 30_000;
 
 /**
  * Load the config and open its state store (nothing is written). The Kubernetes backend is

@@ -41,7 +41,7 @@ export async function actUnderLock<T>(project: Project, io: Io, act: (state: Rol
   const lock = await project.store.acquireLock(actor, project.leaseMs);
   try {
     const routes = await routeSource(project);
-    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) });
+    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, fence: () => lock.renew(), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) });
   } finally {
     await lock.release();
   }
@@ -75,7 +75,7 @@ export async function driveUnderLock(
   try {
     const gates = project.config.gates?.length ? await (await import('../gates/runner.js')).createGateRunner(project.config) : undefined;
     const routes = await routeSource(project);
-    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, ...(gates ? { gates } : {}), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) };
+    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, fence: () => lock.renew(), ...(gates ? { gates } : {}), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) };
     const state = await firstMove(await project.store.load(), deps);
     const result = await drive(state, {
       ...deps,

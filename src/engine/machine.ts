@@ -33,6 +33,12 @@ export interface EngineDeps {
   routes?: (state: RolloutState, intent: Intent) => Promise<RouteSpec>;
   /** What runs the versions (Kubernetes Deployments); absent when the servers already exist. */
   workload?: Workload;
+  /**
+   * Called right before every router write: renews the driver's lease, or throws LockedError
+   * when it was lost — so a write is only ever made by the lock's holder, with a whole lease
+   * ahead of it, and a driver that lost its lock stops before it writes.
+   */
+  fence?: () => Promise<void>;
 }
 
 /** What starts a rollout. */
@@ -204,7 +210,9 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
   const intent = state.intent!;
   let result;
   try {
-    result = await deps.router.apply(await specOf(state, intent, deps));
+    const spec = await specOf(state, intent, deps);
+    await deps.fence?.();
+    result = await deps.router.apply(spec);
   } catch (e) {
     const message = (e as Error).message;
     await save(deps, { ...state, lastError: { message, at: iso(deps.clock()) } });

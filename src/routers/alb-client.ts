@@ -111,6 +111,8 @@ export interface AlbClientOptions {
   maxDelayMs?: number;
   /** Longest one attempt may take, connection included (default 10 s): a hung call is retried, never waited on. */
   requestTimeoutMs?: number;
+  /** No retry starts after this long (default: no limit but the retries' count). */
+  maxRetryTimeMs?: number;
 }
 
 /** Longest one ELBv2 attempt may take by default. */
@@ -234,6 +236,7 @@ export class SdkAlbClient implements AlbClient {
         },
         {
           retries: this.options.retries ?? 5,
+          ...(this.options.maxRetryTimeMs ? { maxRetryTime: this.options.maxRetryTimeMs } : {}),
           factor: 2,
           minTimeout: this.options.minDelayMs ?? 200,
           maxTimeout: this.options.maxDelayMs ?? 5_000,

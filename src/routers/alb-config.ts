@@ -6,7 +6,7 @@
  */
 import type { AlbRouterConfig } from '../config/schema.js';
 import { UsageError } from '../errors.js';
-import { SdkAlbClient, type AlbClientOptions, type RuleCondition } from './alb-client.js';
+import { ALB_REQUEST_TIMEOUT_MS, SdkAlbClient, type AlbClientOptions, type RuleCondition } from './alb-client.js';
 import { AlbRouter, type AlbRouterOptions } from './alb.js';
 
 /** The region of an ELBv2 ARN (`arn:aws:elasticloadbalancing:<region>:…`). */
@@ -30,8 +30,15 @@ export function albRegion(r: Pick<AlbRouterConfig, 'region' | 'listenerArn'>, en
 }
 
 /** The SDK client's options from the config section. */
-export function albClientOptions(r: AlbRouterConfig, env: NodeJS.ProcessEnv = process.env): AlbClientOptions {
-  return { region: albRegion(r, env), ...(r.profile ? { profile: r.profile } : {}), ...(r.endpointUrl ? { endpointUrl: r.endpointUrl } : {}) };
+export function albClientOptions(r: AlbRouterConfig, env: NodeJS.ProcessEnv = process.env, leaseMs?: number): AlbClientOptions {
+  return {
+    region: albRegion(r, env),
+    ...(r.profile ? { profile: r.profile } : {}),
+    ...(r.endpointUrl ? { endpointUrl: r.endpointUrl } : {}),
+    // A write must end, retries and all, well inside the driver's lease, which is renewed just
+    // before it: a quarter lease an attempt, half a lease for all of them.
+    ...(leaseMs ? { requestTimeoutMs: Math.min(ALB_REQUEST_TIMEOUT_MS, leaseMs / 4), maxRetryTimeMs: leaseMs / 2 } : {}),
+  };
 }
 
 /** The router's options from the config section. */
@@ -54,6 +61,6 @@ export function albRouterOptions(r: AlbRouterConfig): AlbRouterOptions {
 }
 
 /** The router over the real ELBv2 API. */
-export function createAlbRouter(r: AlbRouterConfig, env: NodeJS.ProcessEnv = process.env): AlbRouter {
-  return new AlbRouter(albRouterOptions(r), new SdkAlbClient(albClientOptions(r, env)));
+export function createAlbRouter(r: AlbRouterConfig, env: NodeJS.ProcessEnv = process.env, leaseMs?: number): AlbRouter {
+  return new AlbRouter(albRouterOptions(r), new SdkAlbClient(albClientOptions(r, env, leaseMs)));
 }

@@ -5,6 +5,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { Config, GatewayApiRouterConfig, IngressNginxRouterConfig, NginxRouterConfig } from '../config/schema.js';
 import type { NginxRouterOptions } from './nginx.js';
+import { DEFAULT_LEASE_MS } from '../state/store.js';
 import type { Router } from './router.js';
 
 /** The nginx router's options from its config section; `dir` resolves a relative prefix. */
@@ -46,7 +47,7 @@ export async function createRouter(config: Config, dir: string): Promise<Router>
     case 'alb': {
       // The AWS SDK loads only here, so commands without an ALB never pay for it.
       const { createAlbRouter } = await import('./alb-config.js');
-      return createAlbRouter(r);
+      return createAlbRouter(r, process.env, config.state?.lease ?? DEFAULT_LEASE_MS);
     }
     case 'gateway-api': {
       const [{ GatewayApiRouter }, { connectKube }] = await Promise.all([import('./gateway-api.js'), import('../kube/connect.js')]);

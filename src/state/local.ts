@@ -1,7 +1,8 @@
 /**
  * The embedded default state backend: plain files in one directory per service.
  *
- *   state.json    the rollout state, replaced atomically
+ *   state.json    the rollout state, replaced atomically, compare-and-swap against what this
+ *                 process last read or wrote (the mutex directory state.mutex makes it one step)
  *   lock.json     the driver lock, under a lease (lock.ts)
  *   audit.jsonl   the hash-chained audit log (audit.ts)
  *   requests/     operator requests to the running driver, one file each
@@ -9,12 +10,13 @@
  * Nothing here ever overwrites or deletes a file it cannot read: a corrupt state file is the
  * only record of where traffic was left, so the operator decides what to do with it.
  */
+import { createHash } from 'node:crypto';
 import { readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { UsageError } from '../errors.js';
+import { LockedError, UsageError } from '../errors.js';
 import { ensureDir, errorCode, writeFileAtomic } from './atomic.js';
 import { JsonlAuditLog } from './audit.js';
-import { acquireLockFile, readLockHolder } from './lock.js';
+import { acquireDirMutex, acquireLockFile, readLockHolder } from './lock.js';
 import type { Actor, Lock, LockInfo, OperatorRequest, StateStore } from './store.js';
 import { parseRequest } from './requests.js';
 
@@ -25,7 +27,6 @@ export interface LocalStateStoreOptions<S> {
   /** Checks a loaded state and returns it typed; throwing marks the file as not a valid state. */
   validate?: (value: unknown) => S;
 }
-
 
 /**
  * Posts of this process so far. Part of each request's file name, so two requests posted in the
@@ -41,6 +42,11 @@ function corrupt(path: string, what: string): UsageError {
   );
 }
 
+/** The mutex directory that makes a state save's compare and swap one step. */
+const STATE_MUTEX = 'state.mutex';
+
+const digest = (text: string) => createHash('sha256').update(text).digest('hex');
+
 /** State, lock, audit log and operator requests of one service, in the directory `dir`. */
 export class LocalStateStore<S> implements StateStore<S> {
   /** The absolute path of the state directory. */
@@ -49,6 +55,8 @@ export class LocalStateStore<S> implements StateStore<S> {
   readonly audit: JsonlAuditLog;
   private readonly clock: () => number;
   private readonly validate: (value: unknown) => S;
+  /** Digest of state.json as this store last read or wrote it (null: absent; undefined: never looked). */
+  private seenState: string | null | undefined;
 
   /** @param dir the state directory; created (mode 0700) on the first write. */
   constructor(dir: string, opts: LocalStateStoreOptions<S> = {}) {
@@ -67,13 +75,38 @@ export class LocalStateStore<S> implements StateStore<S> {
   }
 
   /** The stored state; undefined when there is no state file; UsageError when it is corrupt. */
-  load(): Promise<S | undefined> {
-    return this.readJson(this.statePath, this.validate, 'a valid rollout state');
+  async load(): Promise<S | undefined> {
+    const raw = await this.readRaw(this.statePath);
+    this.seenState = raw === undefined ? null : digest(raw);
+    return raw === undefined ? undefined : this.parse(raw, this.statePath, this.validate, 'a valid rollout state');
   }
 
-  /** Replace the stored state atomically: a crash leaves the old state or the new, never a mix. */
+  /**
+   * Replace the stored state atomically (a crash leaves the old state or the new, never a mix),
+   * if it is still what this store last read or wrote: when another process wrote it since — a
+   * driver that took over while this one was stalled — LockedError, and nothing is written.
+   */
   async save(state: S): Promise<void> {
-    await this.writeJson(this.statePath, state);
+    await ensureDir(this.location);
+    const release = await acquireDirMutex(join(this.location, STATE_MUTEX), 2_000);
+    if (!release) throw new LockedError(`${this.statePath} is being written by another process right now`, 'run `deploy status` to see who drives this rollout');
+    try {
+      if (this.seenState !== undefined) {
+        const raw = await this.readRaw(this.statePath);
+        const now = raw === undefined ? null : digest(raw);
+        if (now !== this.seenState) {
+          throw new LockedError(
+            `the rollout state in ${this.statePath} was written by another driver since this one read it; nothing was recorded over it`,
+            'another driver now drives this rollout: run `deploy status` to see where it stands',
+          );
+        }
+      }
+      const text = `${JSON.stringify(state, null, 2)}\n`;
+      await writeFileAtomic(this.statePath, text);
+      this.seenState = digest(text);
+    } finally {
+      await release();
+    }
   }
 
   /** Another document kept beside the state (`<name>.json`), read like the state. */
@@ -92,13 +125,20 @@ export class LocalStateStore<S> implements StateStore<S> {
   }
 
   private async readJson<T>(path: string, validate: (value: unknown) => T, what: string): Promise<T | undefined> {
-    let raw: string;
+    const raw = await this.readRaw(path);
+    return raw === undefined ? undefined : this.parse(raw, path, validate, what);
+  }
+
+  private async readRaw(path: string): Promise<string | undefined> {
     try {
-      raw = await readFile(path, 'utf8');
+      return await readFile(path, 'utf8');
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return undefined;
       throw error;
     }
+  }
+
+  private parse<T>(raw: string, path: string, validate: (value: unknown) => T, what: string): T {
     let value: unknown;
     try {
       value = JSON.parse(raw);

@@ -4,6 +4,9 @@
  * implements the same interface.
  */
 
+/** The driver lock's lease when deploy.yaml gives none. */
+export const DEFAULT_LEASE_MS = 30_000;
+
 /** Who drives (or asks): recorded in the lock and in every audit record. */
 export interface Actor {
   /** `user@host`. */

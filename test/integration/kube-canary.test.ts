@@ -198,19 +198,40 @@ describe('drivers sharing the cluster', () => {
     expect(loser.stderr).toMatch(/locked by \S+ \(pid \d+ on \S+\) since .*\(Lease canary-[a-z0-9-]+\/cutover-api\)/);
   }, 120_000);
 
-  it('a driver killed with SIGKILL keeps the Lease until it runs out, then another resumes', async () => {
+  it('a driver killed with SIGKILL on this host is taken over at once, its Lease not waited out', async () => {
+    const p = await project({ lease: '30s' });
+    const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
+    const events = followEvents(run);
+    await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 60_000);
+    run.kill('SIGKILL');
+    await run;
+    const status = jsonLines((await p.deploy(['status', '-o', 'json'])).stdout)[0]!;
+    expect(status.driverGone).toMatchObject({ pid: run.pid });
+    const recorded = status.weights as Record<string, number>;
+    expect(shares(await p.weights())).toEqual({ api: recorded.v1, 'api-canary': recorded.v2 });
+    // Its process is gone from this host: no need to wait out the 30 s Lease.
+    const t0 = Date.now();
+    const resumed = await p.deploy(['resume']);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(25_000);
+    expect((await p.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:2.0');
+  }, 120_000);
+
+  it('a holder on another host cannot be proved gone: its Lease is waited out, then another resumes', async () => {
     const p = await project({ lease: '3s' });
     const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
     const events = followEvents(run);
     await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 60_000);
     run.kill('SIGKILL');
     await run;
+    // The same holding, as a driver on another machine would have left it.
+    type Lease = { metadata: { name: string; annotations: Record<string, string> }; spec: { renewTime: string; leaseDurationSeconds: number } };
+    const lease = (await cluster.api<{ items: Lease[] }>('GET', `/apis/coordination.k8s.io/v1/namespaces/${p.ns}/leases`)).body.items[0]!;
+    await cluster.api('PUT', `/apis/coordination.k8s.io/v1/namespaces/${p.ns}/leases/${lease.metadata.name}`, { ...lease, metadata: { ...lease.metadata, annotations: { ...lease.metadata.annotations, 'cutover.dev/host': 'ci-runner-elsewhere' } } });
     const early = await p.deploy(['resume']);
     expect(early.exitCode, early.stderr).toBe(5);
-    const status = jsonLines((await p.deploy(['status', '-o', 'json'])).stdout)[0]!;
-    const recorded = status.weights as Record<string, number>;
-    expect(shares(await p.weights())).toEqual({ api: recorded.v1, 'api-canary': recorded.v2 });
-    await new Promise((r) => setTimeout(r, 3_200));
+    expect(early.stderr).toMatch(/on ci-runner-elsewhere/);
+    await waitFor('the Lease to run out', () => Date.now() > Date.parse(lease.spec.renewTime) + lease.spec.leaseDurationSeconds * 1000 + 100, 10_000);
     const resumed = await p.deploy(['resume']);
     expect(resumed.exitCode, resumed.stderr).toBe(0);
     expect((await p.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:2.0');
