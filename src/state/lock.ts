@@ -8,11 +8,12 @@
  * expired lease and both believe they won, or a renewal could overwrite a fresh taker's lock.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockedError } from '../errors.js';
 import { createFileExclusive, ensureDir, errorCode, fsyncDir, writeFileAtomic } from './atomic.js';
+import { currentActor } from './actor.js';
 import { holderGone, processStart } from './liveness.js';
 import type { Actor, Lock, LockInfo } from './store.js';
 
@@ -35,26 +36,41 @@ export function describeHolder(info: LockInfo): string {
 
 /**
  * Take the mutex directory `path`, waiting up to `waitMs` while someone else holds it. Returns the
- * function that gives it back, or undefined when it stayed busy. A mutex older than
- * MUTEX_STALE_MS is broken: its holder crashed, as every holder keeps it for milliseconds.
- * Ages are compared with the wall clock, not an injected one, because the filesystem stamps mtimes.
+ * function that gives it back, or undefined when it stayed busy. Every holder keeps it for
+ * milliseconds, so a mutex is broken when its holder's process is gone from this host (it says
+ * who it is in `holder.json` inside) or when it is older than MUTEX_STALE_MS (a holder elsewhere,
+ * or one killed before it could say). Ages are compared with the wall clock, not an injected one,
+ * because the filesystem stamps mtimes.
  */
 export async function acquireDirMutex(path: string, waitMs: number): Promise<(() => Promise<void>) | undefined> {
   const giveUpAt = Date.now() + waitMs;
   for (;;) {
     try {
       await mkdir(path, { mode: 0o700 });
-      return () => rmdir(path).catch(() => undefined);
+      const me = currentActor();
+      const started = processStart(process.pid);
+      await writeFile(join(path, 'holder.json'), JSON.stringify({ pid: process.pid, host: me.host, ...(started ? { started } : {}) })).catch(() => undefined);
+      return () => rm(path, { recursive: true, force: true }).catch(() => undefined);
     } catch (error) {
       if (errorCode(error) !== 'EEXIST') throw error;
     }
     const held = await stat(path).catch(() => undefined);
-    if (held && Date.now() - held.mtimeMs > MUTEX_STALE_MS) {
+    if (held && (Date.now() - held.mtimeMs > MUTEX_STALE_MS || (await mutexHolderGone(path)))) {
       await breakStaleMutex(path, held.ino);
       continue;
     }
     if (held && Date.now() >= giveUpAt) return undefined;
     if (held) await sleep(5 + Math.random() * 20);
+  }
+}
+
+/** True when the mutex says who holds it and that process is gone from this host. */
+async function mutexHolderGone(path: string): Promise<boolean> {
+  try {
+    const holder = JSON.parse(await readFile(join(path, 'holder.json'), 'utf8')) as { pid: number; host: string; started?: string };
+    return typeof holder.pid === 'number' && typeof holder.host === 'string' && holderGone(holder);
+  } catch {
+    return false; // not written yet, or torn: the age rule decides
   }
 }
 
@@ -71,8 +87,8 @@ async function breakStaleMutex(path: string, staleIno: number): Promise<void> {
     throw error;
   }
   const moved = await stat(aside);
-  if (moved.ino === staleIno) await rmdir(aside).catch(() => undefined);
-  else await rename(aside, path).catch(() => rmdir(aside).catch(() => undefined));
+  if (moved.ino === staleIno) await rm(aside, { recursive: true, force: true }).catch(() => undefined);
+  else await rename(aside, path).catch(() => rm(aside, { recursive: true, force: true }).catch(() => undefined));
 }
 
 /** The lock file as found: absent, a valid holding, or unreadable. `fingerprint` identifies the version. */

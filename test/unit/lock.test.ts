@@ -6,6 +6,7 @@ import { LockedError } from '../../src/errors.js';
 import { currentActor } from '../../src/state/actor.js';
 import { holderGone, processStart } from '../../src/state/liveness.js';
 import { LocalStateStore } from '../../src/state/local.js';
+import { acquireDirMutex } from '../../src/state/lock.js';
 import type { Actor } from '../../src/state/store.js';
 
 const LEASE = 30_000;
@@ -147,5 +148,24 @@ describe('a holder whose process is gone', () => {
     // Our pid, but a start the kernel does not have for it: a later process reusing the number.
     expect(holderGone({ host, pid: process.pid, started: '1' })).toBe(true);
     expect(holderGone({ host: `not-${host}`, pid: await deadPid() })).toBe(false);
+  });
+});
+
+describe('the mutex directories', () => {
+  it('are broken at once when their holder process is gone from this host, and waited for while it lives', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => child.on('exit', r));
+    const mutex = join(dir, 'state.mutex');
+    await mkdir(mutex);
+    await writeFile(join(mutex, 'holder.json'), JSON.stringify({ pid: child.pid, host: currentActor().host }));
+    const t0 = Date.now();
+    const release = await acquireDirMutex(mutex, 2_000);
+    expect(release).toBeDefined();
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    // Now held by this live process: another taker waits, then gives up.
+    expect(await acquireDirMutex(mutex, 200)).toBeUndefined();
+    await release!();
+    expect(await acquireDirMutex(mutex, 200)).toBeDefined();
   });
 });
