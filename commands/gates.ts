@@ -70,6 +70,9 @@ export async function backtest(opts: GatesOptions, io: Io): Promise<number> {
   const intervalMs = parseDuration(opts.interval ?? '30s');
   if (intervalMs === undefined || intervalMs < 1000) throw new UsageError(`--interval ${opts.interval}: must be a duration of at least 1s`);
   if (toMs - fromMs < intervalMs) throw new UsageError('--to must be at least one interval after --from');
+  // Prometheus answers at most 11,000 points a series; past that the replay would only fail later.
+  const points = Math.floor((toMs - fromMs) / intervalMs);
+  if (points > 11_000) throw new UsageError(`--from … --to at --interval ${opts.interval ?? '30s'} is ${points.toLocaleString('en-US')} checks; a backtest replays at most 11,000`, `use a longer --interval (at least ${Math.ceil((toMs - fromMs) / 11_000 / 1000)}s) or a shorter window`);
   const w = { service: config.service, stable, candidate, fromMs, toMs, intervalMs };
   for (const gate of config.gates!) {
     const r = await backtestGate(gate, config.prometheus, provider, w);

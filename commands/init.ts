@@ -1,5 +1,6 @@
 /** `deploy init`: write a commented deploy.yaml to start from. */
 import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { GlobalOptions, Io } from '../src/cli/context.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 
@@ -74,6 +75,8 @@ export async function run(opts: InitOptions, io: Io): Promise<number> {
   if (existsSync(opts.file) && !opts.force) {
     throw new UsageError(`${opts.file} exists already`, 'pass --force to overwrite it, or -f to write another file');
   }
+  const folder = dirname(resolve(opts.file));
+  if (!existsSync(folder)) throw new UsageError(`cannot write ${opts.file}: the folder ${folder} does not exist`, `create it first (mkdir -p ${folder}), or choose another path with -f`);
   writeFileSync(opts.file, TEMPLATE, { mode: 0o644 });
   io.out.result({ event: 'init', file: opts.file }, `wrote ${opts.file}; check it with \`deploy plan -f ${opts.file}\``);
   return ExitCode.Done;

@@ -76,6 +76,8 @@ async function apply(opts: OrgsOptions, io: Io, ids: string[], version: string |
 /** `deploy orgs move ORG… | --group G | --all --to VERSION`. */
 export async function move(opts: OrgsOptions, io: Io, args: string[]): Promise<number> {
   if (!opts.to) throw new UsageError('orgs move needs --to VERSION');
+  const selectors = [args.length > 0 && 'org ids', opts.group !== undefined && '--group', opts.all && '--all'].filter(Boolean);
+  if (selectors.length > 1) throw new UsageError(`orgs move takes one of org ids, --group G or --all; got ${selectors.join(' and ')}`, 'name the orgs one way');
   return apply(opts, io, args, opts.to, 'move');
 }
 

@@ -2,7 +2,7 @@
  * The command line: commander wiring only. Each command module is imported when it runs, so
  * `deploy --help` loads no SDK, no YAML parser and no router.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { GlobalOptions, Io } from './context.js';
 import type { Streams } from '../ui/output.js';
 
@@ -64,7 +64,10 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .option('--no-tui', 'plain lines (as status --watch) instead of the console')
     .action(lazy(() => import('../../commands/watch.js')));
   program.command('history').description('show the audit log and verify its hash chain')
-    .option('-n, --limit <count>', 'only the last N records', (v) => Number.parseInt(v, 10))
+    .option('-n, --limit <count>', 'only the last N records', (v) => {
+      if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a whole number of records, 1 or more, like -n 20');
+      return Number(v);
+    })
     .option('--archive <file>', 'move the audit log kept in the cluster to FILE (JSON lines), keeping the chain verifiable')
     .action(lazy(() => import('../../commands/history.js')));
   const gates = program.command('gates').description('evaluate or replay the metric gates');

@@ -54,7 +54,13 @@ export function parseConfig(text: string, label: string): Config {
     });
     throw new UsageError(`${label} is not valid YAML:\n  ${problems.join('\n  ')}`, 'fix the YAML syntax at the position shown');
   }
-  const value: unknown = doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // yaml refuses documents whose aliases expand without bound ("billion laughs").
+    throw new UsageError(`${label} is not valid YAML: ${(e as Error).message.slice(0, 200)}`, 'write the values out instead of nesting aliases');
+  }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new UsageError(`${label}:1:1 must be a YAML mapping of settings (service, stable, versions, router, …)`, 'run `deploy init` for a commented example');
   }

@@ -10,17 +10,41 @@ export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const name = (what: string) =>
   z.string().regex(NAME_PATTERN, `must be a ${what} name: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit`);
 
-const duration = z
-  .union([z.string(), z.literal(0)])
-  .transform((value, ctx) => {
-    const ms = typeof value === 'number' ? 0 : parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `must be a duration with a unit, like 30s, 10m or 1h30m (got "${value}")` });
-      return z.NEVER;
-    }
-    return ms;
-  })
-  .meta({ description: 'A duration: 500ms, 30s, 10m, 1h30m', examples: ['30m'] });
+/** The longest duration deploy.yaml accepts: a year (past it, dates overflow and nothing is meant). */
+const MAX_DURATION_MS = 366 * 86_400_000;
+
+/** A bad value as a message shows it: quoted, and cut short when it is long. */
+export const shown = (value: unknown): string => {
+  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}…` : text);
+};
+
+const durationBetween = (minMs: number, minText: string) =>
+  z
+    .union([z.string(), z.literal(0)])
+    .transform((value, ctx) => {
+      const ms = typeof value === 'number' ? 0 : parseDuration(value);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `must be a duration with a unit, like 30s, 10m or 1h30m (got ${shown(value)})` });
+        return z.NEVER;
+      }
+      if (ms > MAX_DURATION_MS) {
+        ctx.addIssue({ code: 'custom', message: `must be at most 366d (got ${shown(value)})` });
+        return z.NEVER;
+      }
+      if (ms < minMs) {
+        ctx.addIssue({ code: 'custom', message: `must be at least ${minText} (got ${shown(value)})` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .meta({ description: 'A duration: 500ms, 30s, 10m, 1h30m', examples: ['30m'] });
+
+const duration = durationBetween(0, '0s');
+/** How often gates are checked: a check needs at least this long. */
+const interval = durationBetween(100, '100ms');
+/** A driver's lease: it is renewed at a third of it, so it must leave room for that. */
+const lease = durationBetween(1_000, '1s');
 
 /** A percentage: `0.1%` or a bare number of percent; parsed into a fraction (0.1% → 0.001). */
 const percent = z
@@ -28,7 +52,7 @@ const percent = z
   .transform((value, ctx) => {
     const p = parsePercent(value);
     if (p === undefined || p < 0 || p > 100) {
-      ctx.addIssue({ code: 'custom', message: `must be a percentage between 0 and 100, like 0.1% (got "${value}")` });
+      ctx.addIssue({ code: 'custom', message: `must be a percentage between 0 and 100, like 0.1% (got ${shown(value)})` });
       return z.NEVER;
     }
     return p / 100;
@@ -41,7 +65,10 @@ const errorRateGate = z.strictObject({
   name: gateName,
   type: z.literal('errorRate'),
   maxIncrease: percent.optional().meta({ description: "Fail when the canary's error rate exceeds stable's by more than this (default 0.1%, in percentage points)" }),
-  confidence: percent.optional().meta({ description: 'Confidence of every verdict, over any number of checks (default 99%)' }),
+  confidence: percent
+    .refine((c) => c >= 0.5 && c < 1, 'must be at least 50% and below 100%, like 99%')
+    .optional()
+    .meta({ description: 'Confidence of every verdict, over any number of checks (default 99%)' }),
   baseline: z.enum(['window', 'history']).optional()
     .meta({ description: "What the candidate is compared with: stable over the same window (default), or stable's rate in the hour before the rollout (sharper; assumes stable's rate holds)" }),
   method: z.enum(['ladder', 'confidence-sequence']).optional()
@@ -126,7 +153,11 @@ const prometheus = z.strictObject({
 
 const hostPort = z
   .string()
-  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port, like 127.0.0.1:9001');
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port, like 127.0.0.1:9001')
+  .refine((v) => {
+    const port = Number(v.slice(v.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, 'the port must be from 1 to 65535');
 
 const step = z.strictObject({
   weight: z.number().min(0, 'must be between 0 and 100').max(100, 'must be between 0 and 100')
@@ -141,7 +172,7 @@ const canary = z
   .strictObject({
     steps: z.array(step).min(1, 'must list at least one step').optional(),
     defaultHold: duration.optional().meta({ description: 'Hold for steps that give none (default 10m)' }),
-    checkInterval: duration.optional().meta({ description: 'How often gates are checked during a hold (default 10s)' }),
+    checkInterval: interval.optional().meta({ description: 'How often gates are checked during a hold (default 10s)' }),
     inconclusive: z
       .strictObject({
         after: duration.optional().meta({ description: 'How long past the hold gates may stay inconclusive (default 30m)' }),
@@ -190,7 +221,7 @@ const wave = z
 
 const orgWaves = z.strictObject({
   waves: z.array(wave).min(1, 'must list at least one wave'),
-  checkInterval: duration.optional(),
+  checkInterval: interval.optional(),
   inconclusive: z.strictObject({ after: duration.optional(), action: z.enum(['pause', 'rollback']).optional() }).optional(),
 });
 
@@ -200,7 +231,7 @@ const blueGreen = z.strictObject({
   stepHold: duration.optional().meta({ description: 'Hold with gates after each step before the last (default 5m)' }),
   bake: duration.optional().meta({ description: 'Hold at 100% on green with gates, blue registered at weight 0 (default 30m)' }),
   healthTimeout: duration.optional().meta({ description: "How long to wait for green's targets to be healthy before any weight moves (default 5m)" }),
-  checkInterval: duration.optional(),
+  checkInterval: interval.optional(),
   inconclusive: z.strictObject({ after: duration.optional(), action: z.enum(['pause', 'rollback']).optional() }).optional(),
 });
 
@@ -303,7 +334,7 @@ const kubeWorkload = z.strictObject({
 const kubeState = z.strictObject({
   type: z.literal('kubernetes'),
   name: kubeName('ConfigMap').optional().meta({ description: 'Name prefix of the ConfigMaps and the Lease (default cutover-<service>)' }),
-  lease: duration.optional().meta({ description: 'Driver Lease duration (default 30s), renewed at a third of it' }),
+  lease: lease.optional().meta({ description: 'Driver Lease duration (default 30s), renewed at a third of it' }),
   auditMaxBytes: z.number().int().min(16_384).max(100 * 1024 * 1024).optional()
     .meta({ description: 'Bound of the audit log kept in the cluster (default 8 MiB); at the bound new rollouts are refused until `deploy history --archive`' }),
 });
@@ -311,7 +342,7 @@ const kubeState = z.strictObject({
 const localState = z.strictObject({
   type: z.literal('local'),
   dir: z.string().min(1).optional().meta({ description: 'Folder for state, lock and audit log (default .deploy)' }),
-  lease: duration.optional().meta({ description: 'Driver lock lease (default 30s)' }),
+  lease: lease.optional().meta({ description: 'Driver lock lease (default 30s)' }),
 });
 
 /** The whole deploy.yaml. */
@@ -366,7 +397,14 @@ export const configSchema = z
         if (!spec.endpoints) ctx.addIssue({ code: 'custom', path: ['gates', i, 'url'], message: `journey ${g.name} reaches each version at its endpoints, and ${v} lists none: give the gate a url with {{version}}` });
       }
     });
+    const upstreams = new Map<string, string>();
     for (const [v, spec] of Object.entries(c.versions)) {
+      // nginx names each version's upstream with '.' as '_': two names must not meet there.
+      const upstream = v.replaceAll('.', '_');
+      if (c.router.type === 'nginx' && upstreams.has(upstream)) {
+        ctx.addIssue({ code: 'custom', path: ['versions', v], message: `versions "${upstreams.get(upstream)}" and "${v}" would share one nginx upstream; rename one` });
+      }
+      upstreams.set(upstream, v);
       if (c.router.type === 'nginx' && !spec.endpoints) {
         ctx.addIssue({ code: 'custom', path: ['versions', v, 'endpoints'], message: 'the nginx router needs the endpoints of every version' });
       }

@@ -18,6 +18,9 @@ export type Phase =
   | 'aborted'
   | 'failed';
 
+/** Every phase, for checking a stored state. */
+const PHASES: readonly string[] = ['pending', 'progressing', 'holding', 'paused', 'promoted', 'rolled_back', 'aborted', 'failed'];
+
 /** Phases after which nothing more happens to this rollout. */
 export const TERMINAL_PHASES: readonly Phase[] = ['promoted', 'rolled_back', 'aborted'];
 
@@ -109,6 +112,7 @@ export function validateState(value: unknown): RolloutState {
   for (const k of ['rolloutId', 'service', 'stable', 'candidate', 'phase', 'startedAt', 'updatedAt'] as const) {
     if (typeof s[k] !== 'string') problems.push(`${k} is missing`);
   }
+  if (typeof s.phase === 'string' && !PHASES.includes(s.phase)) problems.push(`phase ${JSON.stringify(String(s.phase).slice(0, 40))} is not one of ${PHASES.join(', ')}`);
   if (typeof s.step !== 'number') problems.push('step is missing');
   if (!s.weights || typeof s.weights !== 'object') problems.push('weights is missing');
   if (!s.plan || !Array.isArray(s.plan.steps)) problems.push('plan.steps is missing');

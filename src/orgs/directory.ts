@@ -41,6 +41,16 @@ export function loadOrgDirectory(config: Config, dir: string): OrgDirectory {
       for (const g of memberOf) (groups[g] ??= new Set()).add(id);
     });
   }
+  // Header matching is case-insensitive at the ALB (and in HTTP itself for names; values vary by
+  // router): two ids that differ only in case would be one org to some routers and two to others.
+  const byFolded = new Map<string, string>();
+  for (const id of [...ids].sort()) {
+    const twin = byFolded.get(id.toLowerCase());
+    if (twin !== undefined) {
+      throw new UsageError(`orgs "${twin}" and "${id}" differ only in case; some routers match org ids without case, so they would be one org there`, 'rename one of them in orgs.file, orgs.list or orgs.groups');
+    }
+    byFolded.set(id.toLowerCase(), id);
+  }
   return { ids: [...ids].sort(), groups: Object.fromEntries(Object.entries(groups).map(([g, m]) => [g, [...m].sort()])) };
 }
 

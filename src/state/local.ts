@@ -134,6 +134,7 @@ export class LocalStateStore<S> implements StateStore<S> {
       return await readFile(path, 'utf8');
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return undefined;
+      if (errorCode(error) === 'EISDIR') throw corrupt(path, 'is a directory, not a file');
       throw error;
     }
   }

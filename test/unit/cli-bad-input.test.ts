@@ -122,6 +122,46 @@ describe('bad input', () => {
     await expectBad(['status', '--region', 'eu-west-1'], /--region, --profile and --endpoint-url apply to router type alb; .* uses none/);
   });
 
+  it.each([
+    ['a hold past any date', ['hold: 1s', 'hold: 200000000d'], /deploy\.yaml:12:15 strategy\.canary\.steps\[0\]\.hold: must be at most 366d \(got "200000000d"\)/],
+    ['a zero lease', ['type: none', 'type: none\nstate:\n  type: local\n  lease: 0s'], /deploy\.yaml:\d+:\d+ state\.lease: must be at least 1s \(got "0s"\)/],
+    ['a lease of 1ms', ['type: none', 'type: none\nstate:\n  type: local\n  lease: 1ms'], /state\.lease: must be at least 1s/],
+    ['a zero check interval', ['canary:', 'canary:\n    checkInterval: 0s'], /strategy\.canary\.checkInterval: must be at least 100ms/],
+    ['a confidence of 0%', ['type: none', 'type: none\nprometheus: { url: http://127.0.0.1:9090 }\ngates:\n  - { name: e, type: errorRate, confidence: 0% }'], /gates\[0\]\.confidence: must be at least 50% and below 100%/],
+    ['a port past 65535', ['127.0.0.1:9002', '127.0.0.1:99999'], /versions\.v2\.endpoints\[0\]: the port must be from 1 to 65535/],
+    ['two versions sharing an nginx upstream', ['  v2: { endpoints: ["127.0.0.1:9002"] }', '  v1.0: { endpoints: ["127.0.0.1:9002"] }\n  v1_0: { endpoints: ["127.0.0.1:9003"] }'], /versions "v1\.0" and "v1_0" would share one nginx upstream/, 'nginx'],
+    ['a huge bad value, cut short', ['hold: 1s', `hold: ${'x'.repeat(2_000_000)}`], /must be a duration with a unit, like 30s, 10m or 1h30m \(got "x{57}…"\)/],
+  ])('%s is named with its position and exits 2, changing nothing', async (_what, [from, to], message, router) => {
+    let text = CONFIG.replace(from!, to!);
+    if (router === 'nginx') text = text.replace('type: none', 'type: nginx\n  listen: 127.0.0.1:8080\n  admin: 127.0.0.1:8081');
+    writeFileSync(file, text);
+    const r = await runCli(['plan', '-f', file]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.length).toBeLessThan(2_000);
+    expect(existsSync(stateDir())).toBe(false);
+  });
+
+  it('an alias bomb, a state that is a folder or has an unknown phase, and bad options exit 2', async () => {
+    writeFileSync(file, `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n`);
+    await expectBad(['plan'], /is not valid YAML: .*alias/i);
+    writeFileSync(file, CONFIG);
+    mkdirSync(join(stateDir(), 'state.json'), { recursive: true });
+    await expectBad(['status'], /state\.json is a directory, not a file/);
+    await expectBad(['resume'], /state\.json is a directory, not a file/);
+    rmSync(join(stateDir(), 'state.json'), { recursive: true });
+    const state = { schema: 1, rolloutId: 'r1', service: 'patient-api', stable: 'v1', candidate: 'v2', phase: 'teleporting', step: 0, weights: { v1: 100 }, plan: { steps: [{ weight: 10 }] }, startedAt: 'x', startedBy: 'x', updatedAt: 'x' };
+    writeFileSync(join(stateDir(), 'state.json'), JSON.stringify(state));
+    await expectBad(['resume'], /phase "teleporting" is not one of pending, progressing/);
+    rmSync(join(stateDir(), 'state.json'));
+    await expectBad(['history', '-n', 'abc'], /-n.*must be a whole number of records/);
+    await expectBad(['history', '-n', '-3'], /must be a whole number of records|unknown option/);
+    writeFileSync(file, CONFIG.replace('type: none', 'type: none\nprometheus: { url: http://127.0.0.1:1 }\ngates:\n  - { name: e, type: errorRate }'));
+    await expectBad(['gates', 'backtest', '--from', '87600h', '--interval', '1s', '--candidate', 'v2'], /is 315,360,000 checks; a backtest replays at most 11,000\n  hint: use a longer --interval \(at least \d+s\)/);
+    const init = await runCli(['init', '-f', join(dir, 'missing', 'deploy.yaml')]);
+    expect([init.code, init.stderr]).toEqual([2, expect.stringMatching(/the folder .*missing does not exist/)]);
+  });
+
   it('nothing to resume or abort is a usage error', async () => {
     writeFileSync(file, CONFIG);
     await expectBad(['resume'], /no rollout has been started; nothing to resume/);

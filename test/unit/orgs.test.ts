@@ -58,6 +58,13 @@ describe('org directory', () => {
     const config = parseConfig(readFileSync(file, 'utf8'), 'deploy.yaml');
     expect(() => loadOrgDirectory(config, dir)).toThrow(/orgs\.txt:2: "bad"org" is not an org id/);
   });
+
+  it('refuses two ids that differ only in case, which some routers would take for one org', () => {
+    const { dir, file } = project();
+    writeFileSync(join(dir, 'orgs.txt'), 'Clinic-07\nclinic-07\n');
+    const config = parseConfig(readFileSync(file, 'utf8'), 'deploy.yaml');
+    expect(() => loadOrgDirectory(config, dir)).toThrow(/orgs "Clinic-07" and "clinic-07" differ only in case/);
+  });
 });
 
 describe('org waves plan', () => {
@@ -118,6 +125,8 @@ describe('deploy orgs on the none router', () => {
     await bad(['orgs', 'move', 'x"; drop', '--to', 'v2'], /not an org id/);
     await bad(['orgs', 'move', 'st-marys'], /needs --to/);
     await bad(['orgs', 'move', '--to', 'v2'], /name the orgs to move/);
+    await bad(['orgs', 'move', 'st-marys', '--all', '--to', 'v2'], /takes one of org ids, --group G or --all; got org ids and --all/);
+    await bad(['orgs', 'move', '--group', 'pilot', '--all', '--to', 'v2'], /got --group and --all/);
     const store = new LocalStateStore(join(dir, '.deploy'));
     const lock = await store.acquireLock({ owner: 'oncall@desk', pid: 7, host: 'desk' }, 60_000);
     await bad(['orgs', 'move', 'st-marys', '--to', 'v2'], /locked by oncall@desk/, 5);
