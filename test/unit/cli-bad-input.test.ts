@@ -122,7 +122,7 @@ describe('bad input', () => {
     await expectBad(['status', '--region', 'eu-west-1'], /--region, --profile and --endpoint-url apply to router type alb; .* uses none/);
   });
 
-  it.each([
+  it.each<[string, [string, string], RegExp, string?]>([
     ['a hold past any date', ['hold: 1s', 'hold: 200000000d'], /deploy\.yaml:12:15 strategy\.canary\.steps\[0\]\.hold: must be at most 366d \(got "200000000d"\)/],
     ['a zero lease', ['type: none', 'type: none\nstate:\n  type: local\n  lease: 0s'], /deploy\.yaml:\d+:\d+ state\.lease: must be at least 1s \(got "0s"\)/],
     ['a lease of 1ms', ['type: none', 'type: none\nstate:\n  type: local\n  lease: 1ms'], /state\.lease: must be at least 1s/],
@@ -132,7 +132,7 @@ describe('bad input', () => {
     ['two versions sharing an nginx upstream', ['  v2: { endpoints: ["127.0.0.1:9002"] }', '  v1.0: { endpoints: ["127.0.0.1:9002"] }\n  v1_0: { endpoints: ["127.0.0.1:9003"] }'], /versions "v1\.0" and "v1_0" would share one nginx upstream/, 'nginx'],
     ['a huge bad value, cut short', ['hold: 1s', `hold: ${'x'.repeat(2_000_000)}`], /must be a duration with a unit, like 30s, 10m or 1h30m \(got "x{57}…"\)/],
   ])('%s is named with its position and exits 2, changing nothing', async (_what, [from, to], message, router) => {
-    let text = CONFIG.replace(from!, to!);
+    let text = CONFIG.replace(from, to);
     if (router === 'nginx') text = text.replace('type: none', 'type: nginx\n  listen: 127.0.0.1:8080\n  admin: 127.0.0.1:8081');
     writeFileSync(file, text);
     const r = await runCli(['plan', '-f', file]);
