@@ -56,6 +56,7 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .action(lazy(() => import('../../commands/resume.js')));
   program.command('abort').description('send all traffic back to stable now')
     .option('--reason <text>', 'why, for the audit log')
+    .option('--keep-pins', 'leave orgs pinned to the candidate where they are (default: they return to stable too)')
     .action(lazy(() => import('../../commands/abort.js')));
   program.command('status').description('show the rollout state')
     .option('-w, --watch', 'keep showing it until the rollout stops')

@@ -4,10 +4,10 @@
  * written again and nothing is recorded as moved. Exported for the commands and the console.
  */
 import type { Project } from '../cli/context.js';
-import type { EngineDeps } from '../engine/machine.js';
+import { commitIntent, type EngineDeps } from '../engine/machine.js';
 import { isTerminal, servingVersion, versionRoles, type RolloutState } from '../engine/state.js';
 import { OperationError, UsageError } from '../errors.js';
-import type { OrgRoutes, RouteSpec, Router } from '../routers/router.js';
+import type { OrgRoutes, RouteSpec } from '../routers/router.js';
 import { loadRegistry, pinMap, saveRegistry, type OrgRegistry } from './registry.js';
 import { routeSpec } from './routes.js';
 
@@ -40,15 +40,17 @@ function specFor(project: Project, state: RolloutState | undefined, pins: OrgRou
 }
 
 /**
- * Apply a move under the lock the caller holds. A move left half-done by a crash (its intent
- * recorded) is finished first.
+ * Apply a move under the lock the caller holds. A rollout write left in flight by a crash (an
+ * abort killed right after its router write, say) is finished first, so a move never writes the
+ * routing it was leaving; so is a move left half-done (its intent recorded).
  */
-export async function moveOrgs(project: Project, deps: Pick<EngineDeps, 'router' | 'clock' | 'actor'>, move: OrgMove): Promise<OrgMoveResult> {
+export async function moveOrgs(project: Project, deps: EngineDeps, move: OrgMove): Promise<OrgMoveResult> {
   const { router, actor } = deps;
   const now = () => new Date(deps.clock()).toISOString();
-  const state = await project.store.load();
+  let state = await project.store.load();
+  if (state?.intent) state = await commitIntent(state, deps);
   let registry = await loadRegistry(project.store);
-  if (registry.intent) registry = await commit(project, router, state, registry, registry.intent.pins, 'finished an interrupted move', now(), actor.owner);
+  if (registry.intent) registry = await commit(project, deps, state, registry, registry.intent.pins, 'finished an interrupted move', now(), actor.owner);
 
   const before = pinMap(registry);
   const after: OrgRoutes = { ...before };
@@ -60,14 +62,14 @@ export async function moveOrgs(project: Project, deps: Pick<EngineDeps, 'router'
   if (moved.length === 0) return { moved: [], unchanged: move.orgs };
   // The router refuses what it could never carry before anything is recorded (exit 2).
   router.check?.(specFor(project, state, after));
-  registry = await commit(project, router, state, registry, after, move.reason, now(), actor.owner, moved, move.version);
+  registry = await commit(project, deps, state, registry, after, move.reason, now(), actor.owner, moved, move.version);
   return { moved, unchanged: move.orgs.filter((o) => !moved.includes(o)), ...(registry.pins[moved[0]!]?.generation !== undefined ? { generation: registry.pins[moved[0]!]!.generation! } : {}) };
 }
 
 /** Record the intent, write, verify, commit — or put the previous routing back and throw. */
 async function commit(
   project: Project,
-  router: Router,
+  deps: Pick<EngineDeps, 'router' | 'fence'>,
   state: RolloutState | undefined,
   registry: OrgRegistry,
   pins: OrgRoutes,
@@ -77,10 +79,12 @@ async function commit(
   moved: string[] = Object.keys(pins),
   version?: string,
 ): Promise<OrgRegistry> {
+  const { router } = deps;
   const previous = specFor(project, state, pinMap(registry));
   await saveRegistry(project.store, { ...registry, intent: { pins, reason, at, by } });
   let generation: number | undefined;
   try {
+    await deps.fence?.();
     generation = (await router.apply(specFor(project, state, pins))).generation;
   } catch (e) {
     await router.apply(previous).catch(() => undefined);

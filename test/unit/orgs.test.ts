@@ -113,6 +113,40 @@ describe('deploy orgs on the none router', () => {
     expect(audit.filter((r) => r.action === 'orgs.moved').map((r) => r.detail?.to)).toEqual(['v2', null]);
   });
 
+  it('finishes an abort left in flight before it moves anything, never writing the split it was leaving', async () => {
+    const { dir, file } = project('strategy:\n  canary:\n    steps:\n      - { weight: 5, hold: 200ms, pause: true }\n      - { weight: 100 }\n');
+    // A rollout at 5%, then an abort killed right after its router write: its intent is recorded.
+    const started = await runCli(['promote', '--to', 'v2', '-f', file]);
+    expect(started.code, started.stderr).toBe(4);
+    const path = join(dir, '.deploy', 'state.json');
+    const state = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    writeFileSync(path, JSON.stringify({ ...state, phase: 'progressing', intent: { to: 'aborted', step: 0, weights: { v1: 100 }, reason: 'incident', at: new Date().toISOString() } }));
+    const move = await runCli(['orgs', 'move', 'st-marys', '--to', 'v1', '-o', 'json', '-f', file]);
+    expect(move.code, move.stderr).toBe(0);
+    const after = JSON.parse(readFileSync(path, 'utf8')) as { phase: string; weights: Record<string, number>; intent?: unknown };
+    expect([after.phase, after.weights, after.intent]).toEqual(['aborted', { v1: 100 }, undefined]);
+    const actions = (await new LocalStateStore(join(dir, '.deploy')).audit.read()).map((r) => r.action);
+    expect(actions.indexOf('rollout.aborted')).toBeGreaterThan(-1);
+    expect(actions.indexOf('rollout.aborted')).toBeLessThan(actions.indexOf('orgs.moved'));
+  });
+
+  it('an abort returns the orgs pinned to the candidate as well, unless told --keep-pins', async () => {
+    for (const keep of [false, true]) {
+      const { file } = project('strategy:\n  canary:\n    steps:\n      - { weight: 5, hold: 200ms, pause: true }\n      - { weight: 100 }\n');
+      expect((await runCli(['promote', '--to', 'v2', '-f', file])).code).toBe(4);
+      expect((await runCli(['orgs', 'move', '--group', 'pilot', '--to', 'v2', '-f', file])).code).toBe(0);
+      expect((await runCli(['orgs', 'move', 'northfield', '--to', 'v1', '-f', file])).code).toBe(0);
+      const abort = await runCli(['abort', ...(keep ? ['--keep-pins'] : []), '-f', file]);
+      expect(abort.code, abort.stderr).toBe(0);
+      expect(abort.stdout).toMatch(keep ? /aborted, v1 100%; 2 orgs stay pinned to v2 \(--keep-pins\)/ : /aborted, v1 100%; 2 orgs pinned to v2 returned to v1/);
+      const rows = (await runCli(['orgs', 'list', '-o', 'json', '-f', file])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { org: string; version: string; pinned: boolean });
+      const of = (org: string) => rows.find((r) => r.org === org)!;
+      expect([of('st-marys').version, of('riverside').version]).toEqual(keep ? ['v2', 'v2'] : ['v1', 'v1']);
+      // An org pinned to stable stays pinned: the abort only takes orgs off the candidate.
+      expect(of('northfield')).toMatchObject({ version: 'v1', pinned: true });
+    }
+  });
+
   it('bad input exits 2 and changes nothing; a held lock exits 5', async () => {
     const { dir, file } = project();
     const bad = async (args: string[], message: RegExp, code = 2) => {
