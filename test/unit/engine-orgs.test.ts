@@ -72,7 +72,7 @@ describe('org moves at a router limit', () => {
       const router = new NginxRouter({ prefix: join(dir, 'nginx'), listen: '127.0.0.1:1', admin: '127.0.0.1:2', upstreams: { v1: ['127.0.0.1:3'], v2: ['127.0.0.1:4'] } });
       const project = { config, store, path: 'deploy.yaml', dir, leaseMs: 1000 };
       const orgs = Array.from({ length: 100_001 }, (_, i) => `org-${i}`);
-      const move = moveOrgs(project, { router, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } }, { orgs, version: 'v2', reason: 'test' });
+      const move = moveOrgs(project, { router, store, emit: () => undefined, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } }, { orgs, version: 'v2', reason: 'test' });
       await expect(move).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/100001 pinned orgs exceed what the nginx router carries \(100000\)/) });
       expect(await store.loadDoc('orgs', (v) => v)).toBeUndefined();
     } finally {
@@ -90,7 +90,7 @@ describe('an org move whose write fails', () => {
       const store = new LocalStateStore<RolloutState>(dir, { validate: validateState });
       const router = new FakeRouter();
       const project = { config, store, path: 'deploy.yaml', dir, leaseMs: 1000 };
-      const deps = { router, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } };
+      const deps = { router, store, emit: () => undefined, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } };
       await moveOrgs(project, deps, { orgs: ['a'], version: 'v2', reason: 'first' });
       const before = { ...router.live };
       router.failNext = 1;
