@@ -42,7 +42,7 @@ const durationBetween = (minMs: number, minText: string) =>
 
 const duration = durationBetween(0, '0s');
 /** How often gates are checked: a check needs at least this long. */
-const interval = durationBetween(100, '100ms');
+const interval = durationBetween(10, '10ms');
 /** A driver's lease: it is renewed at a third of it, so it must leave room for that. */
 const lease = durationBetween(1_000, '1s');
 

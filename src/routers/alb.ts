@@ -32,6 +32,11 @@ export interface AlbRouterOptions {
   orgHeader: string;
   /** Rules the load balancer may hold (the ALB quota, default 100). */
   maxRules: number;
+  /**
+   * Whether Cutover routes orgs here (deploy.yaml has an orgs: section). Without it, no rule is
+   * Cutover's: org-header rules someone else made are never read as pins, changed or deleted.
+   */
+  manageOrgs?: boolean;
 }
 
 /** Everything read live in one pass. */
@@ -75,11 +80,17 @@ export class AlbRouter implements Router {
     const live = await this.readLive();
     const ruleWrites = this.planRules(live, spec);
     let changed = false;
+    let drift: string | undefined;
     if (live.weighted.kind === 'missing') {
       await this.createWeightedRule(live.weighted.priority, desired, live.base);
       changed = true;
     } else if (!sameWeights(this.weightsOf(live), spec.weights)) {
-      const actions = this.withForward(live.weighted.kind === 'listener' ? live.weighted.actions : live.weighted.rule.actions, desired);
+      const liveActions = live.weighted.kind === 'listener' ? live.weighted.actions : live.weighted.rule.actions;
+      // Target groups someone else put into the forward action are not Cutover's to keep
+      // weighting, but their removal is said (event and audit record), never silent.
+      const foreign = (liveActions.find((a) => a.forward)?.forward?.targetGroups ?? []).filter((t) => !this.versionByArn.has(t.targetGroupArn));
+      if (foreign.length) drift = `the forward action held target group${foreign.length > 1 ? 's' : ''} not under router.targetGroups (${foreign.map((t) => `${t.targetGroupArn} weight ${t.weight}`).join(', ')}); this write left ${foreign.length > 1 ? 'them' : 'it'} out`;
+      const actions = this.withForward(liveActions, desired);
       if (live.weighted.kind === 'listener') await this.client.setListenerActions(this.options.listenerArn, actions);
       else await this.client.setRuleActions(live.weighted.rule.arn, actions);
       changed = true;
@@ -91,7 +102,7 @@ export class AlbRouter implements Router {
     if (check.status !== 'verified') {
       throw new OperationError(`the ALB listener ${this.options.listenerArn} does not read back as written: ${check.detail}`, '`deploy resume` writes it again');
     }
-    return { changed };
+    return { changed, ...(drift ? { drift } : {}) };
   }
 
   /** The live routing: weights of the weighted route, pins and the unpinned rule. */
@@ -150,7 +161,7 @@ export class AlbRouter implements Router {
       else weighted = { kind: 'missing', priority: rule.priority };
     }
     const base = weighted.kind === 'rule' ? weighted.rule.conditions : weighted.kind === 'missing' && rule && !('arn' in rule) ? (rule.conditions ?? []) : [];
-    const orgRules = managedOrgRules(rules, base, this.options.orgHeader, (arn) => this.versionByArn.get(arn)).filter((r) => r.arn !== (weighted.kind === 'rule' ? weighted.rule.arn : ''));
+    const orgRules = this.options.manageOrgs === false ? [] : managedOrgRules(rules, base, this.options.orgHeader, (arn) => this.versionByArn.get(arn)).filter((r) => r.arn !== (weighted.kind === 'rule' ? weighted.rule.arn : ''));
     return { weighted, rules, base, orgRules };
   }
 

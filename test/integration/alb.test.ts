@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DeleteListenerCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { CreateRuleCommand, DeleteListenerCommand, DescribeRulesCommand, ElasticLoadBalancingV2Client, ModifyListenerCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startRollout, tick, type EngineDeps, type GateRunner } from '../../src/engine/machine.js';
 import { validateState, type RolloutState } from '../../src/engine/state.js';
@@ -293,5 +293,29 @@ describe('alb router on a listener rule (moto)', () => {
     expect(rules[1]!.Actions![0]!.ForwardConfig!.TargetGroups!.map((t) => t.Weight)).toEqual([50, 50]);
     expect(await alb.listenerWeights()).toEqual({ v1: 1 });
     expect(await router.read()).toEqual({ weights: { v1: 50, v2: 50 }, orgs: { 'st-marys': 'v2', riverside: 'v2' }, unpinned: { mode: 'weighted' } });
+  });
+});
+
+describe('alb router: only what it made', () => {
+  it('without orgs: leaves a hand-made org-header rule alone, and says when it leaves a foreign target group out', async () => {
+    const three = await createAlb(moto.url, ['v1', 'v2', 'v3'], 'shared');
+    const sdk = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: moto.url, maxAttempts: 1 });
+    // Someone else's: 10% to a target group Cutover was not given, and a rule for org acme.
+    await sdk.send(new ModifyListenerCommand({ ListenerArn: three.listenerArn, DefaultActions: [{ Type: 'forward', ForwardConfig: { TargetGroups: [{ TargetGroupArn: three.targetGroups.v1, Weight: 90 }, { TargetGroupArn: three.targetGroups.v3, Weight: 10 }] } }] }));
+    const handMade = await sdk.send(new CreateRuleCommand({
+      ListenerArn: three.listenerArn, Priority: 5,
+      Conditions: [{ Field: 'http-header', HttpHeaderConfig: { HttpHeaderName: 'X-Org-Id', Values: ['acme'] } }],
+      Actions: [{ Type: 'forward', TargetGroupArn: three.targetGroups.v2 }],
+    }));
+    const client = new SdkAlbClient({ region: REGION, endpointUrl: moto.url, minDelayMs: 5, maxDelayMs: 50 });
+    const router = new AlbRouter({ listenerArn: three.listenerArn, targetGroups: { v1: three.targetGroups.v1!, v2: three.targetGroups.v2! }, orgHeader: 'X-Org-Id', maxRules: 100, manageOrgs: false }, client);
+    const step = await router.apply({ weights: { v1: 90, v2: 10 } });
+    expect(step.drift).toMatch(new RegExp(`^the forward action held target group not under router.targetGroups \\(${three.targetGroups.v3!.replace(/[/:.-]/g, '\\$&')} weight 10\\); this write left it out$`));
+    expect(await three.listenerWeights()).toEqual({ v1: 90, v2: 10 });
+    const abort = await router.apply({ weights: { v1: 100 } });
+    expect(abort.drift).toBeUndefined();
+    const rules = (await sdk.send(new DescribeRulesCommand({ ListenerArn: three.listenerArn }))).Rules!;
+    expect(rules.map((r) => r.RuleArn)).toContain(handMade.Rules![0]!.RuleArn);
+    expect(await router.read()).toMatchObject({ weights: { v1: 100 }, orgs: {} });
   });
 });

@@ -126,7 +126,7 @@ describe('bad input', () => {
     ['a hold past any date', ['hold: 1s', 'hold: 200000000d'], /deploy\.yaml:12:15 strategy\.canary\.steps\[0\]\.hold: must be at most 366d \(got "200000000d"\)/],
     ['a zero lease', ['type: none', 'type: none\nstate:\n  type: local\n  lease: 0s'], /deploy\.yaml:\d+:\d+ state\.lease: must be at least 1s \(got "0s"\)/],
     ['a lease of 1ms', ['type: none', 'type: none\nstate:\n  type: local\n  lease: 1ms'], /state\.lease: must be at least 1s/],
-    ['a zero check interval', ['canary:', 'canary:\n    checkInterval: 0s'], /strategy\.canary\.checkInterval: must be at least 100ms/],
+    ['a zero check interval', ['canary:', 'canary:\n    checkInterval: 0s'], /strategy\.canary\.checkInterval: must be at least 10ms/],
     ['a confidence of 0%', ['type: none', 'type: none\nprometheus: { url: http://127.0.0.1:9090 }\ngates:\n  - { name: e, type: errorRate, confidence: 0% }'], /gates\[0\]\.confidence: must be at least 50% and below 100%/],
     ['a port past 65535', ['127.0.0.1:9002', '127.0.0.1:99999'], /versions\.v2\.endpoints\[0\]: the port must be from 1 to 65535/],
     ['two versions sharing an nginx upstream', ['  v2: { endpoints: ["127.0.0.1:9002"] }', '  v1.0: { endpoints: ["127.0.0.1:9002"] }\n  v1_0: { endpoints: ["127.0.0.1:9003"] }'], /versions "v1\.0" and "v1_0" would share one nginx upstream/, 'nginx'],
