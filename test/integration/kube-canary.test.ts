@@ -198,13 +198,19 @@ describe('drivers sharing the cluster', () => {
     expect(loser.stderr).toMatch(/locked by \S+ \(pid \d+ on \S+\) since .*\(Lease canary-[a-z0-9-]+\/cutover-api\)/);
   }, 120_000);
 
-  it('a driver killed with SIGKILL on this host is taken over at once, its Lease not waited out', async () => {
-    const p = await project({ lease: '30s' });
+  /** A rollout whose driver is killed with SIGKILL once its second step is live. */
+  async function killedAtStep2(lease: string) {
+    const p = await project({ lease });
     const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
     const events = followEvents(run);
     await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 60_000);
     run.kill('SIGKILL');
     await run;
+    return { p, run };
+  }
+
+  it('a driver killed with SIGKILL on this host is taken over at once, its Lease not waited out', async () => {
+    const { p, run } = await killedAtStep2('30s');
     const status = jsonLines((await p.deploy(['status', '-o', 'json'])).stdout)[0]!;
     expect(status.driverGone).toMatchObject({ pid: run.pid });
     const recorded = status.weights as Record<string, number>;
@@ -218,12 +224,7 @@ describe('drivers sharing the cluster', () => {
   }, 120_000);
 
   it('a holder on another host cannot be proved gone: its Lease is waited out, then another resumes', async () => {
-    const p = await project({ lease: '3s' });
-    const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
-    const events = followEvents(run);
-    await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 60_000);
-    run.kill('SIGKILL');
-    await run;
+    const { p } = await killedAtStep2('3s');
     // The same holding, as a driver on another machine would have left it.
     type Lease = { metadata: { name: string; annotations: Record<string, string> }; spec: { renewTime: string; leaseDurationSeconds: number } };
     const lease = (await cluster.api<{ items: Lease[] }>('GET', `/apis/coordination.k8s.io/v1/namespaces/${p.ns}/leases`)).body.items[0]!;
