@@ -319,3 +319,28 @@ describe('alb router: only what it made', () => {
     expect(await router.read()).toMatchObject({ weights: { v1: 100 }, orgs: {} });
   });
 });
+
+describe('deploy iam-policy', () => {
+  it.each([
+    ['weights on the listener, no orgs', false],
+    ['weights and org rules', true],
+  ] as const)('allows every call a rollout makes on moto: %s', async (_name, orgs) => {
+    const log: string[] = [];
+    const client = new SdkAlbClient({ region: REGION, endpointUrl: moto.url, minDelayMs: 5, maxDelayMs: 50 }, loggingSend(log));
+    const router = new AlbRouter({ listenerArn: alb.listenerArn, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: 100, manageOrgs: orgs }, client);
+    await router.preflight();
+    await router.targetsReady('v2');
+    await router.apply({ weights: { v1: 90, v2: 10 }, ...(orgs ? { orgs: { acme: 'v2', bravo: 'v1' }, unpinned: { mode: 'weighted' } } : {}) });
+    await router.apply({ weights: { v1: 50, v2: 50 }, ...(orgs ? { orgs: { acme: 'v1' }, unpinned: { mode: 'weighted' } } : {}) });
+    await router.removeManaged('v1');
+    await router.read();
+    const { albIamPolicy } = await import('../../src/routers/alb-policy.js');
+    const policy = albIamPolicy({ type: 'alb', listenerArn: alb.listenerArn, targetGroups: alb.targetGroups } as never, orgs ? { orgs: { list: ['acme', 'bravo'] } as never } : {});
+    const allowed = new Set(policy.Statement.flatMap((s) => s.Action));
+    const made = [...new Set(log)].map((op) => `elasticloadbalancing:${op}`);
+    expect(made.length).toBeGreaterThan(4);
+    expect(made.filter((a) => !allowed.has(a))).toEqual([]);
+    if (orgs) expect(made).toEqual(expect.arrayContaining(['elasticloadbalancing:CreateRule', 'elasticloadbalancing:DeleteRule']));
+    else expect(made).not.toContain('elasticloadbalancing:DeleteRule');
+  });
+});
