@@ -87,11 +87,27 @@ async function commit(
     await deps.fence?.();
     generation = (await router.apply(specFor(project, state, pins))).generation;
   } catch (e) {
-    await router.apply(previous).catch(() => undefined);
-    await saveRegistry(project.store, registry);
     // A router refuses a layout past its limits before writing (exit 2), which is not a failed move.
-    if (e instanceof UsageError) throw e;
-    throw new OperationError(`org move failed, nothing moved: ${(e as Error).message}`, 'the previous routing was written again; `deploy orgs list` shows the pins');
+    if (e instanceof UsageError) {
+      await saveRegistry(project.store, registry);
+      throw e;
+    }
+    const reverted = await router.apply(previous).then(
+      () => true,
+      () => false,
+    );
+    if (reverted) {
+      await saveRegistry(project.store, registry);
+      throw new OperationError(`org move failed, nothing moved: ${(e as Error).message}`, 'the previous routing was written again; `deploy orgs list` shows the pins');
+    }
+    // Neither the move nor its undoing is known to be live: the intent stays recorded (the next
+    // orgs command finishes the move), and what is live is read, never assumed.
+    const live = await router.read().catch(() => undefined);
+    const onNew = live ? moved.filter((org) => (live.orgs ?? {})[org] === pins[org]).length : undefined;
+    throw new OperationError(
+      `org move failed, and so did writing the previous routing back: ${onNew === undefined ? 'what is live could not be read' : `${onNew} of ${moved.length} orgs are live on the new routing`} (${(e as Error).message})`,
+      'the move stays recorded: the next `deploy orgs` command finishes it once the router answers',
+    );
   }
   const next: OrgRegistry = { schema: 1, pins: {} };
   for (const [org, v] of Object.entries(pins)) {

@@ -104,4 +104,38 @@ describe('an org move whose write fails', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('when the write landed but its answer was lost and the revert fails too, says what is live and keeps the move recorded', async () => {
+    const { moveOrgs } = await import('../../src/orgs/move.js');
+    const { loadRegistry } = await import('../../src/orgs/registry.js');
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-lost-'));
+    try {
+      const store = new LocalStateStore<RolloutState>(dir, { validate: validateState });
+      const router = new FakeRouter();
+      const project = { config, store, path: 'deploy.yaml', dir, leaseMs: 1000 };
+      const deps = { router, store, emit: () => undefined, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } };
+      // The move's write reaches the router but its answer is lost; then the router is down.
+      const apply = router.apply.bind(router);
+      let calls = 0;
+      router.apply = async (spec) => {
+        calls += 1;
+        if (calls === 1) {
+          await apply(spec);
+          throw new Error('socket hang up');
+        }
+        if (calls === 2) throw new Error('router unavailable');
+        return apply(spec);
+      };
+      await expect(moveOrgs(project, deps, { orgs: ['b', 'c'], version: 'v2', reason: 'lost answer' })).rejects.toThrow(
+        /org move failed, and so did writing the previous routing back: 2 of 2 orgs are live on the new routing \(socket hang up\)/,
+      );
+      expect(router.live.orgs).toEqual({ b: 'v2', c: 'v2' });
+      expect((await loadRegistry(store)).intent?.pins).toEqual({ b: 'v2', c: 'v2' });
+      // Once the router answers, the next orgs command finishes the recorded move.
+      await moveOrgs(project, deps, { orgs: ['d'], version: 'v2', reason: 'next' });
+      expect(Object.keys((await loadRegistry(store)).pins).sort()).toEqual(['b', 'c', 'd']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
