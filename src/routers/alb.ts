@@ -223,7 +223,13 @@ export class AlbRouter implements Router {
   private async writeRule(w: RuleWrite, base: RuleCondition[]): Promise<void> {
     switch (w.kind) {
       case 'create':
-        await this.client.createRule(this.options.listenerArn, w.priority, orgRuleConditions(base, this.options.orgHeader, w.values), this.forwardTo(w.version));
+        try {
+          await this.client.createRule(this.options.listenerArn, w.priority, orgRuleConditions(base, this.options.orgHeader, w.values), this.forwardTo(w.version));
+        } catch (e) {
+          // A create whose answer was lost lands anyway, and its retry then meets its own rule
+          // (PriorityInUse): read back before calling it a failure.
+          if (!(await this.ruleIsLive(w.priority, w.values, w.version, base))) throw e;
+        }
         return;
       case 'conditions':
         await this.client.setRuleConditions(w.arn, orgRuleConditions(base, this.options.orgHeader, w.values));
@@ -232,7 +238,19 @@ export class AlbRouter implements Router {
         await this.client.setRuleActions(w.arn, this.forwardTo(w.version));
         return;
       case 'delete':
-        await this.client.deleteRule(w.arn);
+        try {
+          await this.client.deleteRule(w.arn);
+        } catch (e) {
+          // A delete whose answer was lost is retried onto a rule that is gone: that is done.
+          if (!(e instanceof AlbApiError && e.notFound)) throw e;
+        }
     }
+  }
+
+  /** True when the listener has, at `priority`, the org rule for exactly `values` forwarding to `version`. */
+  private async ruleIsLive(priority: number, values: string[], version: string, base: RuleCondition[]): Promise<boolean> {
+    const rules = await this.client.describeRules(this.options.listenerArn).catch(() => []);
+    const found = managedOrgRules(rules, base, this.options.orgHeader, (arn) => this.versionByArn.get(arn)).find((r) => r.priority === priority);
+    return found !== undefined && found.version === version && [...found.values].sort().join('\n') === [...values].sort().join('\n');
   }
 }

@@ -44,7 +44,7 @@ beforeEach(async () => {
  * The SDK's send, logging each operation, with `faults` thrown before the matching attempts and
  * `answers` given instead of the server's for an operation.
  */
-function loggingSend(log: string[], faults: { operation: string; error: () => Error; times: number }[] = [], answers: Record<string, () => unknown> = {}): SendFn {
+function loggingSend(log: string[], faults: { operation: string; error: () => Error; times: number; after?: boolean }[] = [], answers: Record<string, () => unknown> = {}): SendFn {
   const sdk = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: moto.url, maxAttempts: 1 });
   return async (command) => {
     const operation = command.constructor.name.replace(/Command$/, '');
@@ -52,6 +52,8 @@ function loggingSend(log: string[], faults: { operation: string; error: () => Er
     const fault = faults.find((f) => f.operation === operation && f.times > 0);
     if (fault) {
       fault.times -= 1;
+      // `after`: the call reaches the server and does its work, then its answer is lost.
+      if (fault.after) await sdk.send(command as never);
       throw fault.error();
     }
     const answer = answers[operation];
@@ -342,5 +344,23 @@ describe('deploy iam-policy', () => {
     expect(made.filter((a) => !allowed.has(a))).toEqual([]);
     if (orgs) expect(made).toEqual(expect.arrayContaining(['elasticloadbalancing:CreateRule', 'elasticloadbalancing:DeleteRule']));
     else expect(made).not.toContain('elasticloadbalancing:DeleteRule');
+  });
+});
+
+describe('alb router: answers lost after the write', () => {
+  it('recognises its own rule on retry instead of failing the move, for a create and for a delete', async () => {
+    const log: string[] = [];
+    const lost = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    const faults = [{ operation: 'CreateRule', error: lost, times: 1, after: true }, { operation: 'DeleteRule', error: lost, times: 1, after: true }];
+    const client = new SdkAlbClient({ region: REGION, endpointUrl: moto.url, minDelayMs: 5, maxDelayMs: 50 }, loggingSend(log, faults));
+    const router = new AlbRouter({ listenerArn: alb.listenerArn, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: 100 }, client);
+    const pinned = await router.apply({ weights: { v1: 100 }, orgs: { acme: 'v2' }, unpinned: { mode: 'weighted' } });
+    expect(pinned.changed).toBe(true);
+    expect(log.filter((op) => op === 'CreateRule')).toHaveLength(2);
+    expect(await router.read()).toMatchObject({ orgs: { acme: 'v2' } });
+    const unpinned = await router.apply({ weights: { v1: 100 }, orgs: {}, unpinned: { mode: 'weighted' } });
+    expect(unpinned.changed).toBe(true);
+    expect(log.filter((op) => op === 'DeleteRule')).toHaveLength(2);
+    expect(await router.read()).toMatchObject({ orgs: {} });
   });
 });
