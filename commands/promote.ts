@@ -9,7 +9,7 @@ import { driveInTerminal, type ConsoleOptions } from '../src/cli/tui.js';
 import { promoteNow, startRollout } from '../src/engine/machine.js';
 import type { Traffic } from '../src/engine/plan.js';
 import { isTerminal, servingVersion, type RolloutState } from '../src/engine/state.js';
-import { ExitCode, UsageError } from '../src/errors.js';
+import { ExitCode, OperationError, UsageError } from '../src/errors.js';
 import { planFor } from '../strategies/index.js';
 
 /** Options of promote. */
@@ -55,6 +55,17 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     return ExitCode.Done;
   }
 
+  if (!active) {
+    // A new rollout is not recorded onto a chain that no longer proves itself: that would bury
+    // the break under fresh records. A torn final line (a crash mid-write) is not such a break.
+    const chain = await project.store.audit.verify();
+    if (!chain.ok && !chain.reason.startsWith('torn final record')) {
+      throw new OperationError(
+        `the audit log does not verify (record ${chain.brokenAt}: ${chain.reason.slice(0, 200)}); no new rollout is recorded onto it`,
+        '`deploy history` shows where it breaks; restore the log from a backup, or move it aside to start a new chain',
+      );
+    }
+  }
   let traffic: Traffic | undefined;
   if (!active && config.gates?.length) {
     // Every gate query goes to Prometheus once before anything is recorded or moved.

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { OperationError } from '../errors.js';
+import { OperationError, UsageError } from '../errors.js';
 import { ensureDir, errorCode, fsyncDir } from './atomic.js';
 import { acquireDirMutex, MUTEX_STALE_MS } from './lock.js';
 import type { AuditLog, AuditRecord, AuditVerification } from './store.js';
@@ -207,6 +207,7 @@ export class JsonlAuditLog implements AuditLog {
       text = await readFile(this.file, 'utf8');
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return { records: [] };
+      if (errorCode(error) === 'EISDIR') throw new UsageError(`audit log ${this.file} is a directory, not a file; it was left untouched`, `move it aside (mv ${this.file} ${this.file}.broken) if it is not the log`);
       throw error;
     }
     if (text === '') return { records: [] };

@@ -162,6 +162,23 @@ describe('bad input', () => {
     expect([init.code, init.stderr]).toEqual([2, expect.stringMatching(/the folder .*missing does not exist/)]);
   });
 
+  it('an audit log that is a folder exits 2; one that no longer verifies takes no new rollout (exit 1)', async () => {
+    writeFileSync(file, CONFIG.replace('hold: 1s', 'hold: 50ms'));
+    mkdirSync(join(stateDir(), 'audit.jsonl'), { recursive: true });
+    await expectBad(['history'], /audit log .*audit\.jsonl is a directory, not a file/);
+    rmSync(join(stateDir(), 'audit.jsonl'), { recursive: true });
+    expect((await runCli(['promote', '--to', 'v2', '-f', file])).code).toBe(0);
+    const log = join(stateDir(), 'audit.jsonl');
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    // Someone edits a record in the middle: its hash no longer matches.
+    lines[1] = lines[1]!.replace('"actor":"', '"actor":"mallory-');
+    writeFileSync(log, `${lines.join('\n')}\n`);
+    const before = readFileSync(log, 'utf8');
+    const r = await runCli(['promote', '--to', 'v1', '-f', file]);
+    expect([r.code, r.stderr]).toEqual([1, expect.stringMatching(/the audit log does not verify \(record 2: .*\); no new rollout is recorded onto it/)]);
+    expect(readFileSync(log, 'utf8')).toBe(before);
+  });
+
   it('nothing to resume or abort is a usage error', async () => {
     writeFileSync(file, CONFIG);
     await expectBad(['resume'], /no rollout has been started; nothing to resume/);
