@@ -88,7 +88,7 @@ export class LocalStateStore<S> implements StateStore<S> {
    */
   async save(state: S): Promise<void> {
     await ensureDir(this.location);
-    const release = await acquireDirMutex(join(this.location, STATE_MUTEX), 2_000);
+    const release = await acquireDirMutex(join(this.location, STATE_MUTEX), 4_000);
     if (!release) throw new LockedError(`${this.statePath} is being written by another process right now`, 'run `deploy status` to see who drives this rollout');
     try {
       if (this.seenState !== undefined) {

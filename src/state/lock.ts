@@ -23,8 +23,10 @@ export const LOCK_FILE = 'lock.json';
 export const TAKEOVER_MUTEX = 'lock.takeover';
 /** A mutex directory older than this was left by a crashed process and may be broken. */
 export const MUTEX_STALE_MS = 10_000;
+/** A mutex whose holder has not said who it is after this long was left by a process killed at mkdir. */
+const UNSAID_STALE_MS = 2_000;
 /** How long lock operations wait for a busy takeover mutex; a takeover holds it for milliseconds. */
-const MUTEX_WAIT_MS = 2_000;
+const MUTEX_WAIT_MS = 4_000;
 
 const LOCKED_HINT =
   'wait for that driver to finish, or run `deploy status`; the lock is taken over automatically once its lease expires';
@@ -55,22 +57,33 @@ export async function acquireDirMutex(path: string, waitMs: number): Promise<(()
       if (errorCode(error) !== 'EEXIST') throw error;
     }
     const held = await stat(path).catch(() => undefined);
-    if (held && (Date.now() - held.mtimeMs > MUTEX_STALE_MS || (await mutexHolderGone(path)))) {
-      await breakStaleMutex(path, held.ino);
-      continue;
+    if (held) {
+      const age = Date.now() - held.mtimeMs;
+      const holder = await mutexHolder(path);
+      // A holder writes holder.json right after mkdir: one that never did was killed in between.
+      if (age > MUTEX_STALE_MS || holder === 'gone' || (holder === 'unsaid' && age > UNSAID_STALE_MS)) {
+        await breakStaleMutex(path, held.ino);
+        continue;
+      }
     }
     if (held && Date.now() >= giveUpAt) return undefined;
     if (held) await sleep(5 + Math.random() * 20);
   }
 }
 
-/** True when the mutex says who holds it and that process is gone from this host. */
-async function mutexHolderGone(path: string): Promise<boolean> {
+/** What the mutex says of its holder: gone from this host, alive or elsewhere, or nothing yet. */
+async function mutexHolder(path: string): Promise<'gone' | 'live' | 'unsaid'> {
+  let text: string;
   try {
-    const holder = JSON.parse(await readFile(join(path, 'holder.json'), 'utf8')) as { pid: number; host: string; started?: string };
-    return typeof holder.pid === 'number' && typeof holder.host === 'string' && holderGone(holder);
+    text = await readFile(join(path, 'holder.json'), 'utf8');
   } catch {
-    return false; // not written yet, or torn: the age rule decides
+    return 'unsaid';
+  }
+  try {
+    const holder = JSON.parse(text) as { pid: number; host: string; started?: string };
+    return typeof holder.pid === 'number' && typeof holder.host === 'string' && holderGone(holder) ? 'gone' : 'live';
+  } catch {
+    return 'unsaid'; // torn: the age rule decides
   }
 }
 

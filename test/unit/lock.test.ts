@@ -168,4 +168,13 @@ describe('the mutex directories', () => {
     await release!();
     expect(await acquireDirMutex(mutex, 200)).toBeDefined();
   });
+
+  it('are broken once a holder that never said who it is (killed right after mkdir) is 2 s old', async () => {
+    const mutex = join(dir, 'lock.takeover');
+    await mkdir(mutex);
+    expect(await acquireDirMutex(mutex, 100)).toBeUndefined();
+    const past = new Date(Date.now() - 3_000);
+    await utimes(mutex, past, past);
+    expect(await acquireDirMutex(mutex, 100)).toBeDefined();
+  });
 });
