@@ -20,6 +20,11 @@ export interface NginxRouterOptions {
   listen: string;
   /** Admin listener for the routing table; must be a loopback address, e.g. `127.0.0.1:8081`. */
   admin: string;
+  /**
+   * Where this process reaches the admin listener, when not at `admin` itself: a tunnel, or the
+   * fault proxy the tests put in between. Loopback only, like `admin`.
+   */
+  adminEndpoint?: string;
   /** Request header that carries the org id; default `X-Org-Id`. */
   orgHeader?: string;
   /** Cookie that carries the org id when the header is absent. */
@@ -33,7 +38,7 @@ export interface NginxRouterOptions {
 }
 
 /** Options with every default filled in, as validated by `resolveNginxOptions`. */
-export type ResolvedNginxOptions = Required<Omit<NginxRouterOptions, 'orgCookie'>> & Pick<NginxRouterOptions, 'orgCookie'>;
+export type ResolvedNginxOptions = Required<Omit<NginxRouterOptions, 'orgCookie' | 'adminEndpoint'>> & Pick<NginxRouterOptions, 'orgCookie' | 'adminEndpoint'>;
 
 /**
  * A version name as it may appear in config, upstream names and the routing table. The config
@@ -69,6 +74,9 @@ export function resolveNginxOptions(options: NginxRouterOptions): ResolvedNginxO
       `nginx admin address must be loopback, got "${o.admin}"`,
       'the admin server rewrites routing; bind it to 127.0.0.1, e.g. admin: 127.0.0.1:8081',
     );
+  }
+  if (o.adminEndpoint !== undefined && !/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/.test(parseAddress('adminEndpoint', o.adminEndpoint).host)) {
+    throw new UsageError(`nginx adminEndpoint must be loopback, got "${o.adminEndpoint}"`);
   }
   if (!/^[A-Za-z0-9-]{1,64}$/.test(o.orgHeader)) throw new UsageError(`invalid nginx orgHeader "${o.orgHeader}"`);
   if (o.orgCookie !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(o.orgCookie)) {

@@ -79,8 +79,8 @@ export const defaultExec: ExecFn = async (file, args) => {
 };
 
 /** The admin base URL (`http://127.0.0.1:8081`) of a router config. */
-export function adminUrl(options: Pick<NginxRouterOptions, 'admin'>): string {
-  return `http://${options.admin}`;
+export function adminUrl(options: Pick<NginxRouterOptions, 'admin' | 'adminEndpoint'>): string {
+  return `http://${options.adminEndpoint ?? options.admin}`;
 }
 
 /** Create the directories nginx writes into (`conf`, `logs`, `temp`) under the prefix. */
