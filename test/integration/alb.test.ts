@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateRuleCommand, DeleteListenerCommand, DescribeRulesCommand, ElasticLoadBalancingV2Client, ModifyListenerCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startRollout, tick, type EngineDeps, type GateRunner } from '../../src/engine/machine.js';
+import { rollback, startRollout, tick, type EngineDeps, type GateRunner } from '../../src/engine/machine.js';
 import { validateState, type RolloutState } from '../../src/engine/state.js';
 import type { GateResult } from '../../src/gates/types.js';
 import { AlbRouter } from '../../src/routers/alb.js';
@@ -363,4 +363,38 @@ describe('alb router: answers lost after the write', () => {
     expect(log.filter((op) => op === 'DeleteRule')).toHaveLength(2);
     expect(await router.read()).toMatchObject({ orgs: {} });
   });
+});
+
+describe('alb router behind the fault proxy', () => {
+  it.each(['hang', 'reset', 'lose-answer'] as const)('%s in front of moto: the record matches the listener; an abort during the fault lands once it answers', async (mode) => {
+    const { startFaultProxy } = await import('../../src/sandbox/fault-proxy.js');
+    const proxy = await startFaultProxy(new URL(moto.url).host);
+    try {
+      const client = new SdkAlbClient({ region: REGION, endpointUrl: `http://${proxy.address}`, minDelayMs: 5, maxDelayMs: 20, retries: 2, requestTimeoutMs: 500 });
+      const router = new AlbRouter({ listenerArn: alb.listenerArn, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: 100 }, client);
+      const { deps, store } = engine(router);
+      const plan = planCanary({ steps: [{ weight: 10, hold: 0 }, { weight: 50, hold: 600_000 }, { weight: 100 }] });
+      let s = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps), deps);
+      expect(await alb.listenerWeights()).toEqual({ v1: 90, v2: 10 });
+      const consistent = async () => {
+        const state = (await store.load())!;
+        const live = await alb.listenerWeights();
+        const same = (w: Record<string, number>) => JSON.stringify(Object.fromEntries(Object.entries(w).filter(([, x]) => x > 0))) === JSON.stringify(Object.fromEntries(Object.entries(live).filter(([, x]) => x > 0)));
+        expect(same(state.weights) || (state.intent !== undefined && same(state.intent.weights)), `${mode}: listener ${JSON.stringify(live)} vs ${JSON.stringify(state.weights)} / ${JSON.stringify(state.intent?.weights)}`).toBe(true);
+        return state;
+      };
+      proxy.mode = mode;
+      await expect(tick(s, deps)).rejects.toThrow();
+      s = await consistent();
+      await expect(rollback(s, 'abort', 'incident', deps)).rejects.toThrow();
+      s = await consistent();
+      proxy.mode = 'pass';
+      s = await tick(s, deps);
+      s = await rollback(s, 'abort', 'incident', deps);
+      expect([s.phase, await alb.listenerWeights()]).toEqual(['aborted', { v1: 100 }]);
+      await consistent();
+    } finally {
+      await proxy.stop();
+    }
+  }, 60_000);
 });
