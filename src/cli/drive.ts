@@ -86,7 +86,20 @@ export async function driveUnderLock(
       signal: controller.signal,
     });
     const s = result.state;
-    emit(deps, s, { event: 'done', phase: result.detached ? 'detached' : s.phase, exitCode: result.exitCode, step: s.step, weights: s.weights });
+    const excess = (s.gates ?? []).map((g) => g.samples?.excessFailures).filter((x): x is number => x !== undefined);
+    emit(deps, s, {
+      event: 'done',
+      phase: result.detached ? 'detached' : s.phase,
+      exitCode: result.exitCode,
+      step: s.step,
+      weights: s.weights,
+      stable: s.stable,
+      candidate: s.candidate,
+      durationMs: Math.max(0, io.clock() - Date.parse(s.startedAt)),
+      ...(s.outcome ? { reason: s.outcome.reason } : s.paused ? { reason: `paused: ${s.paused.reason}` } : {}),
+      ...(s.gates?.length ? { gates: s.gates.map((g) => ({ gate: g.gate, verdict: g.verdict, reason: g.reason })) } : {}),
+      ...(excess.length ? { excessFailures: Math.max(0, ...excess) } : {}),
+    });
     return result.exitCode;
   } finally {
     process.off('SIGINT', stop);

@@ -82,6 +82,13 @@ export interface DoneEvent extends Base {
   exitCode: number;
   step: number;
   weights: Weights;
+  /** The rollout as it stands: its versions, how long it has run, why it ended, its last gate verdicts. */
+  stable?: string;
+  candidate?: string;
+  durationMs?: number;
+  reason?: string;
+  gates?: { gate: string; verdict: string; reason: string }[];
+  excessFailures?: number;
 }
 
 /** Any engine event. */

@@ -5,6 +5,7 @@
  */
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { EngineEvent } from '../engine/events.js';
+import { GithubActions } from './github.js';
 import { renderEventLine } from './plain.js';
 
 /** Output format chosen with --output. */
@@ -37,10 +38,12 @@ export function createOutput(format: Format, colorFlag: boolean, streams: Stream
   const holdEvery = streams.env.CI || !tty ? 60_000 : 15_000;
   let lastHold = 0;
   const lastVerdict = new Map<string, string>();
+  const github = new GithubActions(streams.env, streams.stderr);
   return {
     format,
     color,
     event(event) {
+      github.event(event);
       if (format === 'json') {
         streams.stdout.write(`${JSON.stringify(event)}\n`);
         return;

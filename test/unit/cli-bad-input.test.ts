@@ -233,3 +233,36 @@ describe('commands on the none router', () => {
     expect(JSON.parse(schema.stdout)).toHaveProperty('properties.router');
   });
 });
+
+describe('in a GitHub Actions step', () => {
+  it('annotates a rollback, appends a job summary and writes the step outputs; stdout stays JSON', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'deploy.yaml');
+    writeFileSync(file, CONFIG.replace('hold: 1s', 'hold: 10m'));
+    const summary = join(dir, 'summary.md');
+    const output = join(dir, 'output.txt');
+    const env = { GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary, GITHUB_OUTPUT: output };
+    const { main } = await import('../../src/cli/main.js');
+    const { PassThrough, Writable } = await import('node:stream');
+    const sink = () => Object.assign(new Writable({ write(c, _e, done) { (this as unknown as { text: string }).text += String(c); done(); } }), { text: '' });
+    const out = sink();
+    const err = sink();
+    // The driver holds at 10%; an operator aborts it from a second process.
+    const driving = main(['promote', '--to', 'v2', '-o', 'json', '-f', file], { stdout: out, stderr: err, env: { CI: 'true', ...env } }, new PassThrough());
+    for (let i = 0; i < 200 && !out.text.includes('"event":"step"'); i++) await new Promise((r) => setTimeout(r, 25));
+    const abort = await runCli(['abort', '--reason', 'pager 4711', '-f', file]);
+    expect(abort.code, abort.stderr).toBe(0);
+    expect(await driving).toBe(3);
+    for (const line of out.text.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+    const done = out.text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'done')!;
+    expect(done).toMatchObject({ phase: 'aborted', exitCode: 3, stable: 'v1', candidate: 'v2', reason: 'pager 4711' });
+    expect(done.durationMs as number).toBeGreaterThanOrEqual(0);
+    expect(err.text).toMatch(/^::error title=Rollout aborted::patient-api: v1 100%25 — pager 4711$/m); // % escaped as GitHub asks
+    expect(readFileSync(output, 'utf8')).toBe('phase=aborted\nversion=v1\nexit-code=3\n');
+    const md = readFileSync(summary, 'utf8');
+    expect(md).toMatch(/^### patient-api: v1 → v2, aborted$/m);
+    expect(md).toMatch(/\| \d\d:\d\d:\d\d \| step 1\/2 \| v1 90% · v2 10%, hold 10m \|/);
+    expect(md).toMatch(/\| aborted \| v1 100%: pager 4711 \|/);
+    expect(md).toMatch(/^Why: pager 4711$/m);
+  });
+});
