@@ -30,6 +30,9 @@ export interface Streams {
   env: NodeJS.ProcessEnv;
 }
 
+/** Hold progress in JSON: at most one event this often within a step. */
+const JSON_HOLD_EVERY_MS = 30_000;
+
 /** Build the output of one command run. */
 export function createOutput(format: Format, colorFlag: boolean, streams: Streams): Output {
   const tty = format === 'text' ? streams.stdout.isTTY : streams.stderr.isTTY;
@@ -39,12 +42,20 @@ export function createOutput(format: Format, colorFlag: boolean, streams: Stream
   let lastHold = 0;
   const lastVerdict = new Map<string, string>();
   const github = new GithubActions(streams.env, streams.stderr);
+  const jsonHold = { step: -1, at: 0 };
   return {
     format,
     color,
     event(event) {
       github.event(event);
       if (format === 'json') {
+        // A hold's progress: its first check, then at most every 30 s, not a line per check.
+        if (event.event === 'hold') {
+          const now = Date.parse(event.at);
+          if (event.step === jsonHold.step && now - jsonHold.at < JSON_HOLD_EVERY_MS) return;
+          jsonHold.step = event.step;
+          jsonHold.at = now;
+        }
         streams.stdout.write(`${JSON.stringify(event)}\n`);
         return;
       }
