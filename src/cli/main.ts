@@ -2,6 +2,8 @@
  * The command line: commander wiring only. Each command module is imported when it runs, so
  * `deploy --help` loads no SDK, no YAML parser and no router.
  */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { GlobalOptions, Io } from './context.js';
 import type { Streams } from '../ui/output.js';
@@ -21,6 +23,7 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .option('--endpoint-url <url>', 'an ELBv2-compatible endpoint for the alb router')
     .option('--kubeconfig <path>', 'kubeconfig for Kubernetes routers, workloads and state (else KUBECONFIG, ~/.kube/config, in-cluster)')
     .option('--context <name>', 'kubeconfig context (else the current one)')
+    .version(ownVersion(), '-V, --version', 'print the version of deploy')
     .showHelpAfterError('(run `deploy --help` for usage)')
     .configureOutput({ writeOut: (s) => streams.stdout.write(s), writeErr: (s) => streams.stderr.write(s) })
     .exitOverride()
@@ -135,4 +138,17 @@ async function reportError(e: unknown, streams: Streams): Promise<number> {
   streams.stderr.write(`deploy: unexpected error: ${err.message ?? String(e)}\n`);
   if (process.env.DEPLOY_DEBUG && e instanceof Error) streams.stderr.write(`${e.stack}\n`);
   return 1;
+}
+
+/** The version in the project's package.json, found upwards from this module (compiled or not). */
+function ownVersion(): string {
+  for (let dir = import.meta.dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'cutover' && pkg.version) return pkg.version;
+    } catch {
+      // not here: look further up
+    }
+  }
+  return 'unknown';
 }

@@ -115,6 +115,8 @@ describe('bad input', () => {
     expect((await runCli(['promote', '-f', file])).code).toBe(2);
     expect((await runCli(['status', '-o', 'yaml', '-f', file])).code).toBe(2);
     expect((await runCli(['no-such-command'])).code).toBe(2);
+    const version = await runCli(['--version']);
+    expect([version.code, version.stdout]).toEqual([0, `${JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')).version}\n`]);
   });
 
   it('AWS flags on a router that is not alb are refused', async () => {
