@@ -14,13 +14,20 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
   let plan = planFor(config, project.dir);
   let noData: string[] = [];
   let margins: StepMargin[] = [];
+  let offline: string | undefined;
   if (config.gates?.length) {
-    const { createProvider, checkGateQueries, measureTraffic, stepMargins } = await import('../src/gates/runner.js');
+    const { createProvider, checkGateQueries, measureTraffic, stepMargins, PrometheusUnreachable } = await import('../src/gates/runner.js');
     const provider = (await createProvider(config))!;
     const candidate = Object.keys(config.versions).find((v) => v !== config.stable) ?? config.stable;
-    noData = await checkGateQueries(config, provider, config.stable, candidate);
-    const traffic = await measureTraffic(config, provider, config.stable, io.clock());
-    if (traffic) plan = { ...plan, traffic };
+    try {
+      noData = await checkGateQueries(config, provider, config.stable, candidate);
+      const traffic = await measureTraffic(config, provider, config.stable, io.clock());
+      if (traffic) plan = { ...plan, traffic };
+    } catch (e) {
+      // The plan is still the plan without Prometheus; only its checks and its traffic wait for it.
+      if (!(e instanceof PrometheusUnreachable)) throw e;
+      offline = e.message;
+    }
     margins = stepMargins(config, plan);
   }
   // Stated before any rollout: specs over this limit are refused when a step would write them.
@@ -36,7 +43,7 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
   const traffic = plan.traffic
     ? `traffic of ${config.stable} over the last ${formatDuration(plan.traffic.windowSeconds * 1000)}: ${+plan.traffic.requestsPerSecond.toFixed(1)} req/s, ${+(plan.traffic.errorRate * 100).toFixed(3)}% errors; margins derived from it`
     : margins.length
-      ? `no traffic of ${config.stable} in Prometheus yet: default margins, requests needed at a 0.5% baseline`
+      ? `${offline ? 'no traffic read' : `no traffic of ${config.stable} in Prometheus yet`}: default margins, requests needed at a 0.5% baseline`
       : '';
   const warnings = [
     ...(config.gates?.length ? [] : ['warning: no gates: nothing will roll back by itself; add gates: to deploy.yaml (`deploy init` writes an example)']),
@@ -46,10 +53,11 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
     ),
   ];
   io.out.result(
-    { event: 'plan', service: config.service, strategy: plan.strategy, router: config.router.type, steps: plan.steps, inconclusive: plan.inconclusive, gatesWithoutData: noData, margins, ...(plan.traffic ? { traffic: plan.traffic } : {}), warnings, ...(routerLimit ? { routerLimit } : {}) },
+    { event: 'plan', service: config.service, strategy: plan.strategy, router: config.router.type, steps: plan.steps, inconclusive: plan.inconclusive, gatesWithoutData: noData, ...(offline ? { gatesNotChecked: offline } : {}), margins, ...(plan.traffic ? { traffic: plan.traffic } : {}), warnings, ...(routerLimit ? { routerLimit } : {}) },
     `${config.service}: ${plan.strategy} through ${config.router.type}, ${plan.steps.length} steps\n${lines.join('\n')}` +
       (routerLimit ? `\n${routerLimit}` : '') +
-      (config.gates?.length ? `\ngates checked against ${config.prometheus?.url}: every query accepted${noData.length ? `; no data yet for ${noData.join(', ')}` : ''}` : '') +
+      (config.gates?.length && !offline ? `\ngates checked against ${config.prometheus?.url}: every query accepted${noData.length ? `; no data yet for ${noData.join(', ')}` : ''}` : '') +
+      (offline ? `\ngate queries not checked: ${offline}; \`deploy promote\` checks them before anything moves` : '') +
       (traffic ? `\n${traffic}` : '') +
       (warnings.length ? `\n${warnings.join('\n')}` : ''),
   );

@@ -56,6 +56,13 @@ export async function createGateRunner(config: Config, provider?: MetricsProvide
   };
 }
 
+/** Prometheus did not answer the gate queries' check (its message says where and why, once). */
+export class PrometheusUnreachable extends OperationError {
+  constructor(message: string) {
+    super(message, 'check prometheus.url in deploy.yaml, or that Prometheus is running');
+  }
+}
+
 /** Every query of every gate, for `candidate` against `stable` over a short window. */
 function allQueries(config: Config, stable: string, candidate: string): { gate: string; query: string }[] {
   const scope = (version: string): QueryScope => ({ service: config.service, version, stable, windowSeconds: 60 });
@@ -86,9 +93,7 @@ export async function checkGateQueries(config: Config, provider: MetricsProvider
     if (answer.kind === 'query-error') {
       throw new UsageError(`gate ${gate}: Prometheus rejected its query: ${answer.message}\n  query: ${query}`, 'fix the query (or its template) under gates: in deploy.yaml');
     }
-    if (answer.kind === 'unreachable') {
-      throw new OperationError(`Prometheus at ${config.prometheus?.url} is unreachable: ${answer.message}`, 'check prometheus.url in deploy.yaml, or that Prometheus is running');
-    }
+    if (answer.kind === 'unreachable') throw new PrometheusUnreachable(answer.message);
     if (answer.kind === 'no-data') noData.add(gate);
   }
   return [...noData];

@@ -181,6 +181,18 @@ describe('bad input', () => {
     expect(readFileSync(log, 'utf8')).toBe(before);
   });
 
+  it('plan works with Prometheus down and says so; promote refuses to start, saying why once', async () => {
+    writeFileSync(file, CONFIG.replace('type: none', 'type: none\nprometheus: { url: http://127.0.0.1:1, timeout: 200ms }\ngates:\n  - { name: e, type: errorRate }'));
+    const plan = await runCli(['plan', '-f', file]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/^ {3}1\. {4}10%  hold 1s  gates e$/m);
+    expect(plan.stdout).toMatch(/gate queries not checked: Prometheus at http:\/\/127\.0\.0\.1:1 unreachable after \d+ attempts: .*; `deploy promote` checks them before anything moves/);
+    const promote = await runCli(['promote', '--to', 'v2', '-f', file]);
+    expect(promote.code).toBe(1);
+    expect(promote.stderr.match(/unreachable/g)).toHaveLength(1);
+    expect(existsSync(join(stateDir(), 'state.json'))).toBe(false);
+  });
+
   it('nothing to resume or abort is a usage error', async () => {
     writeFileSync(file, CONFIG);
     await expectBad(['resume'], /no rollout has been started; nothing to resume/);
