@@ -69,10 +69,12 @@ export function valueVsThreshold(g: GateLine): string {
   return `${value} ${rel} ${gateValue(g.type, g.threshold)}`;
 }
 
-/** `n 5.2k/4.1k`: requests seen against requests needed. */
+/** `n 5.2k/4.1k`: requests seen against requests needed, while that is still the question. */
 export function sampleText(g: GateLine): string {
   if (!g.samples) return '';
-  return `n ${compactCount(g.samples.canary)}${g.samples.needed !== undefined ? `/${compactCount(g.samples.needed)}` : ''}`;
+  // A decided gate needs no more requests: "n 437/1.6k" beside "failed" would read as unfinished.
+  const open = g.verdict === 'inconclusive' && g.samples.needed !== undefined;
+  return `n ${compactCount(g.samples.canary)}${open ? `/${compactCount(g.samples.needed!)}` : ''}`;
 }
 
 /** `2m10s`, rounded to the second above a minute so the countdown does not flicker. */
