@@ -12,6 +12,7 @@ import type { Router } from '../routers/router.js';
 import { currentActor } from '../state/actor.js';
 import { checkIntervalOf } from '../../strategies/index.js';
 import type { Io, Project } from './context.js';
+import { excessFailuresOf } from '../gates/types.js';
 
 /** Default wake-up interval during a hold. */
 const DEFAULT_CHECK_MS = 10_000;
@@ -86,7 +87,7 @@ export async function driveUnderLock(
       signal: controller.signal,
     });
     const s = result.state;
-    const excess = (s.gates ?? []).map((g) => g.samples?.excessFailures).filter((x): x is number => x !== undefined);
+    const excessFailures = excessFailuresOf(s.gates);
     emit(deps, s, {
       event: 'done',
       phase: result.detached ? 'detached' : s.phase,
@@ -98,7 +99,7 @@ export async function driveUnderLock(
       durationMs: Math.max(0, io.clock() - Date.parse(s.startedAt)),
       ...(s.outcome ? { reason: s.outcome.reason } : s.paused ? { reason: `paused: ${s.paused.reason}` } : {}),
       ...(s.gates?.length ? { gates: s.gates.map((g) => ({ gate: g.gate, verdict: g.verdict, reason: g.reason })) } : {}),
-      ...(excess.length ? { excessFailures: Math.max(0, ...excess) } : {}),
+      ...(excessFailures !== undefined ? { excessFailures } : {}),
     });
     return result.exitCode;
   } finally {

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { RouteSpec, Router, TargetReadiness, Weights } from '../routers/router.js';
 import type { Actor, StateStore } from '../state/store.js';
 import { OperationError, UsageError } from '../errors.js';
-import type { GateResult } from '../gates/types.js';
+import { excessFailuresOf, type GateResult } from '../gates/types.js';
 import type { Workload } from '../workloads/workload.js';
 import type { EventBody, EventSink } from './events.js';
 import { DEFAULT_READINESS_TIMEOUT_MS, stepWeights, type Plan } from './plan.js';
@@ -271,13 +271,13 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       holdUntil: next.holdUntil!,
     });
   } else if (intent.to !== 'promoted' && !holding) {
-    const excess = (state.gates ?? []).map((g) => g.samples?.excessFailures).filter((x): x is number => x !== undefined);
+    const excessFailures = excessFailuresOf(state.gates);
     emit(deps, next, {
       event: 'rollback',
       cause: intent.to === 'aborted' ? 'abort' : 'gate',
       reason: intent.reason ?? intent.to,
       weights: intent.weights,
-      ...(excess.length ? { excessFailures: Math.max(0, ...excess) } : {}),
+      ...(excessFailures !== undefined ? { excessFailures } : {}),
     });
   }
   return next;

@@ -76,3 +76,12 @@ export interface MetricsProvider {
   /** Evaluate PromQL over [startMs, endMs] every `stepMs`. */
   queryRange(promql: string, startMs: number, endMs: number, stepMs: number): Promise<RangeAnswer>;
 }
+
+/**
+ * The users a rollout has harmed so far: the largest count of the candidate's failed requests
+ * beyond stable's rate among `gates` (undefined when no gate counts them).
+ */
+export function excessFailuresOf(gates: GateResult[] | undefined): number | undefined {
+  const counts = (gates ?? []).map((g) => g.samples?.excessFailures).filter((x): x is number => x !== undefined);
+  return counts.length ? Math.max(0, ...counts) : undefined;
+}
