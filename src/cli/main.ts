@@ -12,6 +12,11 @@ type CommandModule = { run: (opts: never, io: Io, args: string[]) => Promise<num
 
 /** Run the CLI with `argv` (without node and script) and return the exit code. */
 export async function main(argv: string[], streams: Streams, stdin: Io['stdin'], clock: () => number = Date.now): Promise<number> {
+  // Answered before anything else loads: every other command pays nothing for it.
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    streams.stdout.write(`${ownVersion()}\n`);
+    return 0;
+  }
   let exitCode = 0;
   const program = new Command('deploy')
     .description('Progressive delivery: canary steps, metric gates, automatic rollback, organization-atomic cutovers.')
@@ -23,7 +28,7 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .option('--endpoint-url <url>', 'an ELBv2-compatible endpoint for the alb router')
     .option('--kubeconfig <path>', 'kubeconfig for Kubernetes routers, workloads and state (else KUBECONFIG, ~/.kube/config, in-cluster)')
     .option('--context <name>', 'kubeconfig context (else the current one)')
-    .version(ownVersion(), '-V, --version', 'print the version of deploy')
+    .option('-V, --version', 'print the version of deploy')
     .showHelpAfterError('(run `deploy --help` for usage)')
     .configureOutput({ writeOut: (s) => streams.stdout.write(s), writeErr: (s) => streams.stderr.write(s) })
     .exitOverride()
