@@ -8,7 +8,7 @@ import { servingVersion } from '../src/engine/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { evaluateGates } from '../src/gates/evaluate.js';
 import { backtestGate } from '../src/gates/backtest.js';
-import { createProvider } from '../src/gates/runner.js';
+import { createProvider, versionEndpoints } from '../src/gates/runner.js';
 import { formatGate, verdictColour } from '../src/ui/plain.js';
 
 /** Options of both subcommands. */
@@ -53,8 +53,7 @@ export async function check(opts: GatesOptions, io: Io): Promise<number> {
   if (opts.window && windowMs === undefined) throw new UsageError(`--window ${opts.window}: not a duration`, 'like --window 10m');
   const holding = state?.phase === 'holding' && state.candidate === candidate && state.holdStartedAt;
   const startMs = windowMs !== undefined ? now - windowMs : holding ? Date.parse(state.holdStartedAt!) : now - 5 * 60_000;
-  const endpoints = Object.fromEntries(Object.entries(config.versions).map(([v, spec]) => [v, spec.endpoints]));
-  const results = await evaluateGates(config.gates!, config.prometheus, provider, { service: config.service, stable, candidate, startMs, atMs: now, endpoints });
+  const results = await evaluateGates(config.gates!, config.prometheus, provider, { service: config.service, stable, candidate, startMs, atMs: now, endpoints: versionEndpoints(config) });
   for (const r of results) io.out.result({ event: 'gate', ...r }, formatGate(r, io.out.color));
   if (io.out.format === 'text') io.out.note(`${candidate} against ${stable}, window ${Math.round((now - startMs) / 1000)}s${state ? ` (rollout ${state.rolloutId}, ${servingVersion(state)} serving)` : ''}`);
   return results.some((r) => r.verdict === 'error') ? ExitCode.Unexpected : ExitCode.Done;

@@ -27,12 +27,17 @@ const NO_METRICS: MetricsProvider = {
   queryRange: async () => ({ kind: 'unreachable', message: 'no prometheus: section in deploy.yaml' }),
 };
 
+/** Each version's endpoints from deploy.yaml, where journeys reach it. */
+export function versionEndpoints(config: Config): Record<string, string[] | undefined> {
+  return Object.fromEntries(Object.entries(config.versions).map(([v, spec]) => [v, spec.endpoints]));
+}
+
 /** A runner over the config's gates, or undefined when there are none. */
 export async function createGateRunner(config: Config, provider?: MetricsProvider): Promise<GateRunner | undefined> {
   const gates = config.gates ?? [];
   if (gates.length === 0) return undefined;
   const metrics = provider ?? (await createProvider(config));
-  const endpoints = Object.fromEntries(Object.entries(config.versions).map(([v, spec]) => [v, spec.endpoints]));
+  const endpoints = versionEndpoints(config);
   return {
     evaluate: (state: RolloutState, names: string[], atMs: number) =>
       evaluateGates(
