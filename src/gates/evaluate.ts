@@ -137,31 +137,36 @@ export const HISTORY_SECONDS = 3600;
  * stable, side by side; the runs of the step so far judged by the ladder, failed runs as errors.
  */
 async function journeyResult(gate: JourneyGate, w: GateWindow, base: { gate: string; type: GateResult['type']; at: string }): Promise<GateResult> {
-  let memory = (w.memory?.[gate.name] as JourneyMemory | undefined) ?? emptyJourneyMemory();
+  const memory = (w.memory?.[gate.name] as JourneyMemory | undefined) ?? emptyJourneyMemory();
   const step = w.step ?? 0;
-  if (memory.runs.step !== step) memory = { ...memory, runs: { step, canary: { requests: 0, errors: 0 }, stable: { requests: 0, errors: 0 } } };
+  // The runs of this step so far are the ladder's count for it; a new run adds one to each side.
+  const counted = memory.ladder.strata.find((s) => s.step === step);
+  let canary = counted?.canary ?? { requests: 0, errors: 0 };
+  let stable = counted?.stable ?? { requests: 0, errors: 0 };
   let latest: JourneyRun[] = [];
-  if (memory.lastRunAt === undefined || w.atMs - memory.lastRunAt >= (gate.interval ?? 0)) {
+  let lastRunAt = memory.lastRunAt;
+  if (lastRunAt === undefined || w.atMs - lastRunAt >= (gate.interval ?? 0)) {
     const endpoints = w.endpoints ?? {};
     latest = await Promise.all([w.candidate, w.stable].map((v) => runJourney(gate, v, journeyBase(gate, v, endpoints))));
-    const [c, s] = latest as [JourneyRun, JourneyRun];
     const add = (x: { requests: number; errors: number }, run: JourneyRun) => ({ requests: x.requests + 1, errors: x.errors + (run.ok ? 0 : 1) });
-    memory = { ...memory, lastRunAt: w.atMs, runs: { step, canary: add(memory.runs.canary, c), stable: add(memory.runs.stable, s) } };
+    canary = add(canary, latest[0]!);
+    stable = add(stable, latest[1]!);
+    lastRunAt = w.atMs;
   }
   const journeys = latest.map(({ failure: _f, ...run }) => run);
-  const { canary, stable } = memory.runs;
-  const maxIncrease = gate.maxIncrease ?? DEFAULT_JOURNEY_MAX_INCREASE;
-  const alpha = 1 - DEFAULT_CONFIDENCE;
-  const margin = w.plan && w.step !== undefined ? (planMargins(w.plan, gate.name, maxIncrease, alpha, { scaled: false })[w.step] ?? maxIncrease) : maxIncrease;
+  const failedRun = latest.find((r) => !r.ok);
   if (!w.plan || w.step === undefined) {
     const run = latest[0];
-    return { ...base, verdict: run ? (run.ok ? 'passed' : 'failed') : 'inconclusive', reason: run ? (run.ok ? `${w.candidate}'s journey passed in ${run.ms}ms` : `${w.candidate}'s journey failed at ${run.failure}`) : 'not run yet', queries: [], journeys, memory };
+    return { ...base, verdict: run ? (run.ok ? 'passed' : 'failed') : 'inconclusive', reason: run ? (run.ok ? `${w.candidate}'s journey passed in ${run.ms}ms` : `${w.candidate}'s journey failed at ${run.failure}`) : 'not run yet', queries: [], journeys, memory: { ...memory, ...(lastRunAt !== undefined ? { lastRunAt } : {}) } };
   }
-  const judged = ladderResult(w, { canary, stable, margin, maxIncrease, alpha, queries: [], base, failures: 'journeys failed' }, memory.ladder);
-  const failedRun = latest.find((r) => !r.ok);
+  const maxIncrease = gate.maxIncrease ?? DEFAULT_JOURNEY_MAX_INCREASE;
+  // Probes run at their own pace, not the traffic's: every step carries the gate's own margin.
+  const margin = w.plan.steps[w.step]?.margin ?? maxIncrease;
+  const judged = ladderResult(w, { canary, stable, margin, maxIncrease, alpha: 1 - DEFAULT_CONFIDENCE, queries: [], base, failures: 'journeys failed' }, memory.ladder);
   const runs = `${canary.errors} of ${canary.requests} runs failed on ${w.candidate}, ${stable.errors} of ${stable.requests} on ${w.stable}`;
-  const reason = judged.verdict === 'failed' ? `${runs}${failedRun ? `; last: ${failedRun.version} at ${failedRun.failure}` : ''}` : judged.verdict === 'passed' ? `${runs}: ${judged.reason.split(': ').at(-1)}` : `${runs}; ${judged.reason}${failedRun ? `; last: ${failedRun.version} at ${failedRun.failure}` : ''}`;
-  return { ...judged, reason, journeys, memory: { ...memory, ladder: judged.memory as LadderMemory } };
+  const last = failedRun ? `; last: ${failedRun.version} at ${failedRun.failure}` : '';
+  const reason = judged.verdict === 'failed' ? `${runs}${last}` : judged.verdict === 'passed' ? `${runs}: ${judged.reason.split(': ').at(-1)}` : `${runs}; ${judged.reason}${last}`;
+  return { ...judged, reason, journeys, memory: { ...(lastRunAt !== undefined ? { lastRunAt } : {}), ladder: judged.memory as LadderMemory } };
 }
 
 /** Evaluate every named gate; the order of results follows `gates`. */

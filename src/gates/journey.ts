@@ -10,7 +10,7 @@
  * land on whichever version the split picked.
  */
 import type { GateConfig } from '../config/schema.js';
-import { emptyMemory, type Counts, type LadderMemory } from './ladder.js';
+import { emptyMemory, type LadderMemory } from './ladder.js';
 
 /** A journey gate as validated. */
 export type JourneyGate = Extract<GateConfig, { type: 'journey' }>;
@@ -34,12 +34,10 @@ export interface JourneyRun {
   failure?: string;
 }
 
-/** What a journey gate carries between checks. */
+/** What a journey gate carries between checks: when it last ran, and the ladder over its runs (which counts them per step). */
 export interface JourneyMemory {
   /** When the last runs started (epoch ms). */
   lastRunAt?: number;
-  /** Runs of the current step's hold, by role. */
-  runs: { step: number; canary: Counts; stable: Counts };
   ladder: LadderMemory;
 }
 
@@ -50,7 +48,7 @@ export const DEFAULT_JOURNEY_MAX_INCREASE = 0.2;
 
 /** A fresh memory. */
 export function emptyJourneyMemory(): JourneyMemory {
-  return { runs: { step: -1, canary: { requests: 0, errors: 0 }, stable: { requests: 0, errors: 0 } }, ladder: emptyMemory() };
+  return { ladder: emptyMemory() };
 }
 
 /** Where a version is reached: `url` with the version filled in, or its first endpoint. */

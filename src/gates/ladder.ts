@@ -368,13 +368,11 @@ export function lookSpacing(holdMs: number): number {
 /**
  * The margin of every step of a plan for one gate (undefined for steps without this gate's
  * ladder: no gates, or all traffic on the candidate). Steps written with a `margin` keep it; the
- * others get `ladderMargins` over the plan's gated steps and its measured traffic (or, with
- * `scaled: false`, the gate's own `maxIncrease` at every step).
+ * others get `ladderMargins` over the plan's gated steps and its measured traffic.
  */
-export function planMargins(plan: Plan, gate: string, maxIncrease: number, alpha: number, opts: { scaled?: boolean } = {}): (number | undefined)[] {
+export function planMargins(plan: Plan, gate: string, maxIncrease: number, alpha: number): (number | undefined)[] {
   const gated = plan.steps.filter((s) => s.weight < 100 && s.gates.includes(gate));
-  // Probes run at their own pace, not the traffic's: every step carries the gate's own margin.
-  const derived = opts.scaled === false ? gated.map(() => ({ margin: maxIncrease })) : ladderMargins(gated, maxIncrease, alpha, plan.traffic);
+  const derived = ladderMargins(gated, maxIncrease, alpha, plan.traffic);
   return plan.steps.map((s) => {
     const i = gated.indexOf(s);
     return i < 0 ? undefined : (s.margin ?? derived[i]!.margin);
