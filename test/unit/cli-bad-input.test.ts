@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { LocalStateStore } from '../../src/state/local.js';
 import { runCli } from '../helpers/cli.js';
+import { waitFor } from '../helpers/sandbox.js';
 
 const CONFIG = `service: patient-api
 stable: v1
@@ -263,7 +264,7 @@ describe('in a GitHub Actions step', () => {
     const err = sink();
     // The driver holds at 10%; an operator aborts it from a second process.
     const driving = main(['promote', '--to', 'v2', '-o', 'json', '-f', file], { stdout: out, stderr: err, env: { CI: 'true', ...env } }, new PassThrough());
-    for (let i = 0; i < 200 && !out.text.includes('"event":"step"'); i++) await new Promise((r) => setTimeout(r, 25));
+    await waitFor('the first step', () => out.text.includes('"event":"step"'));
     const abort = await runCli(['abort', '--reason', 'pager 4711', '-f', file]);
     expect(abort.code, abort.stderr).toBe(0);
     expect(await driving).toBe(3);

@@ -82,15 +82,21 @@ describe('org moves at a router limit', () => {
 });
 
 describe('an org move whose write fails', () => {
-  it('puts the previous routing back and records nothing as moved', async () => {
+  /** A local store, a fake router and the engine's dependencies for moveOrgs, in a temp folder. */
+  async function moving(name: string) {
     const { moveOrgs } = await import('../../src/orgs/move.js');
     const { loadRegistry } = await import('../../src/orgs/registry.js');
-    const dir = mkdtempSync(join(tmpdir(), 'cutover-fail-'));
+    const dir = mkdtempSync(join(tmpdir(), `cutover-${name}-`));
+    const store = new LocalStateStore<RolloutState>(dir, { validate: validateState });
+    const router = new FakeRouter();
+    const project = { config, store, path: 'deploy.yaml', dir, leaseMs: 1000 };
+    const deps = { router, store, emit: () => undefined, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } };
+    return { moveOrgs, loadRegistry, dir, store, router, project, deps };
+  }
+
+  it('puts the previous routing back and records nothing as moved', async () => {
+    const { moveOrgs, loadRegistry, dir, store, router, project, deps } = await moving('fail');
     try {
-      const store = new LocalStateStore<RolloutState>(dir, { validate: validateState });
-      const router = new FakeRouter();
-      const project = { config, store, path: 'deploy.yaml', dir, leaseMs: 1000 };
-      const deps = { router, store, emit: () => undefined, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } };
       await moveOrgs(project, deps, { orgs: ['a'], version: 'v2', reason: 'first' });
       const before = { ...router.live };
       router.failNext = 1;
@@ -106,14 +112,8 @@ describe('an org move whose write fails', () => {
   });
 
   it('when the write landed but its answer was lost and the revert fails too, says what is live and keeps the move recorded', async () => {
-    const { moveOrgs } = await import('../../src/orgs/move.js');
-    const { loadRegistry } = await import('../../src/orgs/registry.js');
-    const dir = mkdtempSync(join(tmpdir(), 'cutover-lost-'));
+    const { moveOrgs, loadRegistry, dir, store, router, project, deps } = await moving('lost');
     try {
-      const store = new LocalStateStore<RolloutState>(dir, { validate: validateState });
-      const router = new FakeRouter();
-      const project = { config, store, path: 'deploy.yaml', dir, leaseMs: 1000 };
-      const deps = { router, store, emit: () => undefined, clock: Date.now, actor: { owner: 't', pid: 1, host: 'h' } };
       // The move's write reaches the router but its answer is lost; then the router is down.
       const apply = router.apply.bind(router);
       let calls = 0;
