@@ -16,7 +16,7 @@ const ACK_TIMEOUT_MS = 15_000;
 
 /**
  * Post a request and wait until `done(state)` holds; returns that state. With `takeOver`, the
- * wait also watches the driver: the moment it is gone (its process ended on this host, its lock
+ * wait also watches the driver: the moment none is left (its process ended on this host, its lock
  * released, its lease run out) `takeOver` does the job here instead — a driver that hangs is
  * waited for only as long as its lease lets it hold on.
  */
@@ -37,8 +37,9 @@ export async function requestOfDriver(
     if (state && done(state)) return state;
     if (takeOver) {
       const now = await project.store.lockHolder();
-      if (!now || now.token !== holder?.token || Date.parse(now.leaseExpiresAt) <= io.clock() || holderGone(now)) {
-        io.out.note(now && holderGone(now) ? `the driver (pid ${now.pid}) is gone: doing it here` : 'the driver let go of the rollout: doing it here');
+      // A driver that took over meanwhile finds the request in its turn: only nobody driving is ours to act on.
+      if (!now || Date.parse(now.leaseExpiresAt) <= io.clock() || holderGone(now)) {
+        io.out.note(now && holderGone(now) ? `the driver (pid ${now.pid}) is gone: doing it here` : 'no driver holds the rollout any more: doing it here');
         return takeOver();
       }
       // A driver that does not answer keeps the lock only until its lease runs out.
