@@ -10,6 +10,7 @@ import { createRouter } from '../routers/factory.js';
 import { createWorkload } from '../workloads/factory.js';
 import type { Router } from '../routers/router.js';
 import { currentActor } from '../state/actor.js';
+import type { Lock } from '../state/store.js';
 import { checkIntervalOf } from '../../strategies/index.js';
 import type { Io, Project } from './context.js';
 import { excessFailuresOf } from '../gates/types.js';
@@ -42,7 +43,7 @@ export async function actUnderLock<T>(project: Project, io: Io, act: (state: Rol
   const lock = await project.store.acquireLock(actor, project.leaseMs);
   try {
     const routes = await routeSource(project);
-    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, fence: () => lock.renew(), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) });
+    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, fence: () => renewed(lock), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) });
   } finally {
     await lock.release();
   }
@@ -76,7 +77,7 @@ export async function driveUnderLock(
   try {
     const gates = project.config.gates?.length ? await (await import('../gates/runner.js')).createGateRunner(project.config) : undefined;
     const routes = await routeSource(project);
-    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, fence: () => lock.renew(), ...(gates ? { gates } : {}), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) };
+    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, fence: () => renewed(lock), ...(gates ? { gates } : {}), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) };
     const state = await firstMove(await project.store.load(), deps);
     const result = await drive(state, {
       ...deps,
@@ -108,4 +109,10 @@ export async function driveUnderLock(
     detach?.removeEventListener('abort', stop);
     await lock.release();
   }
+}
+
+/** Renew the lease before a router write and answer the fencing token the write carries. */
+async function renewed(lock: Lock): Promise<number | undefined> {
+  await lock.renew();
+  return lock.info.fence;
 }

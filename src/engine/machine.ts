@@ -36,9 +36,10 @@ export interface EngineDeps {
   /**
    * Called right before every router write: renews the driver's lease, or throws LockedError
    * when it was lost — so a write is only ever made by the lock's holder, with a whole lease
-   * ahead of it, and a driver that lost its lock stops before it writes.
+   * ahead of it, and a driver that lost its lock stops before it writes. Answers the lock's
+   * fencing token, which the write carries so that routers able to hold it refuse older ones.
    */
-  fence?: () => Promise<void>;
+  fence?: () => Promise<number | undefined>;
 }
 
 /** What starts a rollout. */
@@ -211,8 +212,8 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
   let result;
   try {
     const spec = await specOf(state, intent, deps);
-    await deps.fence?.();
-    result = await deps.router.apply(spec);
+    const fence = await deps.fence?.();
+    result = await deps.router.apply(fence === undefined ? spec : { ...spec, fence });
   } catch (e) {
     const message = (e as Error).message;
     await save(deps, { ...state, lastError: { message, at: iso(deps.clock()) } });

@@ -83,16 +83,17 @@ async function commit(
   const previous = specFor(project, state, pinMap(registry));
   await saveRegistry(project.store, { ...registry, intent: { pins, reason, at, by } });
   let generation: number | undefined;
+  let fence: number | undefined;
   try {
-    await deps.fence?.();
-    generation = (await router.apply(specFor(project, state, pins))).generation;
+    fence = await deps.fence?.();
+    generation = (await router.apply({ ...specFor(project, state, pins), ...(fence === undefined ? {} : { fence }) })).generation;
   } catch (e) {
     // A router refuses a layout past its limits before writing (exit 2), which is not a failed move.
     if (e instanceof UsageError) {
       await saveRegistry(project.store, registry);
       throw e;
     }
-    const reverted = await router.apply(previous).then(
+    const reverted = await router.apply({ ...previous, ...(fence === undefined ? {} : { fence }) }).then(
       () => true,
       () => false,
     );

@@ -19,6 +19,8 @@ import { acceptance, checkRouteCapacity, decodeRules, desiredRules, gatewayWeigh
 import {
   differences, driftOf, liveRoleVersions, roleRoutes, roleVersions, rolesFor, ROLES, servedVersions, versionRoutes, writeAnnotations,
   type Role,
+  fenceAnnotation,
+  refuseStaleFence,
 } from './kube-router-common.js';
 import type { ApplyResult, LiveRoutes, RouteSpec, Router, Verification } from './router.js';
 
@@ -162,6 +164,7 @@ export class GatewayApiRouter implements Router {
   /** One read, compute, compare and (when different) compare-and-swap write. */
   private async applyOnce(spec: RouteSpec): Promise<{ outcome: ApplyResult; written?: HTTPRoute }> {
     const route = await this.readRoute();
+    refuseStaleFence(this.label, route?.metadata.annotations, spec.fence);
     const roles = rolesFor(spec, liveRoleVersions(route?.metadata.annotations));
     const routes = roleRoutes(spec, roles, this.label);
     const versions = roleVersions(roles, servedVersions(spec));
@@ -173,7 +176,7 @@ export class GatewayApiRouter implements Router {
       const created = await this.kube.create<HTTPRoute>(this.path.slice(0, this.path.lastIndexOf('/')), {
         apiVersion: `${GROUP}/v1`,
         kind: 'HTTPRoute',
-        metadata: { name: this.options.httpRoute, labels: { 'app.kubernetes.io/managed-by': 'cutover' }, annotations },
+        metadata: { name: this.options.httpRoute, labels: { 'app.kubernetes.io/managed-by': 'cutover' }, annotations: { ...annotations, ...fenceAnnotation(undefined, spec.fence) } },
         spec: { parentRefs: this.options.parentRefs, ...(this.options.hostnames?.length ? { hostnames: this.options.hostnames } : {}), rules },
       });
       return { outcome: { changed: true, generation: created.metadata.generation ?? 1 }, written: created };
@@ -185,7 +188,7 @@ export class GatewayApiRouter implements Router {
     if (liveHash === hash && Object.entries(annotations).every(([k, v]) => own[k] === v)) return { outcome: { changed: false, generation } };
     const decoded = decodeRules(liveRules, this.options);
     const drift = liveHash === hash ? undefined : driftOf(`${this.label}`, own, liveHash, decoded, decoded.foreign > 0 ? [`${decoded.foreign} rule(s) Cutover did not write`] : []);
-    const written = await this.kube.replace<HTTPRoute>(this.path, { ...route, metadata: { ...route.metadata, annotations: { ...own, ...annotations } }, spec: { ...route.spec, rules } });
+    const written = await this.kube.replace<HTTPRoute>(this.path, { ...route, metadata: { ...route.metadata, annotations: { ...own, ...annotations, ...fenceAnnotation(own, spec.fence) } }, spec: { ...route.spec, rules } });
     const back = decodeRules(written.spec.rules ?? [], this.options);
     const off = differences(back, routes, 'Cutover wrote');
     if (off.length > 0 || back.foreign > 0) throw new OperationError(`${this.label} does not read back as written (an admission webhook may rewrite it): ${off.join('; ') || `${back.foreign} foreign rule(s)`}`, '`deploy resume` writes it again');

@@ -18,6 +18,8 @@ import { explainKubeError, type KubeClient, type KubeObject } from '../kube/clie
 import {
   differences, driftOf, liveRoleVersions, roleVersions, rolesFor, ROLES, servedVersions, versionRoutes, writeAnnotations,
   type Role,
+  fenceAnnotation,
+  refuseStaleFence,
 } from './kube-router-common.js';
 import { canaryAnnotations, canaryHash, canaryIngressSpec, carriedRoutes, classAnnotation, decodeCanaryAnnotations, ingressRoutes, managedAnnotations, type IngressSpec } from './ingress-nginx-routes.js';
 import type { ApplyResult, LiveRoutes, RouteSpec, Router, Verification } from './router.js';
@@ -158,6 +160,7 @@ export class IngressNginxRouter implements Router {
   /** One read of both Ingresses, compute, compare and (when different) compare-and-swap write. */
   private async applyOnce(spec: RouteSpec): Promise<ApplyResult> {
     const [stable, canary] = await Promise.all([this.readStable(), this.readIngress(this.canaryName)]);
+    refuseStaleFence(`Ingress ${this.canaryName}`, canary?.metadata.annotations, spec.fence);
     const roles = rolesFor(spec, liveRoleVersions(canary?.metadata.annotations));
     const routes = ingressRoutes(spec, roles)!;
     const carried = carriedRoutes(routes);
@@ -169,7 +172,7 @@ export class IngressNginxRouter implements Router {
       const created = await this.kube.create<Ingress>(this.pathOf('').slice(0, -1), {
         apiVersion: `${GROUP}/v1`,
         kind: 'Ingress',
-        metadata: { name: this.canaryName, labels: { 'app.kubernetes.io/managed-by': 'cutover' }, annotations: { ...routing, ...own } },
+        metadata: { name: this.canaryName, labels: { 'app.kubernetes.io/managed-by': 'cutover' }, annotations: { ...routing, ...own, ...fenceAnnotation(undefined, spec.fence) } },
         spec: desiredSpec,
       });
       return { changed: true, generation: created.metadata.generation ?? 1 };
@@ -181,7 +184,7 @@ export class IngressNginxRouter implements Router {
     const drift = liveHash === hash ? undefined : driftOf(`Ingress ${this.canaryName}`, annotations, liveHash, decodeCanaryAnnotations(annotations, this.options.orgHeader));
     const managed = managedAnnotations(annotations);
     const kept = Object.fromEntries(Object.entries(annotations).filter(([k]) => !(k in managed)));
-    const written = await this.kube.replace<Ingress>(this.pathOf(this.canaryName), { ...canary, metadata: { ...canary.metadata, annotations: { ...kept, ...routing, ...own } }, spec: desiredSpec });
+    const written = await this.kube.replace<Ingress>(this.pathOf(this.canaryName), { ...canary, metadata: { ...canary.metadata, annotations: { ...kept, ...routing, ...own, ...fenceAnnotation(annotations, spec.fence) } }, spec: desiredSpec });
     if (canaryHash(written.spec, written.metadata.annotations) !== hash) {
       throw new OperationError(`Ingress ${this.canaryName} does not read back as written (an admission webhook may rewrite it)`, '`deploy resume` writes it again');
     }

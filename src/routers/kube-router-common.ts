@@ -10,7 +10,7 @@
  * tells a foreign edit of the managed part from an unrelated one.
  */
 import { createHash } from 'node:crypto';
-import { UsageError } from '../errors.js';
+import { LockedError, UsageError } from '../errors.js';
 import { canonicalJson } from '../state/audit.js';
 import type { LiveRoutes, RouteSpec, VersionRoles, Weights } from './router.js';
 
@@ -28,6 +28,8 @@ export const ANNOTATIONS = {
   hash: 'cutover.dev/managed-hash',
   /** The last written routes by role, to say what a foreign edit changed. */
   lastWritten: 'cutover.dev/last-written',
+  /** The fencing token of the driver that last wrote: a write under an older one is refused. */
+  fence: 'cutover.dev/fence',
 } as const;
 
 /** The routing of a spec in terms of the two Services. */
@@ -190,4 +192,25 @@ export function rolesFor(spec: RouteSpec, live: RoleVersions): VersionRoles {
   const out: VersionRoles = {};
   for (const role of ROLES) if (live[role] !== undefined) out[live[role]] = role;
   return out;
+}
+
+/**
+ * Refuse a write under a fencing token older than the one the object was last written under.
+ * The write that follows carries the resourceVersion this check read, so a newer holder writing
+ * in between makes it fail with 409 and the check runs again on what that holder wrote.
+ */
+export function refuseStaleFence(object: string, annotations: Record<string, string> | undefined, fence: number | undefined): void {
+  const live = Number(annotations?.[ANNOTATIONS.fence]);
+  if (fence === undefined || !Number.isSafeInteger(live) || fence >= live) return;
+  throw new LockedError(
+    `lock lost: ${object} was last written under fencing token ${live}, newer than this driver's ${fence}; nothing was written`,
+    'another driver now drives this rollout: stop here and run `deploy status` to see where it stands',
+  );
+}
+
+/** The fence annotation a write carries: the writer's token, never lowering a live one. */
+export function fenceAnnotation(annotations: Record<string, string> | undefined, fence: number | undefined): Record<string, string> {
+  if (fence === undefined) return {};
+  const live = Number(annotations?.[ANNOTATIONS.fence]);
+  return { [ANNOTATIONS.fence]: String(Number.isSafeInteger(live) ? Math.max(live, fence) : fence) };
 }

@@ -71,6 +71,11 @@ function M.parse(text, known)
         return nil, "line " .. n .. ": generation must appear once, as a whole number"
       end
       t.generation = tonumber(words[2])
+    elseif kind == "fence" and #words == 2 then
+      if t.fence or not string.find(words[2], "^%d+$") then
+        return nil, "line " .. n .. ": fence must appear once, as a whole number"
+      end
+      t.fence = tonumber(words[2])
     elseif kind == "unpinned" and ((#words == 2 and words[2] == "weighted") or (#words == 3 and words[2] == "version")) then
       if unpinned_seen then return nil, "line " .. n .. ": unpinned must appear once" end
       unpinned_seen = true
@@ -99,7 +104,7 @@ function M.parse(text, known)
       if t.orgs[org] then return nil, "line " .. n .. ": org " .. org .. " pinned twice" end
       t.orgs[org] = version
     else
-      return nil, "line " .. n .. ": expected generation N, unpinned weighted, unpinned version VERSION, weight VERSION PERCENT or org ORG VERSION"
+      return nil, "line " .. n .. ": expected generation N, fence N, unpinned weighted, unpinned version VERSION, weight VERSION PERCENT or org ORG VERSION"
     end
   end
   if not t.generation then return nil, "missing generation line" end
@@ -222,9 +227,18 @@ function M.admin_routes()
     routes:delete("lock")
     return reply(409, "generation " .. t.generation .. " is not newer than live generation " .. live .. "\n")
   end
+  -- A driver's lock hands out ever greater fencing tokens: a table written under an older one
+  -- comes from a driver that lost its lock mid-write, and must not undo the newer holder's.
+  local live_fence = routes:get("fence")
+  if live_fence and t.fence and t.fence < live_fence then
+    routes:delete("lock")
+    ngx.log(ngx.WARN, "cutover: refused a routing table written under fence ", t.fence, ", older than live fence ", live_fence)
+    return reply(409, "stale fence " .. t.fence .. ": the live table was written under fence " .. live_fence .. " by a newer lock holder\n")
+  end
   local key = table_key(t.generation)
   local ok, serr = routes:safe_set(key, body)
   if ok then ok, serr = routes:safe_set("gen", t.generation) end
+  if ok and t.fence then ok, serr = routes:safe_set("fence", t.fence) end
   if ok and live then
     routes:delete(table_key(live))
   elseif not ok then
@@ -252,6 +266,7 @@ local function restore_saved()
   if live and live >= t.generation and routes:get(table_key(live)) then return end
   routes:set(table_key(t.generation), text)
   routes:set("gen", t.generation)
+  if t.fence and (routes:get("fence") or 0) < t.fence then routes:set("fence", t.fence) end
   -- the single key a dict held before tables were keyed by generation
   routes:delete("table")
 end

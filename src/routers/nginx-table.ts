@@ -16,7 +16,7 @@ export { ORG_ID_PATTERN };
 export const MAX_TABLE_ORGS = 100_000;
 
 /**
- * Render a routing table: `generation N`, `unpinned weighted` or `unpinned version V`, then
+ * Render a routing table: `generation N`, `fence N` when the writer holds a lock, `unpinned weighted` or `unpinned version V`, then
  * `weight VERSION PERCENT` and `org ORG VERSION` lines in sorted order, so equal specs give equal
  * text (an absent unpinned policy renders as `weighted`, which is what it means). Throws
  * UsageError on a bad version name, a bad org id or weights that do not sum to 100.
@@ -43,8 +43,10 @@ export function renderRoutingTable(spec: RouteSpec, generation: number): string 
     }
     checkVersionName(version);
   }
+  if (spec.fence !== undefined && (!Number.isSafeInteger(spec.fence) || spec.fence < 1)) throw new UsageError(`invalid fencing token ${spec.fence}`);
   return [
     `generation ${generation}`,
+    ...(spec.fence === undefined ? [] : [`fence ${spec.fence}`]),
     renderUnpinned(spec.unpinned ?? { mode: 'weighted' }),
     ...weights.map(([v, share]) => `weight ${v} ${String(share)}`),
     ...orgs.map(([org, v]) => `org ${org} ${v}`),
@@ -67,7 +69,7 @@ function renderUnpinned(unpinned: UnpinnedRoute): string {
  * OperationError if malformed.
  */
 export function parseRoutingTable(text: string): LiveRoutes {
-  const live: Required<Omit<LiveRoutes, 'roles'>> = { generation: -1, weights: {}, orgs: {}, unpinned: { mode: 'weighted' } };
+  const live: Required<Omit<LiveRoutes, 'roles' | 'fence' | 'drift'>> & Pick<LiveRoutes, 'fence'> = { generation: -1, weights: {}, orgs: {}, unpinned: { mode: 'weighted' } };
   let unpinnedSeen = false;
   text.split('\n').forEach((line, i) => {
     const words = line.trim().split(/\s+/).filter(Boolean);
@@ -75,6 +77,7 @@ export function parseRoutingTable(text: string): LiveRoutes {
     const [kind, a = '', b = ''] = words;
     if (kind === undefined) return;
     if (kind === 'generation' && words.length === 2 && /^\d+$/.test(a)) live.generation = Number(a);
+    else if (kind === 'fence' && words.length === 2 && /^\d+$/.test(a)) live.fence = Number(a);
     else if (kind === 'weight' && words.length === 3 && VERSION_PATTERN.test(a) && Number.isFinite(Number(b))) {
       live.weights[a] = Number(b);
     } else if (kind === 'org' && words.length === 3 && ORG_ID_PATTERN.test(a) && VERSION_PATTERN.test(b)) {
@@ -83,7 +86,7 @@ export function parseRoutingTable(text: string): LiveRoutes {
       if (unpinnedSeen) throw bad('unpinned must appear once');
       unpinnedSeen = true;
       live.unpinned = a === 'weighted' ? { mode: 'weighted' } : { mode: 'version', version: b };
-    } else throw bad('expected generation N, unpinned weighted, unpinned version VERSION, weight VERSION PERCENT or org ORG VERSION');
+    } else throw bad('expected generation N, fence N, unpinned weighted, unpinned version VERSION, weight VERSION PERCENT or org ORG VERSION');
   });
   if (live.generation < 0) throw new OperationError('routing table has no generation line');
   return live;

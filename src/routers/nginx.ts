@@ -10,7 +10,7 @@
  */
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { OperationError, UsageError } from '../errors.js';
+import { LockedError, OperationError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { renderNginxConfigWithHash, resolveNginxOptions, WORKER_SHUTDOWN_TIMEOUT_S, type NginxRouterOptions, type ResolvedNginxOptions } from './nginx-config.js';
 import {
@@ -112,6 +112,7 @@ export class NginxRouter implements Router {
     if (live.text !== undefined && sameRoutes(live.routes, spec)) {
       return { changed: false, generation: live.routes.generation };
     }
+    if (spec.fence !== undefined && live.routes.fence !== undefined && spec.fence < live.routes.fence) throw staleFence(spec.fence, live.routes.fence);
     const generation = (live.routes.generation ?? 0) + 1;
     const text = renderRoutingTable(spec, generation);
     // routes.txt is what a cold-started nginx restores; it is written first so that a crash
@@ -120,6 +121,8 @@ export class NginxRouter implements Router {
     await writeFileAtomic(saved, text);
     try {
       const put = await this.admin('PUT', '/cutover/routes', text);
+      const stale = /^stale fence \d+: the live table was written under fence (\d+)/.exec(put.body);
+      if (put.status === 409 && stale && spec.fence !== undefined) throw staleFence(spec.fence, Number(stale[1]));
       if (put.status !== 200) throw new OperationError(`nginx refused routing generation ${generation} (${put.status}): ${put.body.trim()}`);
     } catch (error) {
       if (live.text === undefined) await unlink(saved).catch(() => undefined);
@@ -246,4 +249,12 @@ function summarize(routes: RouteSpec): string {
   const weights = Object.entries(routes.weights).map(([v, w]) => `${v}=${w}%`).join(' ');
   const unpinned = routes.unpinned?.mode === 'version' ? `unpinned orgs on ${routes.unpinned.version}` : 'unpinned orgs by weight';
   return `[${weights || 'no weights'}; ${Object.keys(routes.orgs ?? {}).length} org pins; ${unpinned}]`;
+}
+
+/** A write refused because a newer lock holder wrote the live table: this driver has lost its lock. */
+function staleFence(mine: number, live: number): LockedError {
+  return new LockedError(
+    `lock lost: the live routing was written under fencing token ${live}, newer than this driver's ${mine}; nothing was written`,
+    'another driver now drives this rollout: stop here and run `deploy status` to see where it stands',
+  );
 }

@@ -31,6 +31,12 @@ export interface RouteSpec {
    * The engine fills it in on every write; routers with one backend per version ignore it.
    */
   roles?: VersionRoles;
+  /**
+   * The writer's fencing token (its lock's). A router that can keep it with the routing refuses
+   * a write carrying an older token than the live one (LockedError), so a driver that lost its
+   * lock mid-write cannot undo the newer holder's routing. Not part of what is compared.
+   */
+  fence?: number;
 }
 
 /** Version → the role whose backend serves it. */

@@ -84,6 +84,8 @@ export function holderOf(lease: Lease | undefined): LockInfo | undefined {
     acquiredAt: iso(Number.isNaN(acquired) ? renewed : acquired),
     renewedAt: iso(renewed),
     leaseExpiresAt: iso(renewed + (spec.leaseDurationSeconds ?? 0) * 1000),
+    // Every acquisition counts a transition, under the Lease's resourceVersion: a fencing token.
+    fence: (spec.leaseTransitions ?? 0) + 1,
   };
 }
 

@@ -12,13 +12,15 @@ import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/pr
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockedError } from '../errors.js';
-import { createFileExclusive, ensureDir, errorCode, fsyncDir, writeFileAtomic } from './atomic.js';
+import { ensureDir, errorCode, fsyncDir, writeFileAtomic } from './atomic.js';
 import { currentActor } from './actor.js';
 import { holderGone, processStart } from './liveness.js';
 import type { Actor, Lock, LockInfo } from './store.js';
 
 /** Name of the lock file in the state directory. */
 export const LOCK_FILE = 'lock.json';
+/** Name of the file counting acquisitions: the last fencing token handed out. */
+export const FENCE_FILE = 'lock.fence';
 /** Name of the takeover mutex directory next to the lock file. */
 export const TAKEOVER_MUTEX = 'lock.takeover';
 /** A mutex directory older than this was left by a crashed process and may be broken. */
@@ -169,16 +171,15 @@ function newHolding(actor: Actor, leaseMs: number, now: number): LockInfo {
  * Take the driver lock in `dir` for `actor` with a lease of `leaseMs`, or throw LockedError naming
  * the holder. An expired lease is taken over; a corrupt lock file counts as expired only once it
  * has not been modified for a whole lease, since a young one may still be mid-write by its owner.
+ * Every acquisition runs under the mutex, so each gets a fencing token greater than any before.
  */
 export async function acquireLockFile(dir: string, actor: Actor, leaseMs: number, clock: () => number): Promise<Lock> {
   await ensureDir(dir);
   const file = join(dir, LOCK_FILE);
-  // A few rounds only to absorb a holder releasing between our create and our read.
-  for (let round = 0; round < 3; round++) {
-    const holding = newHolding(actor, leaseMs, clock());
-    if (await createFileExclusive(file, serialize(holding))) return new FileLock(dir, holding, leaseMs, clock);
+  const release = await acquireDirMutex(join(dir, TAKEOVER_MUTEX), MUTEX_WAIT_MS);
+  if (!release) throw new LockedError(`the lock ${file} is being taken by another driver right now`, LOCKED_HINT);
+  try {
     const found = await readLockFile(file);
-    if (found.kind === 'missing') continue;
     // A holder whose process is gone from this host cannot renew: its lease need not be waited out.
     if (found.kind === 'held' && Date.parse(found.info.leaseExpiresAt) > clock() && !holderGone(found.info)) {
       throw new LockedError(`locked by ${describeHolder(found.info)}`, LOCKED_HINT);
@@ -189,31 +190,25 @@ export async function acquireLockFile(dir: string, actor: Actor, leaseMs: number
         `if no driver is running, remove it (rm ${file}); otherwise it is taken over automatically once it is older than the lease`,
       );
     }
-    return takeOver(dir, found.fingerprint, actor, leaseMs, clock);
-  }
-  throw new LockedError(`could not take the lock ${file}: other drivers kept taking and releasing it`, LOCKED_HINT);
-}
-
-/** Replace the expired holding seen as `fingerprint`, unless someone changed it first. */
-async function takeOver(dir: string, fingerprint: string, actor: Actor, leaseMs: number, clock: () => number): Promise<Lock> {
-  const file = join(dir, LOCK_FILE);
-  const release = await acquireDirMutex(join(dir, TAKEOVER_MUTEX), MUTEX_WAIT_MS);
-  if (!release) throw new LockedError(`the expired lock ${file} is being taken over by another driver right now`, LOCKED_HINT);
-  try {
-    const current = await readLockFile(file);
-    const holding = newHolding(actor, leaseMs, clock());
-    if (current.kind === 'missing') {
-      if (await createFileExclusive(file, serialize(holding))) return new FileLock(dir, holding, leaseMs, clock);
-    } else if (current.fingerprint === fingerprint) {
-      await writeFileAtomic(file, serialize(holding));
-      return new FileLock(dir, holding, leaseMs, clock);
-    }
-    // Someone else took it over (or the holder renewed) while we waited for the mutex.
-    const latest = current.kind === 'missing' ? await readLockFile(file) : current;
-    const who = latest.kind === 'held' ? describeHolder(latest.info) : 'another driver';
-    throw new LockedError(`locked by ${who}`, LOCKED_HINT);
+    const last = Math.max(await readFence(dir), found.kind === 'held' ? (found.info.fence ?? 0) : 0);
+    const holding = { ...newHolding(actor, leaseMs, clock()), fence: last + 1 };
+    // The counter moves first: a crash between the two writes skips a token, never repeats one.
+    await writeFileAtomic(join(dir, FENCE_FILE), `${holding.fence}\n`);
+    await writeFileAtomic(file, serialize(holding));
+    return new FileLock(dir, holding, leaseMs, clock);
   } finally {
     await release();
+  }
+}
+
+/** The last fencing token handed out in `dir` (0 before the first). */
+async function readFence(dir: string): Promise<number> {
+  try {
+    const n = Number((await readFile(join(dir, FENCE_FILE), 'utf8')).trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return 0;
+    throw error;
   }
 }
 

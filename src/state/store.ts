@@ -24,6 +24,12 @@ export interface LockInfo extends Actor {
   leaseExpiresAt: string;
   /** When the holder's process started (`processStart`), so a reused pid is not taken for it. */
   started?: string;
+  /**
+   * Fencing token: greater for every acquisition than for any before it on this backend. Routers
+   * that can carry it refuse a write made under an older one, so a driver that lost its lock
+   * while a write was in flight can never undo what the newer holder did.
+   */
+  fence?: number;
 }
 
 /** A held lock. */

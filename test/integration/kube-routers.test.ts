@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as delay } from 'node:timers/promises';
-import { OperationError, UsageError } from '../../src/errors.js';
+import { LockedError, OperationError, UsageError } from '../../src/errors.js';
 import { KubeApiError, type KubeClient, type KubeObject } from '../../src/kube/client.js';
 import { connectKube } from '../../src/kube/connect.js';
 import { rbacRules } from '../../src/kube/rbac.js';
@@ -141,6 +141,38 @@ describe('gateway-api router', () => {
     const live = await g.route();
     expect(live.spec.hostnames).toEqual(['added-meanwhile.example.com']);
     expect(weightedShares(live)).toEqual({ 'patient-api': 95, 'patient-api-canary': 5 });
+  });
+
+  it('refuses a write under an older fencing token, also when the newer holder writes between its read and its write', async () => {
+    let newer: (() => Promise<unknown>) | undefined;
+    const late = (kube: KubeClient): KubeClient =>
+      new Proxy(kube, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target) as unknown;
+          if (prop !== 'replace') return typeof value === 'function' ? value.bind(target) : value;
+          return async (p: string, object: KubeObject) => {
+            // the new lock holder writes after this (stale) driver read the route, once
+            const first = newer;
+            newer = undefined;
+            await first?.();
+            return target.replace(p, object);
+          };
+        },
+      });
+    const g = await gateway('gw-fence', {}, late);
+    await g.router.apply(step(5, { fence: 3 }));
+    expect((await g.route()).metadata.annotations?.['cutover.dev/fence']).toBe('3');
+    const holder = new GatewayApiRouter({ ...backends, httpRoute: 'patient-api', acceptTimeoutMs: 5_000, acceptPollMs: 50 }, g.kube);
+    newer = () => holder.apply(step(0, { fence: 4 }));
+    const stale = await g.router.apply(step(25, { fence: 3 })).then(() => undefined, (e: unknown) => e);
+    expect(stale).toBeInstanceOf(LockedError);
+    expect((stale as Error).message).toMatch(/last written under fencing token 4, newer than this driver's 3; nothing was written/);
+    const live = await g.route();
+    expect(weightedShares(live)).toEqual({ 'patient-api': 100, 'patient-api-canary': 0 });
+    expect(live.metadata.annotations?.['cutover.dev/fence']).toBe('4');
+    // A write without a token (an operator's repair outside any lock) neither checks nor lowers it.
+    await g.router.apply(step(1));
+    expect((await g.route()).metadata.annotations?.['cutover.dev/fence']).toBe('4');
   });
 
   it('concurrent appliers of one spec make exactly one write between them', async () => {
@@ -297,6 +329,16 @@ describe('ingress-nginx router', () => {
     await router.apply(step(0.5));
     expect(nginx(await canary())).toEqual({ canary: 'true', 'canary-weight': '5', 'canary-weight-total': '1000' });
     expect(await router.verify(step(0.5))).toMatchObject({ status: 'verified' });
+  });
+
+  it('refuses a write under an older fencing token than the canary Ingress was last written under', async () => {
+    const { router, canary } = await ingress('in-fence');
+    await router.apply(step(5, { fence: 9 }));
+    const before = await canary();
+    expect(before.metadata.annotations?.['cutover.dev/fence']).toBe('9');
+    await expect(router.apply(step(25, { fence: 8 }))).rejects.toBeInstanceOf(LockedError);
+    expect((await canary()).metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+    expect(nginx(await canary())).toEqual({ canary: 'true', 'canary-weight': '5' });
   });
 
   it('pins orgs to the canary by a header pattern, and drops it when the pins go', async () => {

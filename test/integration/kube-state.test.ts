@@ -152,6 +152,8 @@ describe('lock', () => {
     const later = store(ns, { clock: () => Date.now() + 60_000 });
     const taker = await later.acquireLock(actor(2), 30_000);
     expect(taker.info.owner).toBe('driver2@host2');
+    // The fencing token is the Lease's transitions counted from 1: the taker's is greater.
+    expect([old.info.fence, taker.info.fence]).toEqual([1, 2]);
 
     const lease = (await cluster.api<{ spec: Record<string, unknown>; metadata: { annotations: Record<string, string> } }>('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${NAME}`)).body;
     expect(lease.spec).toMatchObject({ holderIdentity: `driver2@host2/4202/${taker.info.token}`, leaseDurationSeconds: 30, leaseTransitions: 1 });

@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { OperationError, UsageError } from '../../src/errors.js';
+import { LockedError, OperationError, UsageError } from '../../src/errors.js';
 import type { NginxRouterOptions } from '../../src/routers/nginx-config.js';
 import { listNginxWorkers, NginxRouter } from '../../src/routers/nginx.js';
 import { findNginx, startNginx, type NginxProcess } from '../../src/sandbox/nginx-process.js';
@@ -175,6 +175,22 @@ describe('nginx router against real nginx', () => {
     const second = await router.apply(spec);
     expect(second).toEqual({ changed: false, generation: first.generation });
     await expect(router.verify(spec)).resolves.toMatchObject({ status: 'verified' });
+  });
+
+  it('refuses a table written under an older fencing token than the live one, and keeps the newer routing', async () => {
+    const newer = await router.apply({ weights: { v1: 100 }, fence: 7 });
+    expect((await router.read()).fence).toBe(7);
+    const stale = await router.apply({ weights: { v1: 90, v2: 10 }, fence: 6 }).then(() => undefined, (e: unknown) => e);
+    expect(stale).toBeInstanceOf(LockedError);
+    expect((stale as Error).message).toMatch(/fencing token 7, newer than this driver's 6; nothing was written/);
+    // The admin endpoint refuses it by itself too: a write already past the router's own check.
+    const text = `generation ${(newer.generation ?? 0) + 1}\nfence 6\nunpinned weighted\nweight v1 90\nweight v2 10\n`;
+    const put = await fetch(`http://${options.admin}/cutover/routes`, { method: 'PUT', body: text, signal: AbortSignal.timeout(5_000) });
+    expect([put.status, (await put.text()).trim()]).toEqual([409, 'stale fence 6: the live table was written under fence 7 by a newer lock holder']);
+    expect(await router.read()).toMatchObject({ weights: { v1: 100 }, fence: 7, generation: newer.generation });
+    // The same token or a newer one writes.
+    await expect(router.apply({ weights: { v1: 95, v2: 5 }, fence: 7 })).resolves.toMatchObject({ changed: true });
+    await expect(router.apply({ weights: { v1: 100 }, fence: 8 })).resolves.toMatchObject({ changed: true });
   });
 
   it('routes a pinned org by header and by cookie to its version, whatever the weights', async () => {

@@ -60,11 +60,12 @@ describe('documents in a ConfigMap', () => {
 describe('a Lease read as a holding', () => {
   const spec = { holderIdentity: 'alice@laptop/4242/t0k', leaseDurationSeconds: 30, acquireTime: '2026-11-22T06:15:42.123000Z', renewTime: '2026-11-22T06:15:52.000000Z' };
 
-  it('computes the expiry from renewTime and the duration, with owner, pid and host from annotations', () => {
+  it('computes the expiry from renewTime and the duration, with owner, pid and host from annotations and the fencing token from the transitions', () => {
     const annotations = { 'cutover.dev/owner': 'alice@laptop', 'cutover.dev/pid': '4242', 'cutover.dev/host': 'laptop', 'cutover.dev/token': 't0k' };
-    expect(holderOf({ metadata: { name: 'l', annotations }, spec })).toEqual({
+    expect(holderOf({ metadata: { name: 'l', annotations }, spec: { ...spec, leaseTransitions: 6 } })).toEqual({
       owner: 'alice@laptop', pid: 4242, host: 'laptop', token: 't0k',
       acquiredAt: '2026-11-22T06:15:42.123Z', renewedAt: '2026-11-22T06:15:52.000Z', leaseExpiresAt: '2026-11-22T06:16:22.000Z',
+      fence: 7,
     });
   });
 

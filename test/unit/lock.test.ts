@@ -56,6 +56,20 @@ describe('local driver lock', () => {
     expect(await store().lockHolder()).toEqual(taken.info);
   });
 
+  it('hands every acquisition a greater fencing token: after a release and after a takeover', async () => {
+    const first = await store().acquireLock(alice, LEASE);
+    expect(first.info.fence).toBe(1);
+    await first.release();
+    const second = await store().acquireLock(bob, LEASE);
+    expect(second.info.fence).toBe(2);
+    now += LEASE + 1;
+    const third = await store().acquireLock(carol, LEASE);
+    expect(third.info.fence).toBe(3);
+    await third.renew();
+    expect(third.info.fence).toBe(3);
+    expect((await store().lockHolder())?.fence).toBe(3);
+  });
+
   it('renewal extends the lease, so a renewing driver keeps its lock', async () => {
     const lock = await store().acquireLock(alice, LEASE);
     now += LEASE - 1_000;
