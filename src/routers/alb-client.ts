@@ -9,8 +9,10 @@
  * anything else is permanent and becomes an `AlbApiError` naming the ARN and what to check.
  */
 import {
+  AddTagsCommand,
   CreateRuleCommand,
   DeleteRuleCommand,
+  DescribeTagsCommand,
   DescribeListenersCommand,
   DescribeRulesCommand,
   DescribeTargetGroupsCommand,
@@ -92,10 +94,14 @@ export interface AlbClient {
   setRuleActions(ruleArn: string, actions: AlbAction[]): Promise<void>;
   /** Replace a rule's conditions, actions unchanged (one ModifyRule). */
   setRuleConditions(ruleArn: string, conditions: RuleCondition[]): Promise<void>;
-  /** Create a rule; returns its ARN. */
-  createRule(listenerArn: string, priority: number, conditions: RuleCondition[], actions: AlbAction[]): Promise<string>;
+  /** Create a rule, tagged with `tags` when given; returns its ARN. */
+  createRule(listenerArn: string, priority: number, conditions: RuleCondition[], actions: AlbAction[], tags?: Record<string, string>): Promise<string>;
   /** Delete a rule. */
   deleteRule(ruleArn: string): Promise<void>;
+  /** The tags of each resource (listeners, rules), in as few calls as the API allows. */
+  describeTags(arns: string[]): Promise<Record<string, Record<string, string>>>;
+  /** Add or overwrite tags on one resource. */
+  addTags(arn: string, tags: Record<string, string>): Promise<void>;
 }
 
 /** Where and how to reach ELBv2. Credentials always come from the default provider chain. */
@@ -211,9 +217,10 @@ export class SdkAlbClient implements AlbClient {
     await this.call(new ModifyRuleCommand({ RuleArn: ruleArn, Conditions: conditions }), ruleArn);
   }
 
-  /** One CreateRule. */
-  async createRule(listenerArn: string, priority: number, conditions: RuleCondition[], actions: AlbAction[]): Promise<string> {
-    const out = (await this.call(new CreateRuleCommand({ ListenerArn: listenerArn, Priority: priority, Conditions: conditions, Actions: actions.map(toSdkAction) }), listenerArn)) as RulesPage;
+  /** One CreateRule, its tags in the same call (so a rule never exists untagged). */
+  async createRule(listenerArn: string, priority: number, conditions: RuleCondition[], actions: AlbAction[], tags?: Record<string, string>): Promise<string> {
+    const Tags = tags ? Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) : undefined;
+    const out = (await this.call(new CreateRuleCommand({ ListenerArn: listenerArn, Priority: priority, Conditions: conditions, Actions: actions.map(toSdkAction), ...(Tags ? { Tags } : {}) }), listenerArn)) as RulesPage;
     const arn = out.Rules?.[0]?.RuleArn;
     if (!arn) throw new AlbApiError('InvalidResponse', listenerArn, 'CreateRule', 'the endpoint returned no rule ARN');
     return arn;
@@ -222,6 +229,24 @@ export class SdkAlbClient implements AlbClient {
   /** One DeleteRule. */
   async deleteRule(ruleArn: string): Promise<void> {
     await this.call(new DeleteRuleCommand({ RuleArn: ruleArn }), ruleArn);
+  }
+
+  /** DescribeTags, twenty resources a call (the API's most). */
+  async describeTags(arns: string[]): Promise<Record<string, Record<string, string>>> {
+    const out: Record<string, Record<string, string>> = {};
+    for (let i = 0; i < arns.length; i += 20) {
+      const page = arns.slice(i, i + 20);
+      const answer = (await this.call(new DescribeTagsCommand({ ResourceArns: page }), page[0]!)) as { TagDescriptions?: { ResourceArn?: string; Tags?: { Key?: string; Value?: string }[] }[] };
+      for (const d of answer.TagDescriptions ?? []) {
+        if (d.ResourceArn) out[d.ResourceArn] = Object.fromEntries((d.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+      }
+    }
+    return out;
+  }
+
+  /** One AddTags. */
+  async addTags(arn: string, tags: Record<string, string>): Promise<void> {
+    await this.call(new AddTagsCommand({ ResourceArns: [arn], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }), arn);
   }
 
   /** Send with retries for transient failures; permanent ones become AlbApiError naming `arn`. */

@@ -61,6 +61,6 @@ export function albRouterOptions(r: AlbRouterConfig): AlbRouterOptions {
 }
 
 /** The router over the real ELBv2 API. */
-export function createAlbRouter(r: AlbRouterConfig, env: NodeJS.ProcessEnv = process.env, leaseMs?: number, manageOrgs = true): AlbRouter {
-  return new AlbRouter({ ...albRouterOptions(r), manageOrgs }, new SdkAlbClient(albClientOptions(r, env, leaseMs)));
+export function createAlbRouter(r: AlbRouterConfig, service: string, env: NodeJS.ProcessEnv = process.env, leaseMs?: number, manageOrgs = true): AlbRouter {
+  return new AlbRouter({ ...albRouterOptions(r), manageOrgs, owner: service }, new SdkAlbClient(albClientOptions(r, env, leaseMs)));
 }

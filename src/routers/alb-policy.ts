@@ -36,16 +36,18 @@ export function albIamPolicy(r: AlbRouterConfig, config: Pick<Config, 'orgs'>): 
     {
       Sid: 'ReadListenerRulesAndTargetHealth',
       Effect: 'Allow',
-      Action: elb('DescribeListeners', 'DescribeRules', 'DescribeTargetGroups', 'DescribeTargetHealth'),
+      Action: elb('DescribeListeners', 'DescribeRules', 'DescribeTargetGroups', 'DescribeTargetHealth', 'DescribeTags'),
       Resource: '*',
     },
+    // The fencing token lives in a listener tag; rules Cutover creates are tagged in CreateRule.
+    { Sid: 'FenceTokenOnListener', Effect: 'Allow', Action: elb('AddTags'), Resource: [r.listenerArn] },
   ];
   if (!r.rule) statements.push({ Sid: 'ShiftWeightsOnDefaultAction', Effect: 'Allow', Action: elb('ModifyListener'), Resource: [r.listenerArn] });
   else if ('arn' in r.rule) statements.push({ Sid: 'ShiftWeightsOnRule', Effect: 'Allow', Action: elb('ModifyRule'), Resource: [r.rule.arn] });
   const managesRules = Boolean(config.orgs) || (r.rule !== undefined && !('arn' in r.rule));
   if (managesRules) {
     statements.push(
-      { Sid: 'CreateRulesOnListener', Effect: 'Allow', Action: elb('CreateRule'), Resource: [r.listenerArn, listenerRulesArn(r.listenerArn)] },
+      { Sid: 'CreateRulesOnListener', Effect: 'Allow', Action: elb('CreateRule', 'AddTags'), Resource: [r.listenerArn, listenerRulesArn(r.listenerArn)] },
       { Sid: 'ChangeRulesOfListener', Effect: 'Allow', Action: elb('ModifyRule', ...(config.orgs ? ['DeleteRule'] : [])), Resource: [listenerRulesArn(r.listenerArn)] },
     );
   }

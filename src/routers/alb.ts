@@ -16,7 +16,7 @@
  * ALB cannot hash a header, so `unpinned: weighted` is the weighted split per request (or per
  * client with target-group stickiness), not sticky per org as on nginx.
  */
-import { OperationError, UsageError } from '../errors.js';
+import { LockedError, OperationError, UsageError } from '../errors.js';
 import type { AlbAction, AlbClient, AlbRule, RuleCondition } from './alb-client.js';
 import { AlbApiError } from './alb-errors.js';
 import { ALB_LIMITS, albWeights, conditionValues, liveOrgRoutes, managedOrgRules, orgRuleConditions, percentWeights, planOrgRules, type OrgRule, type RuleWrite } from './alb-routes.js';
@@ -37,7 +37,19 @@ export interface AlbRouterOptions {
    * Cutover's: org-header rules someone else made are never read as pins, changed or deleted.
    */
   manageOrgs?: boolean;
+  /**
+   * The service this router writes for. With it, every rule Cutover creates is tagged
+   * `cutover:owner=<service>` in its CreateRule, only rules so tagged are read as pins, changed or
+   * deleted, and writes carry the driver's fencing token in the listener tag
+   * `cutover:fence:<service>`.
+   */
+  owner?: string;
 }
+
+/** Tag on every rule Cutover creates: the service it was made for. */
+export const OWNER_TAG = 'cutover:owner';
+/** Listener tag holding the newest fencing token a driver of `service` wrote under. */
+export const fenceTag = (service: string): string => `cutover:fence:${service}`;
 
 /** Everything read live in one pass. */
 interface LiveView {
@@ -45,6 +57,8 @@ interface LiveView {
   rules: AlbRule[];
   base: RuleCondition[];
   orgRules: OrgRule[];
+  /** Rules of the org-rule shape that Cutover did not make (no owner tag of this service). */
+  foreignOrgRules: OrgRule[];
 }
 
 /** Router over one ALB listener. */
@@ -79,8 +93,14 @@ export class AlbRouter implements Router {
     for (const v of Object.keys(desired)) this.targetGroupOf(v);
     const live = await this.readLive();
     const ruleWrites = this.planRules(live, spec);
+    const weightsDiffer = live.weighted.kind === 'missing' || !sameWeights(this.weightsOf(live), spec.weights);
+    if (!weightsDiffer && ruleWrites.length === 0) return { changed: false };
+    await this.fence(spec.fence);
     let changed = false;
-    let drift: string | undefined;
+    const drifts: string[] = [];
+    if (live.foreignOrgRules.length > 0) {
+      drifts.push(`${live.foreignOrgRules.length} rule(s) on the org header not made by Cutover (priorities ${live.foreignOrgRules.map((r) => r.priority).join(', ')}) route orgs ${live.foreignOrgRules.flatMap((r) => r.values).slice(0, 5).join(', ')}; they were left alone`);
+    }
     if (live.weighted.kind === 'missing') {
       await this.createWeightedRule(live.weighted.priority, desired, live.base);
       changed = true;
@@ -89,7 +109,7 @@ export class AlbRouter implements Router {
       // Target groups someone else put into the forward action are not Cutover's to keep
       // weighting, but their removal is said (event and audit record), never silent.
       const foreign = (liveActions.find((a) => a.forward)?.forward?.targetGroups ?? []).filter((t) => !this.versionByArn.has(t.targetGroupArn));
-      if (foreign.length) drift = `the forward action held target group${foreign.length > 1 ? 's' : ''} not under router.targetGroups (${foreign.map((t) => `${t.targetGroupArn} weight ${t.weight}`).join(', ')}); this write left ${foreign.length > 1 ? 'them' : 'it'} out`;
+      if (foreign.length) drifts.push(`the forward action held target group${foreign.length > 1 ? 's' : ''} not under router.targetGroups (${foreign.map((t) => `${t.targetGroupArn} weight ${t.weight}`).join(', ')}); this write left ${foreign.length > 1 ? 'them' : 'it'} out`);
       const actions = this.withForward(liveActions, desired);
       if (live.weighted.kind === 'listener') await this.client.setListenerActions(this.options.listenerArn, actions);
       else await this.client.setRuleActions(live.weighted.rule.arn, actions);
@@ -102,7 +122,27 @@ export class AlbRouter implements Router {
     if (check.status !== 'verified') {
       throw new OperationError(`the ALB listener ${this.options.listenerArn} does not read back as written: ${check.detail}`, '`deploy resume` writes it again');
     }
-    return { changed, ...(drift ? { drift } : {}) };
+    return { changed, ...(drifts.length ? { drift: drifts.join('; ') } : {}) };
+  }
+
+  /**
+   * Refuse a write under an older fencing token than the listener's tag holds, and raise the tag
+   * to ours before writing, so a driver that lost its lock sees the newer token at its next
+   * write. ELBv2 has no conditional write: a stale write already past this check can still land,
+   * which is why every attempt is also bounded well inside the lease the newer holder waited out.
+   */
+  private async fence(token: number | undefined): Promise<void> {
+    if (token === undefined || !this.options.owner) return;
+    const key = fenceTag(this.options.owner);
+    const tags = (await this.client.describeTags([this.options.listenerArn]))[this.options.listenerArn] ?? {};
+    const live = Number(tags[key]);
+    if (Number.isSafeInteger(live) && live > token) {
+      throw new LockedError(
+        `lock lost: the listener was last written under fencing token ${live}, newer than this driver's ${token}; nothing was written`,
+        'another driver now drives this rollout: stop here and run `deploy status` to see where it stands',
+      );
+    }
+    if (live !== token) await this.client.addTags(this.options.listenerArn, { [key]: String(token) });
   }
 
   /** The live routing: weights of the weighted route, pins and the unpinned rule. */
@@ -147,7 +187,7 @@ export class AlbRouter implements Router {
     const { rule } = this.options;
     if (weightsOnly && (!rule || 'arn' in rule)) {
       const weighted = rule ? { kind: 'rule' as const, rule: await this.client.describeRule(rule.arn) } : { kind: 'listener' as const, actions: (await this.client.describeListener(this.options.listenerArn)).actions };
-      return { weighted, rules: [], base: weighted.kind === 'rule' ? weighted.rule.conditions : [], orgRules: [] };
+      return { weighted, rules: [], base: weighted.kind === 'rule' ? weighted.rule.conditions : [], orgRules: [], foreignOrgRules: [] };
     }
     const listener = rule ? undefined : await this.client.describeListener(this.options.listenerArn);
     const rules = await this.client.describeRules(this.options.listenerArn);
@@ -161,8 +201,22 @@ export class AlbRouter implements Router {
       else weighted = { kind: 'missing', priority: rule.priority };
     }
     const base = weighted.kind === 'rule' ? weighted.rule.conditions : weighted.kind === 'missing' && rule && !('arn' in rule) ? (rule.conditions ?? []) : [];
-    const orgRules = this.options.manageOrgs === false ? [] : managedOrgRules(rules, base, this.options.orgHeader, (arn) => this.versionByArn.get(arn)).filter((r) => r.arn !== (weighted.kind === 'rule' ? weighted.rule.arn : ''));
-    return { weighted, rules, base, orgRules };
+    const shaped = this.options.manageOrgs === false ? [] : managedOrgRules(rules, base, this.options.orgHeader, (arn) => this.versionByArn.get(arn)).filter((r) => r.arn !== (weighted.kind === 'rule' ? weighted.rule.arn : ''));
+    const { own, foreign } = await this.byOwner(shaped);
+    return { weighted, rules, base, orgRules: own, foreignOrgRules: foreign };
+  }
+
+  /** Org-shaped rules split into those Cutover made for this service (tagged) and the others. */
+  private async byOwner(rules: OrgRule[]): Promise<{ own: OrgRule[]; foreign: OrgRule[] }> {
+    if (!this.options.owner || rules.length === 0) return { own: rules, foreign: [] };
+    const tags = await this.client.describeTags(rules.map((r) => r.arn));
+    const mine = (r: OrgRule) => tags[r.arn]?.[OWNER_TAG] === this.options.owner;
+    return { own: rules.filter(mine), foreign: rules.filter((r) => !mine(r)) };
+  }
+
+  /** Tags of a rule Cutover creates. */
+  private get ownTags(): Record<string, string> | undefined {
+    return this.options.owner ? { [OWNER_TAG]: this.options.owner } : undefined;
   }
 
   private weightsOf(live: LiveView) {
@@ -213,7 +267,7 @@ export class AlbRouter implements Router {
   }
 
   private async createWeightedRule(priority: number, weights: Record<string, number>, conditions: RuleCondition[]): Promise<void> {
-    await this.client.createRule(this.options.listenerArn, priority, conditions, this.withForward([], weights));
+    await this.client.createRule(this.options.listenerArn, priority, conditions, this.withForward([], weights), this.ownTags);
   }
 
   private forwardTo(version: string): AlbAction[] {
@@ -224,7 +278,7 @@ export class AlbRouter implements Router {
     switch (w.kind) {
       case 'create':
         try {
-          await this.client.createRule(this.options.listenerArn, w.priority, orgRuleConditions(base, this.options.orgHeader, w.values), this.forwardTo(w.version));
+          await this.client.createRule(this.options.listenerArn, w.priority, orgRuleConditions(base, this.options.orgHeader, w.values), this.forwardTo(w.version), this.ownTags);
         } catch (e) {
           // A create whose answer was lost lands anyway, and its retry then meets its own rule
           // (PriorityInUse): read back before calling it a failure.
@@ -250,7 +304,8 @@ export class AlbRouter implements Router {
   /** True when the listener has, at `priority`, the org rule for exactly `values` forwarding to `version`. */
   private async ruleIsLive(priority: number, values: string[], version: string, base: RuleCondition[]): Promise<boolean> {
     const rules = await this.client.describeRules(this.options.listenerArn).catch(() => []);
-    const found = managedOrgRules(rules, base, this.options.orgHeader, (arn) => this.versionByArn.get(arn)).find((r) => r.priority === priority);
+    const shaped = managedOrgRules(rules, base, this.options.orgHeader, (arn) => this.versionByArn.get(arn)).filter((r) => r.priority === priority);
+    const found = (await this.byOwner(shaped).catch(() => ({ own: [] as OrgRule[] }))).own[0];
     return found !== undefined && found.version === version && [...found.values].sort().join('\n') === [...values].sort().join('\n');
   }
 }

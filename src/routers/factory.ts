@@ -47,7 +47,7 @@ export async function createRouter(config: Config, dir: string): Promise<Router>
     case 'alb': {
       // The AWS SDK loads only here, so commands without an ALB never pay for it.
       const { createAlbRouter } = await import('./alb-config.js');
-      return createAlbRouter(r, process.env, config.state?.lease ?? DEFAULT_LEASE_MS, config.orgs !== undefined);
+      return createAlbRouter(r, config.service, process.env, config.state?.lease ?? DEFAULT_LEASE_MS, config.orgs !== undefined);
     }
     case 'gateway-api': {
       const [{ GatewayApiRouter }, { connectKube }] = await Promise.all([import('./gateway-api.js'), import('../kube/connect.js')]);

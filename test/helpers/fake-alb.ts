@@ -20,6 +20,8 @@ export const forwardTo = (arn: string, weight = 1): AlbAction => ({ type: 'forwa
 export class FakeAlbClient implements AlbClient {
   defaultActions: AlbAction[] = [forwardTo(TG.v1)];
   rules: AlbRule[] = [];
+  /** Tags by resource ARN. */
+  tags: Record<string, Record<string, string>> = {};
   health: Record<string, TargetHealth[]> = { [TG.v1]: [{ id: '10.0.0.1', port: 80, state: 'healthy' }], [TG.v2]: [{ id: '10.0.0.2', port: 80, state: 'healthy' }] };
   /** Operation names, in order. */
   log: string[] = [];
@@ -62,11 +64,21 @@ export class FakeAlbClient implements AlbClient {
   async setRuleConditions(arn: string, conditions: RuleCondition[]): Promise<void> {
     this.write('ModifyRule', () => (this.rule(arn).conditions = structuredClone(conditions)));
   }
-  async createRule(_listener: string, priority: number, conditions: RuleCondition[], actions: AlbAction[]): Promise<string> {
+  async createRule(_listener: string, priority: number, conditions: RuleCondition[], actions: AlbAction[], tags?: Record<string, string>): Promise<string> {
     if (this.rules.some((r) => r.priority === priority)) throw new AlbApiError('PriorityInUse', LISTENER, 'CreateRule', `priority ${priority} is in use`);
     const arn = `${LISTENER.replace(':listener/', ':listener-rule/')}/r${this.next++}`;
-    this.write('CreateRule', () => this.rules.push({ arn, priority, conditions: structuredClone(conditions), actions: structuredClone(actions) }));
+    this.write('CreateRule', () => {
+      this.rules.push({ arn, priority, conditions: structuredClone(conditions), actions: structuredClone(actions) });
+      if (tags) this.tags[arn] = { ...tags };
+    });
     return arn;
+  }
+  async describeTags(arns: string[]): Promise<Record<string, Record<string, string>>> {
+    this.log.push('DescribeTags');
+    return Object.fromEntries(arns.map((arn) => [arn, { ...this.tags[arn] }]));
+  }
+  async addTags(arn: string, tags: Record<string, string>): Promise<void> {
+    this.write('AddTags', () => (this.tags[arn] = { ...this.tags[arn], ...tags }));
   }
   async deleteRule(arn: string): Promise<void> {
     this.write('DeleteRule', () => (this.rules = this.rules.filter((r) => r.arn !== arn)));

@@ -58,13 +58,14 @@ describe('alb config', () => {
     const policy = JSON.parse(run.stdout);
     const rules = `${LISTENER.replace(':listener/', ':listener-rule/')}/*`;
     expect(policy.Statement).toEqual([
-      { Sid: 'ReadListenerRulesAndTargetHealth', Effect: 'Allow', Action: ['elasticloadbalancing:DescribeListeners', 'elasticloadbalancing:DescribeRules', 'elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTargetHealth'], Resource: '*' },
+      { Sid: 'ReadListenerRulesAndTargetHealth', Effect: 'Allow', Action: ['elasticloadbalancing:DescribeListeners', 'elasticloadbalancing:DescribeRules', 'elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTargetHealth', 'elasticloadbalancing:DescribeTags'], Resource: '*' },
+      { Sid: 'FenceTokenOnListener', Effect: 'Allow', Action: ['elasticloadbalancing:AddTags'], Resource: [LISTENER] },
       { Sid: 'ShiftWeightsOnDefaultAction', Effect: 'Allow', Action: ['elasticloadbalancing:ModifyListener'], Resource: [LISTENER] },
-      { Sid: 'CreateRulesOnListener', Effect: 'Allow', Action: ['elasticloadbalancing:CreateRule'], Resource: [LISTENER, rules] },
+      { Sid: 'CreateRulesOnListener', Effect: 'Allow', Action: ['elasticloadbalancing:CreateRule', 'elasticloadbalancing:AddTags'], Resource: [LISTENER, rules] },
       { Sid: 'ChangeRulesOfListener', Effect: 'Allow', Action: ['elasticloadbalancing:ModifyRule', 'elasticloadbalancing:DeleteRule'], Resource: [rules] },
     ]);
     writeFileSync(file, yaml(groups));
-    expect(JSON.parse((await runCli(['iam-policy', '-f', file])).stdout).Statement).toHaveLength(2);
+    expect(JSON.parse((await runCli(['iam-policy', '-f', file])).stdout).Statement).toHaveLength(3);
   });
 });
 
