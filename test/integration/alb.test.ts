@@ -366,33 +366,130 @@ describe('alb router: answers lost after the write', () => {
 });
 
 describe('alb router behind the fault proxy', () => {
+  /** The invariant: moto's listener (read straight from moto, not through the proxy) holds the recorded weights or the recorded intent's. */
+  async function expectRecordMatchesMoto(store: LocalStateStore<RolloutState>, context: string): Promise<RolloutState> {
+    const state = (await store.load())!;
+    const live = await alb.listenerWeights();
+    const same = (w: Record<string, number>) => JSON.stringify(Object.fromEntries(Object.entries(w).filter(([, x]) => x > 0))) === JSON.stringify(Object.fromEntries(Object.entries(live).filter(([, x]) => x > 0)));
+    expect(same(state.weights) || (state.intent !== undefined && same(state.intent.weights)), `${context}: listener ${JSON.stringify(live)} vs ${JSON.stringify(state.weights)} / ${JSON.stringify(state.intent?.weights)}`).toBe(true);
+    return state;
+  }
+
+  /** A retry as SdkAlbClient's onRetry reports it, with the error's name and HTTP status. */
+  type Retry = { operation: string; code: string; status?: number; delayMs: number };
+
+  /** A client through the proxy whose every reported retry lands in `retries`. */
+  function clientVia(proxy: { address: string }, retries: Retry[] = [], budget = 2) {
+    return new SdkAlbClient({ region: REGION, endpointUrl: `http://${proxy.address}`, minDelayMs: 5, maxDelayMs: 20, retries: budget, requestTimeoutMs: 500 }, undefined, (operation, error, delayMs) =>
+      retries.push({ operation, code: error.name, status: (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode, delayMs }),
+    );
+  }
+
+  const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+
   it.each(['hang', 'reset', 'lose-answer'] as const)('%s in front of moto: the record matches the listener; an abort during the fault lands once it answers', async (mode) => {
     const { startFaultProxy } = await import('../../src/sandbox/fault-proxy.js');
     const proxy = await startFaultProxy(new URL(moto.url).host);
     try {
-      const client = new SdkAlbClient({ region: REGION, endpointUrl: `http://${proxy.address}`, minDelayMs: 5, maxDelayMs: 20, retries: 2, requestTimeoutMs: 500 });
+      const client = clientVia(proxy);
       const router = new AlbRouter({ listenerArn: alb.listenerArn, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: 100 }, client);
       const { deps, store } = engine(router);
       const plan = planCanary({ steps: [{ weight: 10, hold: 0 }, { weight: 50, hold: 600_000 }, { weight: 100 }] });
       let s = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps), deps);
       expect(await alb.listenerWeights()).toEqual({ v1: 90, v2: 10 });
-      const consistent = async () => {
-        const state = (await store.load())!;
-        const live = await alb.listenerWeights();
-        const same = (w: Record<string, number>) => JSON.stringify(Object.fromEntries(Object.entries(w).filter(([, x]) => x > 0))) === JSON.stringify(Object.fromEntries(Object.entries(live).filter(([, x]) => x > 0)));
-        expect(same(state.weights) || (state.intent !== undefined && same(state.intent.weights)), `${mode}: listener ${JSON.stringify(live)} vs ${JSON.stringify(state.weights)} / ${JSON.stringify(state.intent?.weights)}`).toBe(true);
-        return state;
-      };
       proxy.mode = mode;
       await expect(tick(s, deps)).rejects.toThrow();
-      s = await consistent();
+      s = await expectRecordMatchesMoto(store, mode);
       await expect(rollback(s, 'abort', 'incident', deps)).rejects.toThrow();
-      s = await consistent();
+      s = await expectRecordMatchesMoto(store, mode);
       proxy.mode = 'pass';
       s = await tick(s, deps);
       s = await rollback(s, 'abort', 'incident', deps);
       expect([s.phase, await alb.listenerWeights()]).toEqual(['aborted', { v1: 100 }]);
-      await consistent();
+      await expectRecordMatchesMoto(store, mode);
+    } finally {
+      await proxy.stop();
+    }
+  }, 60_000);
+
+  it('throttling answered by the proxy on ModifyListener during a step: every retry is reported, the step ends with its weights written, and the record equals the listener', async () => {
+    const { queryAction, startFaultProxy } = await import('../../src/sandbox/fault-proxy.js');
+    const proxy = await startFaultProxy(new URL(moto.url).host);
+    try {
+      const retries: Retry[] = [];
+      const client = clientVia(proxy, retries, 4);
+      const router = new AlbRouter({ listenerArn: alb.listenerArn, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: 100 }, client);
+      const { deps, store } = engine(router);
+      const plan = planCanary({ steps: [{ weight: 10, hold: 0 }, { weight: 50, hold: 600_000 }, { weight: 100 }] });
+      let s = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps), deps);
+      expect(await alb.listenerWeights()).toEqual({ v1: 90, v2: 10 });
+      expect(retries).toEqual([]);
+      const before = { attempts: client.attempts.ModifyListener ?? 0, calls: client.calls.ModifyListener ?? 0 };
+
+      // The next three ModifyListener requests are throttled by the proxy, the rest pass to moto.
+      proxy.failNext('throttle', 3, (request) => queryAction(request) === 'ModifyListener');
+      s = await tick(s, deps);
+      expect([proxy.faulted, proxy.pending]).toEqual([3, 0]);
+      expect(retries.map((r) => [r.operation, r.code, r.status])).toEqual([
+        ['ModifyListener', 'Throttling', 400],
+        ['ModifyListener', 'Throttling', 400],
+        ['ModifyListener', 'Throttling', 400],
+      ]);
+      expect(retries.every((r) => r.delayMs >= 5 && r.delayMs <= 20)).toBe(true);
+      // One logical write, four attempts; and no attempt anywhere went unreported.
+      expect([client.calls.ModifyListener! - before.calls, client.attempts.ModifyListener! - before.attempts]).toEqual([1, 4]);
+      expect(total(client.attempts) - total(client.calls)).toBe(retries.length);
+
+      expect([s.phase, s.step, s.weights, s.intent]).toEqual(['holding', 1, { v1: 50, v2: 50 }, undefined]);
+      const recorded = (await store.load())!;
+      expect([recorded.phase, recorded.weights, recorded.intent]).toEqual(['holding', { v1: 50, v2: 50 }, undefined]);
+      expect(await alb.listenerWeights()).toEqual(recorded.weights);
+      expect(await alb.rules()).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+  }, 60_000);
+
+  it('5xx from the proxy on ModifyListener past the retry budget: the step fails with every retry reported, the record matches the listener; an abort during the fault lands once it answers', async () => {
+    const { queryAction, startFaultProxy } = await import('../../src/sandbox/fault-proxy.js');
+    const proxy = await startFaultProxy(new URL(moto.url).host);
+    try {
+      const retries: Retry[] = [];
+      const client = clientVia(proxy, retries, 2);
+      const router = new AlbRouter({ listenerArn: alb.listenerArn, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: 100 }, client);
+      const { deps, store } = engine(router);
+      const plan = planCanary({ steps: [{ weight: 10, hold: 0 }, { weight: 50, hold: 600_000 }, { weight: 100 }] });
+      let s = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps), deps);
+      expect(await alb.listenerWeights()).toEqual({ v1: 90, v2: 10 });
+
+      // Every write answers 503 from now on; reads still reach moto.
+      proxy.failNext('error-5xx', Infinity, (request) => queryAction(request) === 'ModifyListener');
+      await expect(tick(s, deps)).rejects.toThrow(/ELBv2 ModifyListener on .*: ServiceUnavailable: Service is unavailable/);
+      // The first attempt and both retries met the 503, and both retries were reported.
+      expect(proxy.faulted).toBe(3);
+      expect(retries.map((r) => [r.operation, r.code, r.status])).toEqual([
+        ['ModifyListener', 'ServiceUnavailable', 503],
+        ['ModifyListener', 'ServiceUnavailable', 503],
+      ]);
+      s = await expectRecordMatchesMoto(store, 'error-5xx, step write');
+      expect([s.phase, s.weights, s.intent?.weights]).toEqual(['progressing', { v1: 90, v2: 10 }, { v1: 50, v2: 50 }]);
+      expect(await alb.listenerWeights()).toEqual({ v1: 90, v2: 10 });
+
+      // The abort during the fault reads the listener, but its write meets the 503 too: it stays
+      // owed, and nothing the listener does not hold is recorded.
+      await expect(rollback(s, 'abort', 'incident', deps)).rejects.toThrow(/ModifyListener.*ServiceUnavailable/);
+      expect([proxy.faulted, retries.length]).toEqual([6, 4]);
+      expect(total(client.attempts) - total(client.calls)).toBe(retries.length);
+      s = await expectRecordMatchesMoto(store, 'error-5xx, abort during the fault');
+      expect(s.phase).not.toBe('aborted');
+      expect(await alb.listenerWeights()).toEqual({ v1: 90, v2: 10 });
+
+      proxy.mode = 'pass';
+      s = await tick(s, deps);
+      s = await rollback(s, 'abort', 'incident', deps);
+      expect([s.phase, s.weights, await alb.listenerWeights()]).toEqual(['aborted', { v1: 100 }, { v1: 100 }]);
+      await expectRecordMatchesMoto(store, 'error-5xx, after the abort');
+      expect([proxy.faulted, retries.length]).toEqual([6, 4]);
     } finally {
       await proxy.stop();
     }
