@@ -9,7 +9,7 @@ import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MIN_REQUESTS } from '
 import { ladderDecision, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
 import { customQuery, selector, type QueryScope } from './queries.js';
-import { renderTemplate } from './providers/prometheus.js';
+import { renderTemplate } from '../metrics/prometheus/client.js';
 import type { MetricsProvider, RangeAnswer, Verdict } from './types.js';
 
 /** One check of a replay. */

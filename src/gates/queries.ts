@@ -5,7 +5,7 @@
  * window is a plain number of seconds, so no config value can change a query's shape.
  */
 import type { GateConfig, PrometheusConfig } from '../config/schema.js';
-import { escapeLabelValue, renderTemplate } from './providers/prometheus.js';
+import { escapeLabelValue, renderTemplate } from '../metrics/prometheus/client.js';
 
 /** What a query is about: whose traffic, over which window. */
 export interface QueryScope {

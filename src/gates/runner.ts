@@ -18,8 +18,8 @@ import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MAX_SLOW_INCREASE } f
 export async function createProvider(config: Config): Promise<MetricsProvider> {
   // Journeys need no metrics: a config with only them has no Prometheus, and nothing asks it.
   if (!config.prometheus) return NO_METRICS;
-  const { PrometheusProvider } = await import('./providers/prometheus.js');
-  return new PrometheusProvider({ url: config.prometheus.url, timeoutMs: config.prometheus.timeout ?? 5_000, retries: 2 });
+  const { PrometheusClient } = await import('../metrics/prometheus/client.js');
+  return new PrometheusClient({ url: config.prometheus.url, timeoutMs: config.prometheus.timeout ?? 5_000, retries: 2 });
 }
 
 const NO_METRICS: MetricsProvider = {

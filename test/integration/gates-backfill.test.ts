@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GateConfig, PrometheusConfig } from '../../src/config/schema.js';
 import { evaluateGate } from '../../src/gates/evaluate.js';
-import { PrometheusProvider } from '../../src/gates/providers/prometheus.js';
+import { PrometheusClient } from '../../src/metrics/prometheus/client.js';
 import { backfillOpenMetrics, startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 import { DEPLOY, jsonLines } from '../helpers/sandbox.js';
 
@@ -66,14 +66,14 @@ function openMetrics(): string {
 
 let dir: string;
 let prometheus: PrometheusProcess;
-let provider: PrometheusProvider;
+let provider: PrometheusClient;
 const prom: PrometheusConfig = { url: '', labels: { job: JOB } };
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'cutover-gates-'));
   await backfillOpenMetrics({ dataDir: path.join(dir, 'prom'), openmetrics: openMetrics() });
   prometheus = await startPrometheus({ dataDir: path.join(dir, 'prom') });
-  provider = new PrometheusProvider({ url: prometheus.url, timeoutMs: 2_000, retries: 1 });
+  provider = new PrometheusClient({ url: prometheus.url, timeoutMs: 2_000, retries: 1 });
   prom.url = prometheus.url;
 });
 afterAll(async () => {

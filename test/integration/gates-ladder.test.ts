@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GateConfig, PrometheusConfig } from '../../src/config/schema.js';
 import { evaluateGate } from '../../src/gates/evaluate.js';
 import type { LadderMemory } from '../../src/gates/ladder.js';
-import { PrometheusProvider } from '../../src/gates/providers/prometheus.js';
+import { PrometheusClient } from '../../src/metrics/prometheus/client.js';
 import type { GateResult } from '../../src/gates/types.js';
 import { backfillOpenMetrics, startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 import { planCanary } from '../../strategies/canary.js';
@@ -72,7 +72,7 @@ function histogram(job: string, candidate: string, slowRate: number, faultAt = N
 
 let dir: string;
 let prometheus: PrometheusProcess;
-let provider: PrometheusProvider;
+let provider: PrometheusClient;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'cutover-ladder-'));
@@ -88,7 +88,7 @@ beforeAll(async () => {
   ].join('\n');
   await backfillOpenMetrics({ dataDir: path.join(dir, 'prom'), openmetrics });
   prometheus = await startPrometheus({ dataDir: path.join(dir, 'prom') });
-  provider = new PrometheusProvider({ url: prometheus.url, timeoutMs: 2_000, retries: 1 });
+  provider = new PrometheusClient({ url: prometheus.url, timeoutMs: 2_000, retries: 1 });
 });
 afterAll(async () => {
   await prometheus?.stop();

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PrometheusProvider, renderTemplate } from '../../src/gates/providers/prometheus.js';
+import { PrometheusClient, renderTemplate } from '../../src/metrics/prometheus/client.js';
 import { backfillOpenMetrics, startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 
 const STEP_S = 15;
@@ -71,13 +71,13 @@ function prometheusIncrease(points: Point[], atS: number, rangeS: number): numbe
 
 let dataDir: string;
 let prometheus: PrometheusProcess;
-let provider: PrometheusProvider;
+let provider: PrometheusClient;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'cutover-prom-'));
   await backfillOpenMetrics({ dataDir, openmetrics: openMetrics() });
   prometheus = await startPrometheus({ dataDir });
-  provider = new PrometheusProvider({ url: prometheus.url, timeoutMs: 2_000, retries: 1 });
+  provider = new PrometheusClient({ url: prometheus.url, timeoutMs: 2_000, retries: 1 });
 });
 
 afterAll(async () => {
@@ -87,7 +87,7 @@ afterAll(async () => {
 
 const V1_INCREASE = 'sum(increase(http_requests_total{version="v1"}[10m]))';
 
-describe('PrometheusProvider against a real Prometheus', () => {
+describe('PrometheusClient against a real Prometheus', () => {
   it('counts increase across a counter reset, exactly on the sample grid', async () => {
     const answer = await provider.query(V1_INCREASE, END_S * 1000);
     // 40 steps in the window: 40 × 3 for the 200s despite their reset, 10 bursts × 4 for the 500s.
@@ -140,7 +140,7 @@ describe('PrometheusProvider against a real Prometheus', () => {
     prometheus.kill();
     await prometheus.exited;
     const delays: number[] = [];
-    const impatient = new PrometheusProvider({ url: prometheus.url, timeoutMs: 500, retries: 2 }, { sleep: async (ms) => void delays.push(ms) });
+    const impatient = new PrometheusClient({ url: prometheus.url, timeoutMs: 500, retries: 2 }, { sleep: async (ms) => void delays.push(ms) });
     const down = await impatient.query(V1_INCREASE, END_S * 1000);
     expect(down.kind).toBe('unreachable');
     expect(down.kind === 'unreachable' && down.message).toMatch(/after 3 attempts: .*ECONNREFUSED/);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { escapeLabelValue, PrometheusProvider, renderTemplate } from '../../src/gates/providers/prometheus.js';
+import { escapeLabelValue, PrometheusClient, renderTemplate } from '../../src/metrics/prometheus/client.js';
 
 type Reply = Response | Error;
 
@@ -27,14 +27,14 @@ const networkError = () => new TypeError('fetch failed', { cause: { code: 'ECONN
 function provider(replies: Reply[], options: { retries?: number; headers?: Record<string, string> } = {}) {
   const delays: number[] = [];
   const fake = scriptedFetch(replies);
-  const prom = new PrometheusProvider(
+  const prom = new PrometheusClient(
     { url: 'http://127.0.0.1:9090/prom', ...options },
     { fetch: fake.fetch, sleep: async (ms) => void delays.push(ms) },
   );
   return { prom, delays, calls: fake.calls };
 }
 
-describe('PrometheusProvider', () => {
+describe('PrometheusClient', () => {
   it('POSTs the query as a form and parses a vector', async () => {
     const { prom, calls } = provider([vector([{ metric: { version: 'v2' }, value: [1700000000, '0.25'] }])], {
       headers: { authorization: 'Bearer t' },
@@ -123,7 +123,7 @@ describe('PrometheusProvider', () => {
 
   it('does not retry other client errors and keeps credentials out of messages', async () => {
     const fake = scriptedFetch([new Response('no', { status: 401 })]);
-    const prom = new PrometheusProvider({ url: 'http://user:secret@127.0.0.1:9090' }, { fetch: fake.fetch, sleep: async () => {} });
+    const prom = new PrometheusClient({ url: 'http://user:secret@127.0.0.1:9090' }, { fetch: fake.fetch, sleep: async () => {} });
     const answer = await prom.query('up');
     expect(answer).toMatchObject({ kind: 'unreachable' });
     expect(JSON.stringify(answer)).not.toContain('secret');

@@ -9,7 +9,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import { UsageError } from '../../errors.js';
-import type { MetricsProvider, QueryAnswer, RangeAnswer, RangeSeries, Sample } from '../types.js';
+import type { MetricsProvider, QueryAnswer, RangeAnswer, RangeSeries, Sample } from '../../gates/types.js';
 
 /** Where Prometheus is and how patiently to ask it. */
 export interface PrometheusOptions {
@@ -44,8 +44,8 @@ interface ApiData {
 
 type Failure = Extract<QueryAnswer, { kind: 'query-error' | 'unreachable' }>;
 
-/** Reads gate metrics from one Prometheus server. */
-export class PrometheusProvider implements MetricsProvider {
+/** Sends PromQL to one Prometheus server. */
+export class PrometheusClient implements MetricsProvider {
   private readonly base: URL;
   private readonly fetch: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;
