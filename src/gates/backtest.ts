@@ -8,8 +8,8 @@ import type { GateConfig, PrometheusConfig } from '../config/schema.js';
 import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MIN_REQUESTS } from './evaluate.js';
 import { ladderDecision, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
-import { customQuery, selector, type QueryScope } from './queries.js';
-import { renderTemplate } from '../metrics/prometheus/client.js';
+import { customQuery, type QueryScope } from '../metrics/prometheus/queries.js';
+import { renderTemplate, selector } from '../metrics/prometheus/promql.js';
 import type { MetricsProvider, RangeAnswer, Verdict } from './types.js';
 
 /** One check of a replay. */

@@ -9,7 +9,7 @@ import { DEFAULT_JOURNEY_MAX_INCREASE, emptyJourneyMemory, journeyBase, runJourn
 import { emptyMemory, ladderDecision, lookSpacing, planMargins, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
 import { checkPerOrg, perOrgQueries } from './per-org.js';
-import { customQuery, errorRateQueries, latencyQueries, slowQueries, type QueryScope } from './queries.js';
+import { customQuery, errorRateQueries, latencyQueries, slowQueries, type QueryScope } from '../metrics/prometheus/queries.js';
 import type { GateResult, MetricsProvider, QueryAnswer, Verdict } from './types.js';
 
 /** Where and when gates look. */

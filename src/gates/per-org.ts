@@ -6,7 +6,7 @@
  */
 import type { GateConfig, PrometheusConfig } from '../config/schema.js';
 import { errorRateDecision, type ErrorRateEvidence } from './stats.js';
-import { selector, windowText } from './queries.js';
+import { selector, windowText } from '../metrics/prometheus/promql.js';
 import type { MetricsProvider, QueryAnswer } from './types.js';
 
 /** The first org whose rate fails, or an error, or nothing. */

@@ -8,7 +8,7 @@ import type { GateRunner } from '../engine/machine.js';
 import type { Plan, Traffic } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import { OperationError, UsageError } from '../errors.js';
-import { customQuery, errorRateQueries, latencyQueries, slowQueries, type QueryScope } from './queries.js';
+import { customQuery, errorRateQueries, latencyQueries, slowQueries, type QueryScope } from '../metrics/prometheus/queries.js';
 import { evaluateGates } from './evaluate.js';
 import { planMargins, requestsForMargin } from './ladder.js';
 import type { MetricsProvider } from './types.js';

@@ -7,7 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PrometheusClient, renderTemplate } from '../../src/metrics/prometheus/client.js';
+import { PrometheusClient } from '../../src/metrics/prometheus/client.js';
+import { renderTemplate } from '../../src/metrics/prometheus/promql.js';
 import { backfillOpenMetrics, startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 
 const STEP_S = 15;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { escapeLabelValue, PrometheusClient, renderTemplate } from '../../src/metrics/prometheus/client.js';
+import { PrometheusClient } from '../../src/metrics/prometheus/client.js';
+import { escapeLabelValue, renderTemplate } from '../../src/metrics/prometheus/promql.js';
 
 type Reply = Response | Error;
 

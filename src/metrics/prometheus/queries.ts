@@ -4,8 +4,8 @@
  * override them with templates. Every label value is escaped before it enters a query, and the
  * window is a plain number of seconds, so no config value can change a query's shape.
  */
-import type { GateConfig, PrometheusConfig } from '../config/schema.js';
-import { escapeLabelValue, renderTemplate } from '../metrics/prometheus/client.js';
+import type { GateConfig, PrometheusConfig } from '../../config/schema.js';
+import { escapeLabelValue, renderTemplate, selector, windowText } from './promql.js';
 
 /** What a query is about: whose traffic, over which window. */
 export interface QueryScope {
@@ -18,20 +18,6 @@ export interface QueryScope {
   windowSeconds: number;
   /** Shift the window into the past (for a baseline taken before the step), whole seconds. */
   offsetSeconds?: number;
-}
-
-/** `{version="v2",job="patient-api"}` with every value escaped. */
-export function selector(prom: PrometheusConfig | undefined, version: string, extra = ''): string {
-  const label = prom?.versionLabel ?? 'version';
-  const matchers = [`${label}="${escapeLabelValue(version)}"`];
-  for (const [k, v] of Object.entries(prom?.labels ?? {})) matchers.push(`${k}="${escapeLabelValue(v)}"`);
-  if (extra) matchers.push(extra);
-  return `{${matchers.join(',')}}`;
-}
-
-/** A window as PromQL writes it (`300s`): whole seconds, at least one. */
-export function windowText(seconds: number): string {
-  return `${Math.max(1, Math.round(seconds))}s`;
 }
 
 function range(scope: QueryScope): string {
