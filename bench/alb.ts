@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { rollback, startRollout, tick, type EngineDeps } from '../src/engine/machine.js';
 import { validateState, type RolloutState } from '../src/engine/state.js';
-import { AlbRouter } from '../src/routers/alb.js';
-import { SdkAlbClient } from '../src/routers/alb-client.js';
+import { AlbRouter } from '../src/routers/alb/router.js';
+import { SdkAlbClient } from '../src/routers/alb/client.js';
 import { createAlb, REGION, useEmulatorCredentials } from '../src/sandbox/alb-fixture.js';
 import { startMoto } from '../src/sandbox/moto-process.js';
-import { LocalStateStore } from '../src/state/local.js';
+import { LocalStateStore } from '../src/state/local/store.js';
 import { planCanary } from '../strategies/canary.js';
 
 const runs = Number(process.env.BENCH_ALB_RUNS ?? 20);

@@ -1,4 +1,5 @@
 /** `deploy plan`: the steps a rollout of this config would take, and what each step's gates need. */
+import { chosenProviders } from '../src/providers/chosen.js';
 import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
 import { formatDuration } from '../src/config/units.js';
 import type { StepMargin } from '../src/gates/runner.js';
@@ -31,7 +32,7 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
     margins = stepMargins(config, plan);
   }
   // Stated before any rollout: specs over this limit are refused when a step would write them.
-  const routerLimit = config.router.type === 'ingress-nginx' && config.orgs ? (await import('../src/routers/ingress-nginx-routes.js')).ORG_LIMIT : undefined;
+  const routerLimit = chosenProviders(config).router.planNote?.(config.router, config);
   const short = margins.filter((m) => m.requestsExpected !== undefined && m.requestsExpected < m.requestsNeeded);
   const lines = plan.steps.map((s) => {
     const head = `  ${String(s.index + 1).padStart(2)}. ${s.orgs ? `${String(s.orgs.length).padStart(5)} orgs${s.weight === 100 ? ' and all traffic' : ''}` : `${String(s.weight).padStart(5)}%`}  hold ${s.holdMs ? formatDuration(s.holdMs) : '-'}${s.gates.length ? `  gates ${s.gates.join(', ')}` : ''}${s.pause ? '  then pause for `deploy promote`' : ''}`;

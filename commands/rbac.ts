@@ -17,7 +17,7 @@ const NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 export async function run(opts: RbacOptions, io: Io): Promise<number> {
   const { config, path } = await openProject(opts, io.clock);
   if (rbacRules(config).length === 0) {
-    throw new UsageError(`${path} uses no Kubernetes router, workload or state, so it needs no Role`, 'only router gateway-api or ingress-nginx, workload kubernetes and state kubernetes do');
+    throw new UsageError(`${path} uses no Kubernetes router, workload or state, so it needs no Role`, 'the Kubernetes routers (gateway-api, ingress-nginx), workload kubernetes and state kubernetes do');
   }
   const given = [opts.serviceAccount, opts.user, opts.group].filter((v) => v !== undefined);
   if (given.length > 1) throw new UsageError('name one subject: --service-account, --user or --group');

@@ -2,6 +2,7 @@
  * The strategy a config names, turned into a plan. Pure apart from reading the org directory
  * file, which the org-waves plan needs.
  */
+import { readinessTimeoutOf } from '../src/providers/chosen.js';
 import type { Config } from '../src/config/schema.js';
 import type { Plan } from '../src/engine/plan.js';
 import { loadOrgDirectory } from '../src/orgs/directory.js';
@@ -12,8 +13,8 @@ import { planOrgWaves } from './org-waves.js';
 /** The plan of `config` (canary unless orgWaves or blueGreen is chosen); `dir` resolves orgs.file. */
 export function planFor(config: Config, dir: string): Plan {
   const plan = strategyPlan(config, dir);
-  // A Kubernetes workload's progress deadline bounds every wait for ready pods.
-  const deadline = config.workload?.type === 'kubernetes' ? config.workload.progressDeadline : undefined;
+  // A workload's readiness deadline (Kubernetes: its progress deadline) bounds every wait for ready servers.
+  const deadline = readinessTimeoutOf(config);
   return deadline !== undefined ? { ...plan, readinessTimeoutMs: deadline } : plan;
 }
 

@@ -6,11 +6,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { drive } from '../engine/driver.js';
 import { emit, type EngineDeps } from '../engine/machine.js';
 import type { RolloutState } from '../engine/state.js';
-import { createRouter } from '../routers/factory.js';
-import { createWorkload } from '../workloads/factory.js';
+import { createRouter, createWorkload } from '../providers/chosen.js';
 import type { Router } from '../routers/router.js';
 import { currentActor } from '../state/actor.js';
 import type { Lock } from '../state/store.js';
+import type { EngineEvent } from '../engine/events.js';
+import type { ProviderEvent } from '../providers/provider.js';
 import { checkIntervalOf } from '../../strategies/index.js';
 import type { Io, Project } from './context.js';
 import { excessFailuresOf } from '../gates/types.js';
@@ -35,15 +36,16 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * For one-shot moves (abort, pause) when no driver is running.
  */
 export async function actUnderLock<T>(project: Project, io: Io, act: (state: RolloutState | undefined, deps: EngineDeps) => Promise<T>): Promise<T> {
-  const router = await createRouter(project.config, project.dir);
+  const events = eventsOf(project, io);
+  const router = await createRouter(project, events.report, io.clock);
   await router.preflight();
-  const workload = await createWorkload(project.config);
+  const workload = await createWorkload(project, io.clock);
   await workload?.preflight();
   const actor = currentActor();
   const lock = await project.store.acquireLock(actor, project.leaseMs);
   try {
     const routes = await routeSource(project);
-    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, fence: () => renewed(lock), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) });
+    return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: events.emit, actor, fence: () => renewed(lock), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) });
   } finally {
     await lock.release();
   }
@@ -62,9 +64,10 @@ export async function driveUnderLock(
   routerOverride?: Router,
   detach?: AbortSignal,
 ): Promise<number> {
-  const router = routerOverride ?? (await createRouter(project.config, project.dir));
+  const events = eventsOf(project, io);
+  const router = routerOverride ?? (await createRouter(project, events.report, io.clock));
   await router.preflight();
-  const workload = await createWorkload(project.config);
+  const workload = await createWorkload(project, io.clock);
   await workload?.preflight();
   const actor = currentActor();
   const lock = await project.store.acquireLock(actor, project.leaseMs);
@@ -77,7 +80,7 @@ export async function driveUnderLock(
   try {
     const gates = project.config.gates?.length ? await (await import('../gates/runner.js')).createGateRunner(project.config) : undefined;
     const routes = await routeSource(project);
-    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: (e) => io.out.event(e), actor, fence: () => renewed(lock), ...(gates ? { gates } : {}), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) };
+    const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: events.emit, actor, fence: () => renewed(lock), ...(gates ? { gates } : {}), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) };
     const state = await firstMove(await project.store.load(), deps);
     const result = await drive(state, {
       ...deps,
@@ -115,4 +118,19 @@ export async function driveUnderLock(
 async function renewed(lock: Lock): Promise<number | undefined> {
   await lock.renew();
   return lock.info.fence;
+}
+
+/**
+ * Where a command's events go: the engine's as they are, and what providers report (a retried
+ * call) as events of the rollout last heard of.
+ */
+function eventsOf(project: Project, io: Io): { emit: (e: EngineEvent) => void; report: (e: ProviderEvent) => void } {
+  let rolloutId = '';
+  return {
+    emit: (e) => {
+      rolloutId = e.rolloutId;
+      io.out.event(e);
+    },
+    report: (e) => io.out.event({ ...e, at: new Date(io.clock()).toISOString(), service: project.config.service, rolloutId }),
+  };
 }

@@ -3,61 +3,13 @@
  * generates the JSON Schema that `deploy schema` prints for editors.
  */
 import { z } from 'zod';
-import { parseDuration, parsePercent } from './units.js';
+import { awsConnection } from '../aws/connection.js';
+import { chosenProviders } from '../providers/chosen.js';
+import type { Issue, ProviderBase } from '../providers/provider.js';
+import { routers, states, workloads } from '../providers/registry.js';
+import { duration, hostPort, interval, kubeName, name, orgId, percent } from './fields.js';
 
-/** Version and service names: safe in file names, nginx upstream names and label values. */
-export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-const name = (what: string) =>
-  z.string().regex(NAME_PATTERN, `must be a ${what} name: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit`);
-
-/** The longest duration deploy.yaml accepts: a year (past it, dates overflow and nothing is meant). */
-const MAX_DURATION_MS = 366 * 86_400_000;
-
-/** A bad value as a message shows it: quoted, and cut short when it is long. */
-export const shown = (value: unknown): string => {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
-  return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}…` : text);
-};
-
-const durationBetween = (minMs: number, minText: string) =>
-  z
-    .union([z.string(), z.literal(0)])
-    .transform((value, ctx) => {
-      const ms = typeof value === 'number' ? 0 : parseDuration(value);
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `must be a duration with a unit, like 30s, 10m or 1h30m (got ${shown(value)})` });
-        return z.NEVER;
-      }
-      if (ms > MAX_DURATION_MS) {
-        ctx.addIssue({ code: 'custom', message: `must be at most 366d (got ${shown(value)})` });
-        return z.NEVER;
-      }
-      if (ms < minMs) {
-        ctx.addIssue({ code: 'custom', message: `must be at least ${minText} (got ${shown(value)})` });
-        return z.NEVER;
-      }
-      return ms;
-    })
-    .meta({ description: 'A duration: 500ms, 30s, 10m, 1h30m', examples: ['30m'] });
-
-const duration = durationBetween(0, '0s');
-/** How often gates are checked: a check needs at least this long. */
-const interval = durationBetween(10, '10ms');
-/** A driver's lease: it is renewed at a third of it, so it must leave room for that. */
-const lease = durationBetween(1_000, '1s');
-
-/** A percentage: `0.1%` or a bare number of percent; parsed into a fraction (0.1% → 0.001). */
-const percent = z
-  .union([z.string(), z.number()])
-  .transform((value, ctx) => {
-    const p = parsePercent(value);
-    if (p === undefined || p < 0 || p > 100) {
-      ctx.addIssue({ code: 'custom', message: `must be a percentage between 0 and 100, like 0.1% (got ${shown(value)})` });
-      return z.NEVER;
-    }
-    return p / 100;
-  })
-  .meta({ description: 'A percentage: 0.1% or 0.1', examples: ['0.1%'] });
+export { NAME_PATTERN, ORG_PATTERN, shown } from './fields.js';
 
 const gateName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a gate name: lower-case letters, digits, _ or -');
 
@@ -151,14 +103,6 @@ const prometheus = z.strictObject({
     .meta({ description: 'Extra label matchers added to every built-in query, e.g. { job: patient-api }' }),
 });
 
-const hostPort = z
-  .string()
-  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port, like 127.0.0.1:9001')
-  .refine((v) => {
-    const port = Number(v.slice(v.lastIndexOf(':') + 1));
-    return port >= 1 && port <= 65535;
-  }, 'the port must be from 1 to 65535');
-
 const step = z.strictObject({
   weight: z.number().min(0, 'must be between 0 and 100').max(100, 'must be between 0 and 100')
     .meta({ description: 'Share of traffic on the candidate, in percent' }),
@@ -192,10 +136,6 @@ const canary = z
       }
     });
   });
-
-/** Org ids: letters, digits and `._-`, so an id can never inject config, PromQL or rule values. */
-export const ORG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const orgId = z.string().regex(ORG_PATTERN, "must be an org id: letters, digits, '.', '_' or '-', starting with a letter or digit");
 
 const orgs = z.strictObject({
   unpinned: z.enum(['stable', 'weighted']).optional()
@@ -242,206 +182,100 @@ const version = z.strictObject({
     .meta({ description: 'Container image of this version (the kubernetes workload puts it in the canary Deployment)' }),
 });
 
-/** Kubernetes object names (DNS-1123 labels/subdomains). */
-const kubeName = (what: string) =>
-  z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, `must be a Kubernetes ${what} name: lower-case letters, digits, '-' or '.'`);
-
 const kubernetes = z.strictObject({
   kubeconfig: z.string().min(1).optional().meta({ description: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster)' }),
   context: z.string().min(1).optional().meta({ description: 'kubeconfig context (default: the current one)' }),
   namespace: kubeName('namespace').optional().meta({ description: "Namespace of the Deployments, Services, routes and state (default: the context's, else default)" }),
 });
 
-const kubeService = {
-  service: kubeName('Service').meta({ description: 'Service of the stable version' }),
-  canaryService: kubeName('Service').optional().meta({ description: 'Service of the candidate (default <service>-canary)' }),
-  port: z.number().int().min(1).max(65535).optional().meta({ description: 'Service port (default 80)' }),
-  orgHeader: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name').optional()
-    .meta({ description: 'Header carrying the org id, matched by org rules (default X-Org-Id)' }),
-};
-
-const gatewayApiRouter = z.strictObject({
-  type: z.literal('gateway-api'),
-  httpRoute: kubeName('HTTPRoute').meta({ description: 'The HTTPRoute carrying the weights (created when missing, with parentRefs)' }),
-  parentRefs: z.array(z.strictObject({ name: kubeName('Gateway'), namespace: kubeName('namespace').optional(), sectionName: z.string().min(1).optional() })).optional()
-    .meta({ description: 'Gateways the HTTPRoute attaches to, when Cutover creates it' }),
-  hostnames: z.array(z.string().min(1)).optional(),
-  ...kubeService,
-});
-
-const ingressNginxRouter = z.strictObject({
-  type: z.literal('ingress-nginx'),
-  ingress: kubeName('Ingress').meta({ description: "The stable Ingress; Cutover manages its canary twin <ingress>-canary" }),
-  ...kubeService,
-});
-
-const nginxRouter = z.strictObject({
-  type: z.literal('nginx'),
-  listen: hostPort.meta({ description: 'Where nginx serves users' }),
-  admin: hostPort.meta({ description: 'Loopback address of the routing admin endpoint' }),
-  prefix: z.string().min(1).optional().meta({ description: 'Folder Cutover owns for nginx (default .deploy/nginx)' }),
-  binary: z.string().min(1).optional(),
-  modulesDir: z.string().min(1).optional(),
-  workerProcesses: z.number().int().min(1).max(64).optional(),
-  orgHeader: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name').optional(),
-  orgCookie: z.string().regex(/^[A-Za-z0-9_]+$/, 'must be a cookie name of letters, digits or _').optional(),
-});
-
-const noRouter = z.strictObject({ type: z.literal('none') });
-
-const arn = (kind: string, example: string) =>
-  z.string().regex(new RegExp(`^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\\d{12}:${kind}/`), `must be an ELBv2 ${kind} ARN, like ${example}`);
-const listenerArn = arn('listener', 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/patient-api/50dc6c495c0c9188/f2f7dc8efc522ab2');
-const targetGroupArn = arn('targetgroup', 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/patient-api-v1/943f017f100becff');
-
-const albRouter = z
-  .strictObject({
-    type: z.literal('alb'),
-    listenerArn: listenerArn.meta({ description: 'The listener whose default action (or rule) carries the weights' }),
-    rule: z
-      .union([
-        z.strictObject({ arn: arn('listener-rule', 'arn:aws:elasticloadbalancing:…:listener-rule/app/…') }),
-        z.strictObject({
-          priority: z.number().int().min(1).max(50_000),
-          pathPatterns: z.array(z.string().min(1).max(128)).optional(),
-          hostHeaders: z.array(z.string().min(1).max(128)).optional(),
-        }),
-      ])
-      .optional()
-      .meta({ description: 'Weights on this listener rule instead of the default action: { arn } or { priority, pathPatterns?, hostHeaders? } (created when missing)' }),
-    targetGroups: z.record(name('version'), targetGroupArn).meta({ description: 'Target group ARN of each version, e.g. { v1: arn:…, v2: arn:… }' }),
-    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region, like eu-west-1').optional()
-      .meta({ description: "AWS region (default: AWS_REGION, the profile's, else the listener ARN's)" }),
-    profile: z.string().min(1).optional().meta({ description: 'AWS profile from the shared config files (default: AWS_PROFILE or default)' }),
-    endpointUrl: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL').optional()
-      .meta({ description: 'An ELBv2-compatible endpoint instead of AWS (a local emulator)' }),
-    orgHeader: z.string().regex(/^[A-Za-z0-9-]{1,40}$/, 'must be an HTTP header name of at most 40 characters').optional()
-      .meta({ description: 'Header carrying the org id, matched by org rules (default X-Org-Id)' }),
-    maxRules: z.number().int().min(1).max(10_000).optional()
-      .meta({ description: 'Rules the load balancer may hold (default 100, the ALB quota; raise it with your quota)' }),
+/**
+ * One provider section (`router:`, `workload:`, `state:`): the union of the registry's schemas
+ * for that kind, with an error that lists the types there are.
+ */
+function providerSection<const T extends readonly [ProviderBase, ...ProviderBase[]]>(list: T, lead = 'type must be') {
+  const types = list.map((p) => p.type).join(', ');
+  return z.discriminatedUnion('type', list.map((p) => p.schema) as unknown as { -readonly [K in keyof T]: T[K]['schema'] }, {
+    error: (issue) =>
+      issue.code === 'invalid_union' ? `${lead} one of: ${types} (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
   });
+}
 
-const kubeWorkload = z.strictObject({
-  type: z.literal('kubernetes'),
-  deployment: kubeName('Deployment').meta({ description: 'The stable Deployment; the candidate runs in <deployment>-canary' }),
-  canaryDeployment: kubeName('Deployment').optional(),
-  container: z.string().min(1).optional().meta({ description: "Container whose image is the version's (default: the first)" }),
-  replicas: z.number().int().min(1).max(10_000).optional()
-    .meta({ description: "Replicas at 100% (default: the stable Deployment's); the canary gets its share per step, at least 1" }),
-  progressDeadline: duration.optional().meta({ description: 'How long a scale-up or promotion may take to become ready (default 5m)' }),
-});
+/** Every section but the providers'. */
+const core = {
+  service: name('service'),
+  stable: name('version').meta({ description: 'The version serving users before the first rollout' }),
+  versions: z.record(name('version'), version).refine((v) => Object.keys(v).length >= 1, 'must list at least one version'),
+  kubernetes: kubernetes.optional(),
+  aws: awsConnection.optional(),
+  strategy: z
+    .strictObject({ canary: canary.optional(), orgWaves: orgWaves.optional(), blueGreen: blueGreen.optional() })
+    .refine((st) => [st.canary, st.orgWaves, st.blueGreen].filter(Boolean).length <= 1, 'choose one strategy: canary, orgWaves or blueGreen')
+    .optional(),
+  orgs: orgs.optional(),
+  prometheus: prometheus.optional(),
+  gates: z.array(gate).optional(),
+};
+const coreObject = z.strictObject(core);
 
-const kubeState = z.strictObject({
-  type: z.literal('kubernetes'),
-  name: kubeName('ConfigMap').optional().meta({ description: 'Name prefix of the ConfigMaps and the Lease (default cutover-<service>)' }),
-  lease: lease.optional().meta({ description: 'Driver Lease duration (default 30s), renewed at a third of it' }),
-  auditMaxBytes: z.number().int().min(16_384).max(100 * 1024 * 1024).optional()
-    .meta({ description: 'Bound of the audit log kept in the cluster (default 8 MiB); at the bound new rollouts are refused until `deploy history --archive`' }),
-});
-
-const localState = z.strictObject({
-  type: z.literal('local'),
-  dir: z.string().min(1).optional().meta({ description: 'Folder for state, lock and audit log (default .deploy)' }),
-  lease: lease.optional().meta({ description: 'Driver lock lease (default 30s)' }),
+const configObject = z.strictObject({
+  ...core,
+  router: providerSection(routers, 'must be'),
+  state: providerSection(states).optional(),
+  workload: providerSection(workloads).optional(),
 });
 
 /** The whole deploy.yaml. */
-export const configSchema = z
-  .strictObject({
-    service: name('service'),
-    stable: name('version').meta({ description: 'The version serving users before the first rollout' }),
-    versions: z.record(name('version'), version).refine((v) => Object.keys(v).length >= 1, 'must list at least one version'),
-    router: z.discriminatedUnion('type', [nginxRouter, albRouter, gatewayApiRouter, ingressNginxRouter, noRouter], {
-      error: (issue) =>
-        issue.code === 'invalid_union'
-          ? `must be one of: nginx, alb, gateway-api, ingress-nginx, none (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})`
-          : undefined,
-    }),
-    state: z.discriminatedUnion('type', [localState, kubeState], {
-      error: (issue) =>
-        issue.code === 'invalid_union' ? `type must be one of: local, kubernetes (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
-    }).optional(),
-    workload: z.discriminatedUnion('type', [kubeWorkload, noRouter], {
-      error: (issue) =>
-        issue.code === 'invalid_union' ? `type must be one of: kubernetes, none (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
-    }).optional(),
-    kubernetes: kubernetes.optional(),
-    strategy: z
-      .strictObject({ canary: canary.optional(), orgWaves: orgWaves.optional(), blueGreen: blueGreen.optional() })
-      .refine((st) => [st.canary, st.orgWaves, st.blueGreen].filter(Boolean).length <= 1, 'choose one strategy: canary, orgWaves or blueGreen')
-      .optional(),
-    orgs: orgs.optional(),
-    prometheus: prometheus.optional(),
-    gates: z.array(gate).optional(),
-  })
-  .superRefine((c, ctx) => {
-    const seen = new Set<string>();
-    c.gates?.forEach((g, i) => {
-      if (seen.has(g.name)) ctx.addIssue({ code: 'custom', path: ['gates', i, 'name'], message: `gate "${g.name}" is named twice` });
-      seen.add(g.name);
-    });
-    if (c.strategy?.orgWaves && !c.orgs) {
-      ctx.addIssue({ code: 'custom', path: ['strategy', 'orgWaves'], message: 'org waves move orgs: add orgs: (file, list or groups)' });
-    }
-    c.strategy?.orgWaves?.waves.forEach((w, i) => {
-      if (w.group !== undefined && !c.orgs?.groups?.[w.group]) {
-        ctx.addIssue({ code: 'custom', path: ['strategy', 'orgWaves', 'waves', i, 'group'], message: `no group "${w.group}" under orgs.groups` });
-      }
-    });
-    if (c.gates?.some((g) => g.type !== 'journey') && !c.prometheus) {
-      ctx.addIssue({ code: 'custom', path: ['gates'], message: 'gates read Prometheus: add prometheus: { url: http://… }' });
-    }
-    c.gates?.forEach((g, i) => {
-      if (g.type !== 'journey' || g.url) return;
-      for (const [v, spec] of Object.entries(c.versions)) {
-        if (!spec.endpoints) ctx.addIssue({ code: 'custom', path: ['gates', i, 'url'], message: `journey ${g.name} reaches each version at its endpoints, and ${v} lists none: give the gate a url with {{version}}` });
-      }
-    });
-    const upstreams = new Map<string, string>();
-    for (const [v, spec] of Object.entries(c.versions)) {
-      // nginx names each version's upstream with '.' as '_': two names must not meet there.
-      const upstream = v.replaceAll('.', '_');
-      if (c.router.type === 'nginx' && upstreams.has(upstream)) {
-        ctx.addIssue({ code: 'custom', path: ['versions', v], message: `versions "${upstreams.get(upstream)}" and "${v}" would share one nginx upstream; rename one` });
-      }
-      upstreams.set(upstream, v);
-      if (c.router.type === 'nginx' && !spec.endpoints) {
-        ctx.addIssue({ code: 'custom', path: ['versions', v, 'endpoints'], message: 'the nginx router needs the endpoints of every version' });
-      }
-      if (c.router.type === 'alb' && !c.router.targetGroups[v]) {
-        ctx.addIssue({ code: 'custom', path: ['router', 'targetGroups'], message: `needs the target group ARN of version ${v}` });
-      }
-    }
-    if (c.router.type === 'alb') {
-      for (const v of Object.keys(c.router.targetGroups)) {
-        if (!(v in c.versions)) ctx.addIssue({ code: 'custom', path: ['router', 'targetGroups', v], message: `is not a version listed under versions: (${Object.keys(c.versions).join(', ')})` });
-      }
-    }
-    if ((c.router.type === 'gateway-api' || c.router.type === 'ingress-nginx') && c.workload?.type !== 'kubernetes') {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['router', 'type'],
-        message: `${c.router.type} routes to a stable and a canary Service: add workload: { type: kubernetes, deployment: … } so the candidate runs behind the canary Service and is promoted into the stable one`,
-      });
-    }
-    if (c.workload?.type === 'kubernetes') {
-      for (const [v, spec] of Object.entries(c.versions)) {
-        if (!spec.image && v !== c.stable) ctx.addIssue({ code: 'custom', path: ['versions', v, 'image'], message: 'the kubernetes workload needs the image of every version it can roll out' });
-      }
-    }
-    if (!(c.stable in c.versions)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['stable'],
-        message: `must be one of the versions listed under versions: (${Object.keys(c.versions).join(', ')})`,
-      });
+export const configSchema = configObject.superRefine((c, ctx) => {
+  const seen = new Set<string>();
+  c.gates?.forEach((g, i) => {
+    if (seen.has(g.name)) ctx.addIssue({ code: 'custom', path: ['gates', i, 'name'], message: `gate "${g.name}" is named twice` });
+    seen.add(g.name);
+  });
+  if (c.strategy?.orgWaves && !c.orgs) {
+    ctx.addIssue({ code: 'custom', path: ['strategy', 'orgWaves'], message: 'org waves move orgs: add orgs: (file, list or groups)' });
+  }
+  c.strategy?.orgWaves?.waves.forEach((w, i) => {
+    if (w.group !== undefined && !c.orgs?.groups?.[w.group]) {
+      ctx.addIssue({ code: 'custom', path: ['strategy', 'orgWaves', 'waves', i, 'group'], message: `no group "${w.group}" under orgs.groups` });
     }
   });
+  if (c.gates?.some((g) => g.type !== 'journey') && !c.prometheus) {
+    ctx.addIssue({ code: 'custom', path: ['gates'], message: 'gates read Prometheus: add prometheus: { url: http://… }' });
+  }
+  c.gates?.forEach((g, i) => {
+    if (g.type !== 'journey' || g.url) return;
+    for (const [v, spec] of Object.entries(c.versions)) {
+      if (!spec.endpoints) ctx.addIssue({ code: 'custom', path: ['gates', i, 'url'], message: `journey ${g.name} reaches each version at its endpoints, and ${v} lists none: give the gate a url with {{version}}` });
+    }
+  });
+  if (!(c.stable in c.versions)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['stable'],
+      message: `must be one of the versions listed under versions: (${Object.keys(c.versions).join(', ')})`,
+    });
+  }
+  // The rules each provider sets across sections (a version without endpoints, a router that needs a workload).
+  const chosen = chosenProviders(c);
+  const issue: Issue = (path, message) => ctx.addIssue({ code: 'custom', path, message });
+  chosen.router.validate?.(c.router, c, issue, chosen);
+  if (c.workload) chosen.workload?.validate?.(c.workload, c, issue, chosen);
+  if (c.state) chosen.state.validate?.(c.state, c, issue, chosen);
+});
 
 /** deploy.yaml as written (durations still strings). */
 export type ConfigInput = z.input<typeof configSchema>;
+/**
+ * What a provider sees of deploy.yaml: every section but the providers' own, which it knows by
+ * type only (its own section comes typed as its argument).
+ */
+export type ProviderConfig = z.output<typeof coreObject> & {
+  router: { type: string };
+  workload?: { type: string } | undefined;
+  state?: { type: string } | undefined;
+};
 /** deploy.yaml validated, durations in milliseconds. */
-export type Config = z.output<typeof configSchema>;
+export type Config = z.output<typeof configObject>;
 /** The orgs section. */
 export type OrgsConfig = z.output<typeof orgs>;
 /** The orgWaves strategy. */
@@ -450,22 +284,10 @@ export type OrgWavesConfig = z.output<typeof orgWaves>;
 export type GateConfig = z.output<typeof gate>;
 /** The prometheus section. */
 export type PrometheusConfig = z.output<typeof prometheus>;
-/** The nginx router section. */
-export type NginxRouterConfig = z.output<typeof nginxRouter>;
 /** The blueGreen strategy. */
 export type BlueGreenConfig = z.output<typeof blueGreen>;
-/** The gateway-api router section. */
-export type GatewayApiRouterConfig = z.output<typeof gatewayApiRouter>;
-/** The ingress-nginx router section. */
-export type IngressNginxRouterConfig = z.output<typeof ingressNginxRouter>;
-/** The kubernetes workload section. */
-export type KubeWorkloadConfig = z.output<typeof kubeWorkload>;
-/** The kubernetes state section. */
-export type KubeStateConfig = z.output<typeof kubeState>;
 /** The kubernetes connection section. */
 export type KubernetesConfig = z.output<typeof kubernetes>;
-/** The alb router section. */
-export type AlbRouterConfig = z.output<typeof albRouter>;
 
 /** JSON Schema of deploy.yaml (input form), for editors. */
 export function configJsonSchema(): Record<string, unknown> {

@@ -75,6 +75,15 @@ export interface ErrorEvent extends Base {
   message: string;
   retrying: boolean;
 }
+/** A provider's call failed in a way worth another attempt (throttled, a 5xx, a dropped connection). */
+export interface RetryEvent extends Base {
+  event: 'retry';
+  /** The provider (`alb`) and its call (`ModifyListener`). */
+  provider: string;
+  operation: string;
+  error: string;
+  delayMs: number;
+}
 /** The driver stopped: the phase says why. */
 export interface DoneEvent extends Base {
   event: 'done';
@@ -101,6 +110,7 @@ export type EngineEvent =
   | PausedEvent
   | RollbackEvent
   | ErrorEvent
+  | RetryEvent
   | DoneEvent;
 
 /** An event without the fields the engine fills in. */

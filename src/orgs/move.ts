@@ -3,6 +3,7 @@
  * read back before it counts. If the write or its read-back fails, the previous routing is
  * written again and nothing is recorded as moved. Exported for the commands and the console.
  */
+import { usesRoles } from '../providers/chosen.js';
 import type { Project } from '../cli/context.js';
 import { commitIntent, type EngineDeps } from '../engine/machine.js';
 import { isTerminal, servingVersion, versionRoles, type RolloutState } from '../engine/state.js';
@@ -31,12 +32,12 @@ function specFor(project: Project, state: RolloutState | undefined, pins: OrgRou
   if (!state || isTerminal(state)) {
     const stable = state ? servingVersion(state) : config.stable;
     const spec = routeSpec({ [stable]: 100 }, pins, [], config.orgs?.unpinned, stable);
-    return config.workload?.type === 'kubernetes' ? { ...spec, roles: { [stable]: 'stable' } } : spec;
+    return usesRoles(config) ? { ...spec, roles: { [stable]: 'stable' } } : spec;
   }
   const wave = state.phase === 'holding' || state.phase === 'paused' ? (state.plan.steps[state.step]?.orgs ?? []) : [];
   const spec = routeSpec(state.weights, pins, wave, config.orgs?.unpinned, state.stable, state.candidate);
   // With a workload the backends are the stable and canary Services (see RouteSpec.roles).
-  return config.workload?.type === 'kubernetes' ? { ...spec, roles: versionRoles(state) } : spec;
+  return usesRoles(config) ? { ...spec, roles: versionRoles(state) } : spec;
 }
 
 /**

@@ -7,8 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { OperationError } from '../errors.js';
-import type { NginxRouterOptions } from '../routers/nginx-config.js';
-import { defaultExec, runNginx, startNginxDaemon, type NginxRouterDeps } from '../routers/nginx.js';
+import type { NginxRouterOptions } from '../routers/nginx/config.js';
+import { defaultExec, runNginx, startNginxDaemon, type NginxRouterDeps } from '../routers/nginx/router.js';
 
 /** A running nginx master started by `startNginx` or found by `findNginx`. */
 export interface NginxProcess {

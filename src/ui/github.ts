@@ -55,6 +55,8 @@ export class GithubActions {
       case 'error':
         if (!e.retrying) this.stderr.write(`::error title=Rollout error::${escape(e.message)}\n`);
         return;
+      case 'retry':
+        return;
       case 'done':
         this.finish(e);
         return;

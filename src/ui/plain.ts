@@ -67,6 +67,8 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
       );
     case 'error':
       return c.red(`${clock(e.at)} error: ${e.message}${e.retrying ? ' (retrying)' : ''}`);
+    case 'retry':
+      return c.yellow(`${clock(e.at)} ${e.provider} ${e.operation} failed (${e.error}); trying again in ${formatDuration(e.delayMs)}`);
     case 'done':
       return e.phase === 'promoted'
         ? c.green(`${clock(e.at)} done: promoted, ${formatWeights(e.weights)}`)

@@ -3,8 +3,8 @@
  * logic. It evaluates rules as ALB does (lowest priority first, http-header values matched
  * case-insensitively), so a test can ask where an org's request goes after every single call.
  */
-import type { AlbAction, AlbClient, AlbListener, AlbRule, RuleCondition, TargetHealth } from '../../src/routers/alb-client.js';
-import { AlbApiError } from '../../src/routers/alb-errors.js';
+import type { AlbAction, AlbClient, AlbListener, AlbRule, RuleCondition, TargetHealth } from '../../src/routers/alb/client.js';
+import { AlbApiError } from '../../src/routers/alb/errors.js';
 
 export const LISTENER = 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/patient-api/50dc6c495c0c9188/f2f7dc8efc522ab2';
 export const TG = {

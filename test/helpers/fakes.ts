@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { EngineEvent } from '../../src/engine/events.js';
 import type { EngineDeps } from '../../src/engine/machine.js';
 import { validateState, type RolloutState } from '../../src/engine/state.js';
-import { LocalStateStore } from '../../src/state/local.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
 import type { ApplyResult, LiveRoutes, RouteSpec, Router, Verification } from '../../src/routers/router.js';
 import { sameRoutes } from '../../src/routers/router.js';
 

@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { NginxRouterOptions } from '../../src/routers/nginx-config.js';
+import type { NginxRouterOptions } from '../../src/routers/nginx/config.js';
 import { startNginx, type NginxProcess } from '../../src/sandbox/nginx-process.js';
 import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
 import { freePorts } from './ports.js';

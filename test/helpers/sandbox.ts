@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { NginxRouter, type NginxRouterOptions } from '../../src/routers/nginx.js';
+import { NginxRouter, type NginxRouterOptions } from '../../src/routers/nginx/router.js';
 import { startNginx, type NginxProcess } from '../../src/sandbox/nginx-process.js';
 import { startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';

@@ -7,15 +7,16 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CreateRuleCommand, DeleteListenerCommand, DescribeRulesCommand, ElasticLoadBalancingV2Client, ModifyListenerCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { CreateRuleCommand, DeleteListenerCommand, DescribeRulesCommand, DescribeTagsCommand, ElasticLoadBalancingV2Client, ModifyListenerCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { LockedError } from '../../src/errors.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { rollback, startRollout, tick, type EngineDeps, type GateRunner } from '../../src/engine/machine.js';
 import { validateState, type RolloutState } from '../../src/engine/state.js';
 import type { GateResult } from '../../src/gates/types.js';
-import { AlbRouter } from '../../src/routers/alb.js';
-import { SdkAlbClient, type SendFn } from '../../src/routers/alb-client.js';
+import { AlbRouter } from '../../src/routers/alb/router.js';
+import { SdkAlbClient, type SendFn } from '../../src/routers/alb/client.js';
 import { startMoto, type MotoProcess } from '../../src/sandbox/moto-process.js';
-import { LocalStateStore } from '../../src/state/local.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
 import { planBlueGreen } from '../../strategies/blue-green.js';
 import { planCanary } from '../../strategies/canary.js';
 import { createAlb, REGION, useEmulatorCredentials, type AlbFixture } from '../helpers/alb.js';
@@ -322,6 +323,60 @@ describe('alb router: only what it made', () => {
   });
 });
 
+describe('alb router: tags for ownership and the fencing token', () => {
+  it('with orgs: tags the rules it creates, never touches an untagged org-header rule and reports it as drift', async () => {
+    const sdk = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: moto.url, maxAttempts: 1 });
+    const handMade = (await sdk.send(new CreateRuleCommand({
+      ListenerArn: alb.listenerArn, Priority: 5,
+      Conditions: [{ Field: 'http-header', HttpHeaderConfig: { HttpHeaderName: 'X-Org-Id', Values: ['acme'] } }],
+      Actions: [{ Type: 'forward', TargetGroupArn: alb.targetGroups.v2 }],
+    }))).Rules![0]!.RuleArn!;
+    const client = new SdkAlbClient({ region: REGION, endpointUrl: moto.url, minDelayMs: 5, maxDelayMs: 50 });
+    const router = new AlbRouter({ listenerArn: alb.listenerArn, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: 100, owner: 'patient-api' }, client);
+    const moved = await router.apply({ weights: { v1: 100 }, orgs: { 'st-marys': 'v2' } });
+    expect(moved.drift).toMatch(/^1 rule\(s\) on the org header not made by Cutover \(priorities 5\) route orgs acme; they were left alone$/);
+    const rules = (await sdk.send(new DescribeRulesCommand({ ListenerArn: alb.listenerArn }))).Rules!.filter((r) => !r.IsDefault);
+    const ours = rules.filter((r) => r.RuleArn !== handMade).map((r) => r.RuleArn!);
+    expect(ours).toHaveLength(1);
+    const tags = (await sdk.send(new DescribeTagsCommand({ ResourceArns: [...ours, handMade] }))).TagDescriptions!;
+    expect(tags.map((d) => [d.ResourceArn, d.Tags?.map((t) => `${t.Key}=${t.Value}`)])).toEqual([[ours[0], ['cutover:owner=patient-api']], [handMade, []]]);
+    // The abort's write: every pin of Cutover's goes; the hand-made rule stays, and is not read as a pin.
+    await router.apply({ weights: { v1: 100 }, orgs: {} });
+    const left = (await sdk.send(new DescribeRulesCommand({ ListenerArn: alb.listenerArn }))).Rules!.filter((r) => !r.IsDefault).map((r) => r.RuleArn);
+    expect(left).toEqual([handMade]);
+    expect(await router.read()).toMatchObject({ weights: { v1: 100 }, orgs: {} });
+  });
+
+  it('keeps the fencing token in a listener tag and refuses a write under an older one, writing nothing', async () => {
+    const log: string[] = [];
+    const { client } = routerWith(log);
+    const router = new AlbRouter({ listenerArn: alb.listenerArn, targetGroups: alb.targetGroups, orgHeader: 'X-Org-Id', maxRules: 100, owner: 'patient-api' }, client);
+    await router.apply({ weights: { v1: 95, v2: 5 }, fence: 4 });
+    const sdk = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: moto.url, maxAttempts: 1 });
+    const tag = async () => (await sdk.send(new DescribeTagsCommand({ ResourceArns: [alb.listenerArn] }))).TagDescriptions![0]!.Tags!.find((t) => t.Key === 'cutover:fence:patient-api')?.Value;
+    expect(await tag()).toBe('4');
+    await router.apply({ weights: { v1: 100 }, fence: 5 });
+    expect(await tag()).toBe('5');
+    log.length = 0;
+    const stale = await router.apply({ weights: { v1: 75, v2: 25 }, fence: 4 }).then(() => undefined, (e: unknown) => e);
+    expect(stale).toBeInstanceOf(LockedError);
+    expect((stale as Error).message).toMatch(/last written under fencing token 5, newer than this driver's 4; nothing was written/);
+    expect(log.filter((op) => !op.startsWith('Describe'))).toEqual([]);
+    expect(await alb.listenerWeights()).toEqual({ v1: 100 });
+  });
+
+  it('`deploy promote` writes under the lock\'s fencing token: the listener tag follows the driver', async () => {
+    const file = writeConfig('  canary:\n    checkInterval: 50ms\n    steps:\n      - { weight: 50, hold: 100ms }\n');
+    const run = await runCli(['promote', '--to', 'v2', '-y', '-f', file, '-o', 'json']);
+    expect(run.code, run.stderr).toBe(0);
+    const sdk = new ElasticLoadBalancingV2Client({ region: REGION, endpoint: moto.url, maxAttempts: 1 });
+    const tags = (await sdk.send(new DescribeTagsCommand({ ResourceArns: [alb.listenerArn] }))).TagDescriptions![0]!.Tags!;
+    const fence = readFileSync(path.join(dir, 'state', 'lock.fence'), 'utf8').trim();
+    expect(tags).toContainEqual({ Key: 'cutover:fence:patient-api', Value: fence });
+    expect(Number(fence)).toBeGreaterThanOrEqual(1);
+  });
+});
+
 describe('deploy iam-policy', () => {
   it.each([
     ['weights on the listener, no orgs', false],
@@ -336,7 +391,7 @@ describe('deploy iam-policy', () => {
     await router.apply({ weights: { v1: 50, v2: 50 }, ...(orgs ? { orgs: { acme: 'v1' }, unpinned: { mode: 'weighted' } } : {}) });
     await router.removeManaged('v1');
     await router.read();
-    const { albIamPolicy } = await import('../../src/routers/alb-policy.js');
+    const { albIamPolicy } = await import('../../src/routers/alb/policy.js');
     const policy = albIamPolicy({ type: 'alb', listenerArn: alb.listenerArn, targetGroups: alb.targetGroups } as never, orgs ? { orgs: { list: ['acme', 'bravo'] } as never } : {});
     const allowed = new Set(policy.Statement.flatMap((s) => s.Action));
     const made = [...new Set(log)].map((op) => `elasticloadbalancing:${op}`);

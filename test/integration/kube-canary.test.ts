@@ -11,7 +11,7 @@ import { execa, type ResultPromise } from 'execa';
 import { startLoad, type LoadGenerator } from '../../src/sandbox/load.js';
 import { startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
-import type { DeploymentObject } from '../../src/workloads/deployment-spec.js';
+import type { DeploymentObject } from '../../src/workloads/kubernetes/deployment-spec.js';
 import { testCluster, type TestCluster } from '../helpers/cluster.js';
 import { DEPLOY, followEvents, jsonLines, waitFor } from '../helpers/sandbox.js';
 

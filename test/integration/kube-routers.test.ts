@@ -11,9 +11,9 @@ import { KubeApiError, type KubeClient, type KubeObject } from '../../src/kube/c
 import { connectKube } from '../../src/kube/connect.js';
 import { rbacRules } from '../../src/kube/rbac.js';
 import type { Config } from '../../src/config/schema.js';
-import { GatewayApiRouter, type GatewayApiRouterOptions } from '../../src/routers/gateway-api.js';
-import type { HTTPRouteRule } from '../../src/routers/gateway-api-routes.js';
-import { IngressNginxRouter } from '../../src/routers/ingress-nginx.js';
+import { GatewayApiRouter, type GatewayApiRouterOptions } from '../../src/routers/gateway-api/router.js';
+import type { HTTPRouteRule } from '../../src/routers/gateway-api/routes.js';
+import { IngressNginxRouter } from '../../src/routers/ingress-nginx/router.js';
 import type { RouteSpec } from '../../src/routers/router.js';
 import { testCluster, type TestCluster } from '../helpers/cluster.js';
 

@@ -8,8 +8,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { connectKube } from '../../src/kube/connect.js';
 import { UsageError } from '../../src/errors.js';
 import type { TargetReadiness } from '../../src/routers/router.js';
-import type { DeploymentObject } from '../../src/workloads/deployment-spec.js';
-import { KubernetesWorkload, type KubeWorkloadOptions } from '../../src/workloads/kubernetes.js';
+import type { DeploymentObject } from '../../src/workloads/kubernetes/deployment-spec.js';
+import { KubernetesWorkload, type KubeWorkloadOptions } from '../../src/workloads/kubernetes/workload.js';
 import { testCluster, type TestCluster } from '../helpers/cluster.js';
 
 let cluster: TestCluster;

@@ -12,9 +12,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollback, startRollout, tick, type EngineDeps } from '../../src/engine/machine.js';
 import { validateState, type RolloutState } from '../../src/engine/state.js';
-import { NginxRouter } from '../../src/routers/nginx.js';
+import { NginxRouter } from '../../src/routers/nginx/router.js';
 import { startFaultProxy, type FaultMode, type FaultProxy } from '../../src/sandbox/fault-proxy.js';
-import { LocalStateStore } from '../../src/state/local.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
 import { planCanary } from '../../strategies/canary.js';
 import { startNginxFixture, type NginxFixture } from '../helpers/nginx-fixture.js';
 

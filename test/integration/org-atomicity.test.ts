@@ -15,8 +15,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Agent, request } from 'node:http';
-import type { NginxRouterOptions } from '../../src/routers/nginx-config.js';
-import { NginxRouter } from '../../src/routers/nginx.js';
+import type { NginxRouterOptions } from '../../src/routers/nginx/config.js';
+import { NginxRouter } from '../../src/routers/nginx/router.js';
 import type { OrgRoutes } from '../../src/routers/router.js';
 import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
 import { startNginxFixture, type NginxFixture } from '../helpers/nginx-fixture.js';

@@ -3,9 +3,9 @@
  * are retried with backoff, permanent errors are not and come back naming the ARN with a hint.
  */
 import { describe, expect, it } from 'vitest';
-import { SdkAlbClient, type SendFn } from '../../src/routers/alb-client.js';
-import { AlbApiError, classifyAlbError } from '../../src/routers/alb-errors.js';
-import { albClientOptions, albRegion } from '../../src/routers/alb-config.js';
+import { SdkAlbClient, type SendFn } from '../../src/routers/alb/client.js';
+import { AlbApiError, classifyAlbError } from '../../src/routers/alb/errors.js';
+import { albClientOptions, albRegion } from '../../src/routers/alb/config.js';
 import { ExitCode, UsageError } from '../../src/errors.js';
 import { LISTENER } from '../helpers/fake-alb.js';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { albRouterOptions } from '../../src/routers/alb-config.js';
+import { albRouterOptions } from '../../src/routers/alb/config.js';
 import { runCli } from '../helpers/cli.js';
 import { LISTENER, TG } from '../helpers/fake-alb.js';
 

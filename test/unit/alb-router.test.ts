@@ -4,8 +4,8 @@
  * routed by the weighted default or switches twice, and refusals before any write.
  */
 import { describe, expect, it } from 'vitest';
-import { AlbRouter, type AlbRouterOptions } from '../../src/routers/alb.js';
-import { albWeights, planOrgRules } from '../../src/routers/alb-routes.js';
+import { AlbRouter, type AlbRouterOptions } from '../../src/routers/alb/router.js';
+import { albWeights, planOrgRules } from '../../src/routers/alb/routes.js';
 import { UsageError } from '../../src/errors.js';
 import { FakeAlbClient, forwardTo, LISTENER, TG } from '../helpers/fake-alb.js';
 

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OperationError } from '../../src/errors.js';
-import { canonicalJson, GENESIS_HASH, hashRecord, JsonlAuditLog, verifyChain } from '../../src/state/audit.js';
+import { canonicalJson, GENESIS_HASH, hashRecord, verifyChain } from '../../src/state/chain.js';
+import { JsonlAuditLog } from '../../src/state/local/audit.js';
 import type { AuditRecord } from '../../src/state/store.js';
 
 let dir: string;

@@ -8,7 +8,7 @@ import type { EngineEvent } from '../../src/engine/events.js';
 import { rollback, startRollout, tick, type EngineDeps } from '../../src/engine/machine.js';
 import type { RolloutState } from '../../src/engine/state.js';
 import type { TargetReadiness } from '../../src/routers/router.js';
-import { LocalStateStore } from '../../src/state/local.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
 import { planBlueGreen } from '../../strategies/blue-green.js';
 import { engineHarness, FakeRouter, type ManualClock } from '../helpers/fakes.js';
 

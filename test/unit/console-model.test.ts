@@ -11,7 +11,7 @@ import type { EngineEvent } from '../../src/engine/events.js';
 import { pauseByOperator, rollback, startRollout, tick, unpause, type EngineDeps, type GateRunner } from '../../src/engine/machine.js';
 import { validateState, type RolloutState } from '../../src/engine/state.js';
 import type { GateResult } from '../../src/gates/types.js';
-import { LocalStateStore } from '../../src/state/local.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
 import { compactCount, gateValue, sparkline, splitCells, valueVsThreshold } from '../../src/ui/console/format.js';
 import { keyHints, pressKey } from '../../src/ui/console/keys.js';
 import { createModel, foldClose, foldEvent, foldState, foldTick, GATE_HISTORY, type ConsoleModel } from '../../src/ui/console/model.js';

@@ -3,7 +3,7 @@ import type { EngineEvent } from '../../src/engine/events.js';
 import { type EngineDeps, type GateRunner, startRollout, tick, unpause } from '../../src/engine/machine.js';
 import type { RolloutState } from '../../src/engine/state.js';
 import type { GateResult, Verdict } from '../../src/gates/types.js';
-import { LocalStateStore } from '../../src/state/local.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
 import { planCanary } from '../../strategies/canary.js';
 import { engineHarness, FakeRouter, type ManualClock } from '../helpers/fakes.js';
 

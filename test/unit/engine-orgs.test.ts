@@ -11,8 +11,8 @@ import { type EngineDeps, rollback, startRollout, tick } from '../../src/engine/
 import { validateState, type RolloutState } from '../../src/engine/state.js';
 import { saveRegistry } from '../../src/orgs/registry.js';
 import { orgRouteSource } from '../../src/orgs/routes.js';
-import { LocalStateStore } from '../../src/state/local.js';
-import { NginxRouter } from '../../src/routers/nginx.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
+import { NginxRouter } from '../../src/routers/nginx/router.js';
 import { planOrgWaves } from '../../strategies/org-waves.js';
 import { FakeRouter, ManualClock } from '../helpers/fakes.js';
 

@@ -3,7 +3,7 @@ import { drive } from '../../src/engine/driver.js';
 import type { EngineEvent } from '../../src/engine/events.js';
 import { type EngineDeps, pauseByOperator, promoteNow, rollback, startRollout, tick, unpause } from '../../src/engine/machine.js';
 import type { RolloutState } from '../../src/engine/state.js';
-import { LocalStateStore } from '../../src/state/local.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
 import { planCanary } from '../../strategies/canary.js';
 import { UsageError } from '../../src/errors.js';
 import { engineHarness, FakeRouter, type ManualClock } from '../helpers/fakes.js';

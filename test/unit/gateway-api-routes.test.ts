@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { acceptance, checkRouteCapacity, decodeRules, desiredRules, gatewayWeights, HTTPROUTE_LIMITS, rulesHash, type HTTPRouteRule } from '../../src/routers/gateway-api-routes.js';
-import { driftOf, roleRoutes, versionRoutes, writeAnnotations } from '../../src/routers/kube-router-common.js';
+import { acceptance, checkRouteCapacity, decodeRules, desiredRules, gatewayWeights, HTTPROUTE_LIMITS, rulesHash, type HTTPRouteRule } from '../../src/routers/gateway-api/routes.js';
+import { driftOf, roleRoutes, versionRoutes, writeAnnotations } from '../../src/routers/kube-common.js';
 
 const backends = { service: 'patient-api', canaryService: 'patient-api-canary', port: 80, orgHeader: 'X-Org-Id' };
 const roles = { v1: 'stable', v2: 'canary' } as const;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { UsageError } from '../../src/errors.js';
 import {
   canaryAnnotations, canaryIngressSpec, carriedRoutes, decodeCanaryAnnotations, ingressRoutes, NGINX_CANARY, ORG_LIMIT, orgPattern, parseOrgPattern, type IngressSpec,
-} from '../../src/routers/ingress-nginx-routes.js';
+} from '../../src/routers/ingress-nginx/routes.js';
 import type { RouteSpec } from '../../src/routers/router.js';
 import { runCli } from '../helpers/cli.js';
 

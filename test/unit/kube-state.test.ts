@@ -3,9 +3,9 @@
  * MicroTime, documents fitted into a ConfigMap, and Leases read back as lock holdings.
  */
 import { describe, expect, it } from 'vitest';
-import { chainRecord, GENESIS, verifyChain } from '../../src/state/audit.js';
-import { holderOf, microTime } from '../../src/state/kube-lock.js';
-import { decodeDocument, encodeDocument, formatBytes } from '../../src/state/kube-objects.js';
+import { chainRecord, GENESIS, verifyChain } from '../../src/state/chain.js';
+import { holderOf, microTime } from '../../src/state/kubernetes/lock.js';
+import { decodeDocument, encodeDocument, formatBytes } from '../../src/state/kubernetes/objects.js';
 import type { AuditRecord } from '../../src/state/store.js';
 
 function chain(count: number): AuditRecord[] {

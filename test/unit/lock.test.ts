@@ -5,8 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LockedError } from '../../src/errors.js';
 import { currentActor } from '../../src/state/actor.js';
 import { holderGone, processStart } from '../../src/state/liveness.js';
-import { LocalStateStore } from '../../src/state/local.js';
-import { acquireDirMutex } from '../../src/state/lock.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
+import { acquireDirMutex } from '../../src/state/local/lock.js';
 import type { Actor } from '../../src/state/store.js';
 
 const LEASE = 30_000;

@@ -7,9 +7,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { OperationError, UsageError } from '../../src/errors.js';
-import { NginxRouter, type ExecFn, type NginxWorker } from '../../src/routers/nginx.js';
-import { renderNginxConfig, renderNginxConfigWithHash, type NginxRouterOptions } from '../../src/routers/nginx-config.js';
-import { parseRoutingTable, renderRoutingTable } from '../../src/routers/nginx-table.js';
+import { NginxRouter, type ExecFn, type NginxWorker } from '../../src/routers/nginx/router.js';
+import { renderNginxConfig, renderNginxConfigWithHash, type NginxRouterOptions } from '../../src/routers/nginx/config.js';
+import { parseRoutingTable, renderRoutingTable } from '../../src/routers/nginx/table.js';
 
 const options: NginxRouterOptions = {
   prefix: '/var/lib/cutover/nginx',

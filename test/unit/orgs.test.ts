@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { loadOrgDirectory, selectOrgs } from '../../src/orgs/directory.js';
 import { routeSpec } from '../../src/orgs/routes.js';
-import { LocalStateStore } from '../../src/state/local.js';
+import { LocalStateStore } from '../../src/state/local/store.js';
 import { planOrgWaves } from '../../strategies/org-waves.js';
 import { runCli } from '../helpers/cli.js';
 

@@ -138,6 +138,8 @@ export function foldEvent(model: ConsoleModel, e: EngineEvent): ConsoleModel {
       return derive({ ...m, phase: e.cause === 'abort' ? 'aborted' : 'rolled_back', outcome: e.reason, weights: shares(e.weights, m.stable, m.candidate), holdClock: {} });
     case 'error':
       return { ...m, lastError: e.message, ...(e.retrying ? {} : { phase: 'failed' as const }) };
+    case 'retry':
+      return { ...m, lastError: `${e.provider} ${e.operation} failed (${e.error}); trying again` };
     case 'done':
       return derive({ ...m, ...(e.phase === 'detached' ? {} : { phase: e.phase }), weights: shares(e.weights, m.stable, m.candidate) });
   }

@@ -1,0 +1,23 @@
+/**
+ * Every provider Cutover has, by kind. The config schema, the factories, `deploy rbac`,
+ * `deploy iam-policy` and `deploy plan` are assembled from these lists: a new provider is a
+ * folder of its own and one line here.
+ */
+import { albRouter } from '../routers/alb/index.js';
+import { gatewayApiRouter } from '../routers/gateway-api/index.js';
+import { ingressNginxRouter } from '../routers/ingress-nginx/index.js';
+import { nginxRouter } from '../routers/nginx/index.js';
+import { noRouter } from '../routers/none/index.js';
+import { kubernetesState } from '../state/kubernetes/index.js';
+import { localState } from '../state/local/index.js';
+import { kubernetesWorkload } from '../workloads/kubernetes/index.js';
+import { noWorkload } from '../workloads/none/index.js';
+
+/** Traffic routers (`router.type`). */
+export const routers = [nginxRouter, albRouter, gatewayApiRouter, ingressNginxRouter, noRouter] as const;
+
+/** Workloads (`workload.type`). */
+export const workloads = [kubernetesWorkload, noWorkload] as const;
+
+/** State backends (`state.type`); the first is the default. */
+export const states = [localState, kubernetesState] as const;

@@ -1,0 +1,30 @@
+/**
+ * The section fields both Kubernetes routers share: the stable and canary Services they route to
+ * and the org header. A kubernetes workload runs the versions behind those same Services.
+ */
+import { z } from 'zod';
+import { kubeName } from '../config/fields.js';
+import type { Chosen, Issue } from '../providers/provider.js';
+
+/** The fields, spread into each router's schema. */
+export const kubeServiceFields = {
+  service: kubeName('Service').meta({ description: 'Service of the stable version' }),
+  canaryService: kubeName('Service').optional().meta({ description: 'Service of the candidate (default <service>-canary)' }),
+  port: z.number().int().min(1).max(65535).optional().meta({ description: 'Service port (default 80)' }),
+  orgHeader: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name').optional()
+    .meta({ description: 'Header carrying the org id, matched by org rules (default X-Org-Id)' }),
+};
+
+/** The Services of a Kubernetes router section, with their defaults. */
+export function kubeBackends(r: { service: string; canaryService?: string | undefined; port?: number | undefined; orgHeader?: string | undefined }): { service: string; canaryService: string; port: number; orgHeader: string } {
+  return { service: r.service, canaryService: r.canaryService ?? `${r.service}-canary`, port: r.port ?? 80, orgHeader: r.orgHeader ?? 'X-Org-Id' };
+}
+
+/** Both routers route to a stable and a canary Service: a workload must run the versions behind them. */
+export function requireRoleWorkload(type: string, chosen: Chosen, issue: Issue): void {
+  if (chosen.workload?.roles) return;
+  issue(
+    ['router', 'type'],
+    `${type} routes to a stable and a canary Service: add workload: { type: kubernetes, deployment: … } so the candidate runs behind the canary Service and is promoted into the stable one`,
+  );
+}

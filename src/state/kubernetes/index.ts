@@ -1,0 +1,47 @@
+/**
+ * The `kubernetes` state backend: state and documents in ConfigMaps, the driver lock a Lease,
+ * the audit log in numbered ConfigMap segments. See store.ts.
+ */
+import { z } from 'zod';
+import { kubeName, lease } from '../../config/fields.js';
+import { validateState, type RolloutState } from '../../engine/state.js';
+import type { StateProvider } from '../../providers/provider.js';
+
+const schema = z.strictObject({
+  type: z.literal('kubernetes'),
+  name: kubeName('ConfigMap').optional().meta({ description: 'Name prefix of the ConfigMaps and the Lease (default cutover-<service>)' }),
+  lease: lease.optional().meta({ description: 'Driver Lease duration (default 30s), renewed at a third of it' }),
+  auditMaxBytes: z.number().int().min(16_384).max(100 * 1024 * 1024).optional()
+    .meta({ description: 'Bound of the audit log kept in the cluster (default 8 MiB); at the bound new rollouts are refused until `deploy history --archive`' }),
+});
+
+/** The kubernetes state section. */
+export type KubeStateConfig = z.output<typeof schema>;
+
+/** The kubernetes backend's descriptor. */
+export const kubernetesState: StateProvider<typeof schema> = {
+  type: 'kubernetes',
+  schema,
+  platforms: ['kubernetes'],
+  lease: (s) => s.lease,
+  rbac(s, config) {
+    const name = s.name ?? `cutover-${config.service}`;
+    return [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update', 'delete'], resourceNames: [name] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      // The audit log's segments are ConfigMaps numbered as the log grows (<name>-audit-0001, …),
+      // so their names cannot be listed in advance: ConfigMaps are granted in the namespace.
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update', 'delete'] },
+    ];
+  },
+  async open(s, { config, clock }) {
+    const kube = config.kubernetes ?? {};
+    const [{ KubeStateStore }, { connectKube }] = await Promise.all([import('./store.js'), import('../../kube/connect.js')]);
+    return new KubeStateStore<RolloutState>(() => connectKube(kube), {
+      name: s.name ?? `cutover-${config.service}`,
+      clock,
+      validate: validateState,
+      ...(s.auditMaxBytes ? { auditMaxBytes: s.auditMaxBytes } : {}),
+    });
+  },
+};
