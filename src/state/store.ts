@@ -96,27 +96,46 @@ export interface ArchiveResult {
   lastHash: string;
 }
 
-/** A state backend. `S` is the stored rollout state, opaque to the backend. */
-export interface StateStore<S> {
-  /** Human description (a path, a ConfigMap name) for messages. */
+/**
+ * The rollout's documents: its state, compare-and-swap against what this store last read or
+ * wrote (a save over another driver's write is refused with LockedError, nothing written), and
+ * other documents kept beside it (the org registry).
+ */
+export interface StateDocuments<S> {
+  /** Human description (a path, a ConfigMap name, a bucket and prefix) for messages. */
   readonly location: string;
   /** The stored state, or undefined when there is none; a corrupt store throws UsageError (never overwritten). */
   load(): Promise<S | undefined>;
-  /** Replace the stored state atomically (readers see the old or the new, never a mix). */
+  /** Replace the stored state atomically (readers see the old or the new, never a mix), if unchanged since this store's last load or save. */
   save(state: S): Promise<void>;
   /** Another document kept with the state (the org registry), read and refused like the state. */
   loadDoc<T>(name: string, validate: (value: unknown) => T): Promise<T | undefined>;
   /** Replace a document atomically. */
   saveDoc<T>(name: string, value: T): Promise<void>;
+}
+
+/** The driver lock: one holder at a time, under a lease, with a fencing token per acquisition. */
+export interface DriverLock {
   /** Take the driver lock or throw LockedError naming the holder and since when. */
   acquireLock(actor: Actor, leaseMs: number): Promise<Lock>;
   /** Who holds the lock now, if anyone (expired leases included, marked by their time). */
   lockHolder(): Promise<LockInfo | undefined>;
+}
+
+/** Operator requests to the running driver (`deploy pause` while `deploy promote` drives). */
+export interface RequestQueue {
   /** Leave a request for the running driver. */
   postRequest(request: OperatorRequest): Promise<void>;
   /** Whether any request is waiting (cheap: drivers poll it while they hold). */
   hasRequests(): Promise<boolean>;
-  /** Take (read and remove) pending requests, oldest first. */
+  /** Take (read and remove) pending requests, oldest first; each is taken by one caller only. */
   takeRequests(): Promise<OperatorRequest[]>;
+}
+
+/**
+ * A state backend: the four parts a backend implements. `S` is the stored rollout state, opaque
+ * to the backend. The audit log's hash chain is the same for every backend (chain.ts).
+ */
+export interface StateStore<S> extends StateDocuments<S>, DriverLock, RequestQueue {
   readonly audit: AuditLog;
 }
