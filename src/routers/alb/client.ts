@@ -4,9 +4,9 @@
  * `aws.Client`. The router and the unit tests depend on the `AlbClient` interface only, so a fake
  * stands in for AWS; integration tests use this class against a local ELBv2 endpoint.
  *
- * Retries live here, not in the SDK (its own retry is off, so attempts are not multiplied):
- * throttling, 5xx and dropped connections are retried with exponential backoff and jitter;
- * anything else is permanent and becomes an `AlbApiError` naming the ARN and what to check.
+ * Calls go out as every AWS provider's do (src/aws/call.ts): one bounded attempt at a time,
+ * transient failures retried with backoff and reported; anything else is permanent and becomes
+ * an `AlbApiError` naming the ARN and what to check.
  */
 import {
   AddTagsCommand,
@@ -23,8 +23,8 @@ import {
   type Action,
   type RuleCondition,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import pRetry from 'p-retry';
-import { AlbApiError, classifyAlbError } from './errors.js';
+import { attemptSignal, AWS_REQUEST_TIMEOUT_MS, sdkClientSettings, withRetries, type CallBounds } from '../../aws/call.js';
+import { AlbApiError } from './errors.js';
 
 /** A rule condition as ELBv2 defines it: weighted-rule conditions pass through the router unchanged. */
 export type { RuleCondition } from '@aws-sdk/client-elastic-load-balancing-v2';
@@ -105,24 +105,16 @@ export interface AlbClient {
 }
 
 /** Where and how to reach ELBv2. Credentials always come from the default provider chain. */
-export interface AlbClientOptions {
+export interface AlbClientOptions extends CallBounds {
   region: string;
   /** A profile of the shared config files; absent means AWS_PROFILE or `default`. */
   profile?: string;
   /** A compatible endpoint instead of AWS's. */
   endpointUrl?: string;
-  /** Retries after the first attempt (default 5), first delay (default 200 ms), longest delay (default 5 s). */
-  retries?: number;
-  minDelayMs?: number;
-  maxDelayMs?: number;
-  /** Longest one attempt may take, connection included (default 10 s): a hung call is retried, never waited on. */
-  requestTimeoutMs?: number;
-  /** No retry starts after this long (default: no limit but the retries' count). */
-  maxRetryTimeMs?: number;
 }
 
 /** Longest one ELBv2 attempt may take by default. */
-export const ALB_REQUEST_TIMEOUT_MS = 10_000;
+export const ALB_REQUEST_TIMEOUT_MS = AWS_REQUEST_TIMEOUT_MS;
 
 /** Sends one SDK command; injectable so tests can put throttling in front of a real endpoint. */
 export type SendFn = (command: { constructor: { name: string }; input: unknown }) => Promise<unknown>;
@@ -143,16 +135,14 @@ export class SdkAlbClient implements AlbClient {
   ) {
     if (send) this.send = send;
     else {
-      const timeoutMs = options.requestTimeoutMs ?? ALB_REQUEST_TIMEOUT_MS;
       const sdk = new ElasticLoadBalancingV2Client({
         region: options.region,
-        maxAttempts: 1,
-        requestHandler: { connectionTimeout: Math.min(3_000, timeoutMs), requestTimeout: timeoutMs },
+        ...sdkClientSettings(options),
         ...(options.profile ? { profile: options.profile } : {}),
         ...(options.endpointUrl ? { endpoint: options.endpointUrl } : {}),
       });
-      // The socket timeouts above end a silent connection; the signal bounds the whole attempt.
-      this.send = (command) => sdk.send(command as never, { abortSignal: AbortSignal.timeout(timeoutMs) });
+      // The socket timeouts end a silent connection; the signal bounds the whole attempt.
+      this.send = (command) => sdk.send(command as never, { abortSignal: attemptSignal(options) });
     }
   }
 
@@ -254,23 +244,13 @@ export class SdkAlbClient implements AlbClient {
     const operation = command.constructor.name.replace(/Command$/, '');
     this.calls[operation] = (this.calls[operation] ?? 0) + 1;
     try {
-      return await pRetry(
+      return await withRetries(
         () => {
           this.attempts[operation] = (this.attempts[operation] ?? 0) + 1;
           return this.send(command);
         },
-        {
-          retries: this.options.retries ?? 5,
-          ...(this.options.maxRetryTimeMs ? { maxRetryTime: this.options.maxRetryTimeMs } : {}),
-          factor: 2,
-          minTimeout: this.options.minDelayMs ?? 200,
-          maxTimeout: this.options.maxDelayMs ?? 5_000,
-          randomize: true,
-          shouldRetry: ({ error }) => classifyAlbError(error) === 'transient',
-          onFailedAttempt: ({ error, retryDelay }) => {
-            if (retryDelay > 0 && classifyAlbError(error) === 'transient') this.onRetry?.(operation, error, retryDelay);
-          },
-        },
+        this.options,
+        (error, delayMs) => this.onRetry?.(operation, error, delayMs),
       );
     } catch (e) {
       throw AlbApiError.from(e, arn, operation);

@@ -4,32 +4,16 @@
  * (not found, access denied, validation, no credentials), which are reported once with the ARN
  * they concern and what to do about it.
  */
+import { classifyAwsError, CREDENTIALS_HINT, setupProblem, type AwsErrorKind, type SdkErrorShape } from '../../aws/errors.js';
 import { CutoverError, ExitCode } from '../../errors.js';
 
+export { CREDENTIALS_HINT } from '../../aws/errors.js';
+
 /** What a failed call means for retrying. */
-export type AlbErrorKind = 'transient' | 'permanent';
-
-const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'ThrottledException', 'TooManyRequestsException', 'RequestLimitExceeded', 'SlowDown', 'RequestThrottled']);
-// AbortError: an attempt ended by its own time limit (the client aborts nothing else).
-const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'TimeoutError', 'AbortError', 'RequestTimeout', 'RequestTimeoutException']);
-
-interface SdkErrorShape {
-  name?: string;
-  code?: string;
-  $fault?: 'client' | 'server';
-  $metadata?: { httpStatusCode?: number };
-  $retryable?: { throttling?: boolean };
-}
+export type AlbErrorKind = AwsErrorKind;
 
 /** Throttling, 5xx and network failures are transient; everything else is permanent. */
-export function classifyAlbError(error: unknown): AlbErrorKind {
-  const e = (error ?? {}) as SdkErrorShape;
-  const status = e.$metadata?.httpStatusCode;
-  if (e.name && THROTTLING.has(e.name)) return 'transient';
-  if (e.$retryable || status === 429 || (status !== undefined && status >= 500) || e.$fault === 'server') return 'transient';
-  if ((e.code && NETWORK.has(e.code)) || (e.name && NETWORK.has(e.name))) return 'transient';
-  return 'permanent';
-}
+export const classifyAlbError = classifyAwsError;
 
 /** A failed ELBv2 call, after retries if it was transient. */
 export class AlbApiError extends CutoverError {
@@ -52,13 +36,14 @@ export class AlbApiError extends CutoverError {
   /** Wrap whatever the SDK threw. */
   static from(error: unknown, arn: string, operation: string): AlbApiError {
     if (error instanceof AlbApiError) return error;
-    const e = (error ?? {}) as SdkErrorShape & { message?: string };
+    const e = (error ?? {}) as SdkErrorShape;
     const code = e.name && e.name !== 'Error' ? e.name : (e.code ?? 'Error');
     const message = (e.message ?? String(error)).split('\n')[0]!;
-    if (code === 'CredentialsProviderError' || /credential/i.test(message) && /could not load|missing/i.test(message)) {
+    const setup = setupProblem(error);
+    if (setup === 'credentials') {
       return new AlbApiError('NoCredentials', arn, operation, message, CREDENTIALS_HINT, ExitCode.BadInput);
     }
-    if (/region is missing/i.test(message)) {
+    if (setup === 'region') {
       return new AlbApiError('NoRegion', arn, operation, message, 'set router.region in deploy.yaml, or AWS_REGION', ExitCode.BadInput);
     }
     return new AlbApiError(code, arn, operation, message);
@@ -74,10 +59,6 @@ export class AlbApiError extends CutoverError {
     return /AccessDenied|UnauthorizedOperation|Forbidden|InvalidClientTokenId|SignatureDoesNotMatch|ExpiredToken/.test(this.code);
   }
 }
-
-/** Where the AWS default provider chain looks, as a hint. */
-export const CREDENTIALS_HINT =
-  'Cutover uses the AWS default credential chain: set AWS_PROFILE (or router.profile) to a profile in ~/.aws/config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance, task or web-identity role';
 
 function hintFor(code: string, arn: string, operation: string): string {
   if (/NotFound/.test(code)) {
