@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollback, startRollout, tick, type EngineDeps } from '../../src/engine/machine.js';
 import { validateState, type RolloutState } from '../../src/engine/state.js';
-import { NginxRouter } from '../../src/routers/nginx/router.js';
+import { listNginxWorkers, NginxRouter } from '../../src/routers/nginx/router.js';
 import { startFaultProxy, type FaultMode, type FaultProxy } from '../../src/sandbox/fault-proxy.js';
 import { LocalStateStore } from '../../src/state/local/store.js';
 import { planCanary } from '../../strategies/canary.js';
@@ -91,9 +91,12 @@ describe('the engine on nginx behind a faulty admin endpoint', () => {
 
     proxy.mode = 'error-5xx';
     const faulted = proxy.faulted;
-    // The step's write meets the 503s: it fails, with its intent recorded and nothing written.
-    await expect(tick(s, deps)).rejects.toThrow();
+    const workers = (await listNginxWorkers(fx.nginx.pid))?.map((w) => w.pid).sort();
+    // The step's write meets the 503s: it fails, with its intent recorded and nothing written,
+    // and nginx is not reloaded on the word of an endpoint that did not answer.
+    await expect(tick(s, deps)).rejects.toThrow(/nginx admin .* answered 503 .*when asked for its config; nothing was changed/);
     expect(proxy.faulted).toBeGreaterThan(faulted);
+    expect((await listNginxWorkers(fx.nginx.pid))?.map((w) => w.pid).sort()).toEqual(workers);
     s = await expectConsistent(store, 'error-5xx, step write');
     expect([s.phase, s.weights, s.intent?.weights]).toEqual(['progressing', { v1: 90, v2: 10 }, { v1: 50, v2: 50 }]);
     expect((await direct.read()).weights).toEqual({ v1: 90, v2: 10 });

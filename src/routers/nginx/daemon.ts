@@ -137,6 +137,21 @@ export async function servedConfigHash(fetchFn: typeof fetch, o: ResolvedNginxOp
   }
 }
 
+/**
+ * What the admin server says of its config: its hash; `none` when it answers but has no config
+ * endpoint (a config from before it existed); or why it did not answer (down, 5xx, hung).
+ */
+export async function servedConfig(fetchFn: typeof fetch, o: ResolvedNginxOptions, timeoutMs: number): Promise<{ hash: string } | { none: true } | { unanswered: string }> {
+  try {
+    const res = await fetchFn(`${adminUrl(o)}/cutover/config`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (res.status === 200) return { hash: (await res.text()).trim() };
+    if (res.status === 404) return { none: true };
+    return { unanswered: `answered ${res.status} ${(await res.text().catch(() => '')).trim().slice(0, 120)}`.trim() };
+  } catch (error) {
+    return { unanswered: (error as Error).name === 'TimeoutError' ? `did not answer within ${timeoutMs} ms` : (error as Error).message };
+  }
+}
+
 /** Poll the admin server until it serves `hash`; after `timeoutMs`, fail with the error log's tail. */
 export async function awaitConfigHash(fetchFn: typeof fetch, o: ResolvedNginxOptions, hash: string, after: 'start' | 'reload', timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

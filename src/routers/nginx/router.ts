@@ -25,7 +25,7 @@ import {
   RETIRE_POLL_MS,
   RETIRE_TIMEOUT_MS,
   runNginx,
-  servedConfigHash,
+  servedConfig,
   startNginxDaemon,
   type ExecFn,
   type NginxRouterDeps,
@@ -185,7 +185,13 @@ export class NginxRouter implements Router {
     const { config, hash } = renderNginxConfigWithHash(this.options);
     const { prefix, binary } = this.options;
     const master = await readMasterPid(prefix);
-    if ((await servedConfigHash(this.fetch, this.options, ADMIN_TIMEOUT_MS)) === hash) {
+    const served = await servedConfig(this.fetch, this.options, ADMIN_TIMEOUT_MS);
+    // An admin endpoint that does not answer says nothing of the config: a reload then would only
+    // reset every kept-alive connection, so the write fails here and is retried instead.
+    if ('unanswered' in served) {
+      throw new OperationError(`nginx admin ${this.options.admin} ${served.unanswered} when asked for its config; nothing was changed`, 'the write is retried; `deploy status` shows where traffic is');
+    }
+    if ('hash' in served && served.hash === hash) {
       if (master !== undefined) await this.awaitRetiredWorkers(master, new Set(), false);
       return;
     }
