@@ -377,6 +377,29 @@ describe('alb router: tags for ownership and the fencing token', () => {
   });
 });
 
+describe('retries the operator sees', () => {
+  it('`deploy promote` prints a retry event for every throttled ModifyListener, then the step', async () => {
+    const { queryAction, startFaultProxy } = await import('../../src/sandbox/fault-proxy.js');
+    const proxy = await startFaultProxy(new URL(moto.url).host);
+    try {
+      const file = writeConfig('  canary:\n    checkInterval: 50ms\n    steps:\n      - { weight: 50, hold: 100ms }\n');
+      proxy.failNext('throttle', 2, (request) => queryAction(request) === 'ModifyListener');
+      const run = await runCli(['promote', '--to', 'v2', '-y', '-f', file, '-o', 'json', '--endpoint-url', `http://${proxy.address}`]);
+      expect(run.code, run.stderr).toBe(0);
+      const events = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const retries = events.filter((e) => e.event === 'retry');
+      expect(retries.map((e) => [e.provider, e.operation, e.service])).toEqual([['alb', 'ModifyListener', 'patient-api'], ['alb', 'ModifyListener', 'patient-api']]);
+      expect(retries.every((e) => typeof e.error === 'string' && /Rate exceeded|Throttl/.test(e.error as string) && (e.delayMs as number) > 0)).toBe(true);
+      // Each retry comes before the step it delayed, and the rollout ends promoted.
+      expect(events.findIndex((e) => e.event === 'retry')).toBeLessThan(events.findIndex((e) => e.event === 'step'));
+      expect(events.at(-1)).toMatchObject({ event: 'done', phase: 'promoted' });
+      expect(await alb.listenerWeights()).toEqual({ v1: 0, v2: 100 });
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
 describe('deploy iam-policy', () => {
   it.each([
     ['weights on the listener, no orgs', false],
