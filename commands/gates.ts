@@ -53,7 +53,7 @@ export async function check(opts: GatesOptions, io: Io): Promise<number> {
   if (opts.window && windowMs === undefined) throw new UsageError(`--window ${opts.window}: not a duration`, 'like --window 10m');
   const holding = state?.phase === 'holding' && state.candidate === candidate && state.holdStartedAt;
   const startMs = windowMs !== undefined ? now - windowMs : holding ? Date.parse(state.holdStartedAt!) : now - 5 * 60_000;
-  const results = await evaluateGates(config.gates!, config.prometheus, provider, { service: config.service, stable, candidate, startMs, atMs: now, endpoints: versionEndpoints(config) });
+  const results = await evaluateGates(config.gates!, provider, { service: config.service, stable, candidate, startMs, atMs: now, endpoints: versionEndpoints(config) });
   for (const r of results) io.out.result({ event: 'gate', ...r }, formatGate(r, io.out.color));
   if (io.out.format === 'text') io.out.note(`${candidate} against ${stable}, window ${Math.round((now - startMs) / 1000)}s${state ? ` (rollout ${state.rolloutId}, ${servingVersion(state)} serving)` : ''}`);
   return results.some((r) => r.verdict === 'error') ? ExitCode.Unexpected : ExitCode.Done;
@@ -74,7 +74,7 @@ export async function backtest(opts: GatesOptions, io: Io): Promise<number> {
   if (points > 11_000) throw new UsageError(`--from … --to at --interval ${opts.interval ?? '30s'} is ${points.toLocaleString('en-US')} checks; a backtest replays at most 11,000`, `use a longer --interval (at least ${Math.ceil((toMs - fromMs) / 11_000 / 1000)}s) or a shorter window`);
   const w = { service: config.service, stable, candidate, fromMs, toMs, intervalMs };
   for (const gate of config.gates!) {
-    const r = await backtestGate(gate, config.prometheus, provider, w);
+    const r = await backtestGate(gate, provider, w);
     const iso = (t: number) => new Date(t).toISOString();
     if (io.out.format === 'json') {
       io.out.result({ event: 'backtest', gate: r.gate, firstPassedAt: r.firstPassedMs && iso(r.firstPassedMs), firstFailedAt: r.firstFailedMs && iso(r.firstFailedMs), points: r.points.map((p) => ({ ...p, at: iso(p.atMs) })) }, '');

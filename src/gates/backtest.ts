@@ -1,16 +1,15 @@
 /**
  * Replaying gates over a past window: what each gate would have said at every check between
- * `from` and `to`, had a step started at `from`. Counts come from `query_range` over
- * per-interval increases, summed up to each check, so counter resets are handled by Prometheus
- * and each check sees exactly the window a live gate would have seen.
+ * `from` and `to`, had a step started at `from`. The metrics source answers what each check
+ * would have seen since `from` (Prometheus: per-interval increases summed up to the check), so
+ * each check sees exactly the window a live gate would have seen.
  */
-import type { GateConfig, PrometheusConfig } from '../config/schema.js';
+import type { GateConfig } from '../config/schema.js';
+import type { Measurement, Metrics, ReplayScope } from '../metrics/metrics.js';
 import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MIN_REQUESTS } from './evaluate.js';
 import { ladderDecision, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
-import { customQuery, type QueryScope } from '../metrics/prometheus/queries.js';
-import { renderTemplate, selector } from '../metrics/prometheus/promql.js';
-import type { MetricsProvider, RangeAnswer, Verdict } from './types.js';
+import type { Verdict } from './types.js';
 
 /** One check of a replay. */
 export interface BacktestPoint {
@@ -39,23 +38,10 @@ export interface BacktestWindow {
   intervalMs: number;
 }
 
-/** Per-series values at each check time (missing points count as 0). */
-async function increments(provider: MetricsProvider, query: string, w: BacktestWindow): Promise<Map<string, number[]>> {
-  const times = checkTimes(w);
-  const answer: RangeAnswer = await provider.queryRange(query, times[0]!, times.at(-1)!, w.intervalMs);
-  if (answer.kind === 'query-error' || answer.kind === 'unreachable') throw new Error(`${answer.kind}: ${answer.message} (${query})`);
-  const out = new Map<string, number[]>();
-  if (answer.kind === 'no-data') return out;
-  for (const series of answer.series) {
-    const values = times.map(() => 0);
-    for (const [t, v] of series.points) {
-      const i = Math.round((t - times[0]!) / w.intervalMs);
-      if (i >= 0 && i < values.length && Number.isFinite(v)) values[i] = v;
-    }
-    const key = series.labels.le ?? (Object.keys(series.labels).length ? JSON.stringify(series.labels) : '');
-    out.set(key, values);
-  }
-  return out;
+/** A replay's answer, or undefined for no data. A failure ends the replay: it would fail at every check. */
+function replayed<T>(answer: Measurement<T>): T | undefined {
+  if (answer.kind === 'query-error' || answer.kind === 'unreachable') throw new Error(`${answer.kind}: ${answer.message} (${answer.query})`);
+  return answer.kind === 'data' ? answer.value : undefined;
 }
 
 /** Check times: from + interval, from + 2·interval, … up to `to`. */
@@ -65,37 +51,16 @@ export function checkTimes(w: BacktestWindow): number[] {
   return times;
 }
 
-const cumulative = (xs: number[]) => xs.reduce<number[]>((acc, x) => [...acc, (acc.at(-1) ?? 0) + x], []);
-const total = (m: Map<string, number[]>, n: number) => cumulative(m.get('') ?? new Array<number>(n).fill(0));
-
-/** Prometheus' histogram_quantile over cumulative bucket counts (`le` → count). */
-export function histogramQuantile(q: number, buckets: [le: number, count: number][]): number {
-  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
-  const count = sorted.at(-1)?.[1] ?? 0;
-  if (count === 0 || sorted.at(-1)![0] !== Infinity) return NaN;
-  const rank = q * count;
-  let i = sorted.findIndex(([, c]) => c >= rank);
-  if (i === sorted.length - 1) return sorted.length > 1 ? sorted[sorted.length - 2]![0] : NaN;
-  if (i < 0) i = 0;
-  const [upper, c] = sorted[i]!;
-  const [lower, prev] = i === 0 ? [0, 0] : sorted[i - 1]!;
-  return lower + (upper - lower) * ((rank - prev) / Math.max(c - prev, 1e-12));
-}
-
 /** Replay one gate. */
-export async function backtestGate(gate: GateConfig, prom: PrometheusConfig | undefined, provider: MetricsProvider, w: BacktestWindow): Promise<BacktestResult> {
+export async function backtestGate(gate: GateConfig, metrics: Metrics, w: BacktestWindow): Promise<BacktestResult> {
   const times = checkTimes(w);
-  const win = `${Math.round(w.intervalMs / 1000)}s`;
+  const scope = (version: string): ReplayScope => ({ service: w.service, version, stable: w.stable, times, intervalMs: w.intervalMs });
+  const zeros = times.map(() => 0);
   const points: BacktestPoint[] = [];
 
   if (gate.type === 'errorRate') {
-    const q = (version: string, errors: boolean) => {
-      const template = errors ? gate.errors : gate.requests;
-      if (template) return renderTemplate(template, { labels: { version, service: w.service, stable: w.stable }, raw: { window: win } });
-      return `sum(increase(http_requests_total${selector(prom, version, errors ? 'code=~"5.."' : '')}[${win}]))`;
-    };
-    const [cr, ce, sr, se] = await Promise.all([q(w.candidate, false), q(w.candidate, true), q(w.stable, false), q(w.stable, true)].map((x) => increments(provider, x, w)));
-    const [cR, cE, sR, sE] = [cr!, ce!, sr!, se!].map((m) => total(m, times.length));
+    const [c, s] = (await Promise.all([w.candidate, w.stable].map((v) => metrics.replayRequestCounts(gate, scope(v))))).map(replayed);
+    const [cR, cE, sR, sE] = [c?.requests, c?.errors, s?.requests, s?.errors].map((xs) => xs ?? zeros);
     const maxIncrease = gate.maxIncrease ?? DEFAULT_MAX_INCREASE;
     const alpha = 1 - (gate.confidence ?? DEFAULT_CONFIDENCE);
     // The ladder's failure test runs over the whole window as one step; a pass is the band's.
@@ -115,29 +80,21 @@ export async function backtestGate(gate: GateConfig, prom: PrometheusConfig | un
       points.push({ atMs, verdict: d.verdict, value: +(d.canaryRate * 100).toFixed(4), reason: `canary ${canary.errors}/${canary.requests}, stable ${stable.errors}/${stable.requests}` });
     });
   } else if (gate.type === 'latencyP99') {
-    const h = gate.histogram ?? 'http_request_duration_seconds';
-    const bucketsOf = async (version: string) => {
-      const m = await increments(provider, `sum by (le) (increase(${h}_bucket${selector(prom, version)}[${win}]))`, w);
-      const cum = new Map([...m].map(([le, xs]) => [le === '+Inf' ? Infinity : Number(le), cumulative(xs)] as const));
-      return times.map((_, i) => [...cum].map(([le, xs]) => [le, xs[i]!] as [number, number]));
-    };
-    const canary = await bucketsOf(w.candidate);
-    const stable = gate.maxFactor !== undefined ? await bucketsOf(w.stable) : undefined;
+    const latencyOf = async (version: string) => replayed(await metrics.replayLatency(gate, scope(version))) ?? { p99: times.map(() => NaN), requests: zeros };
+    const canary = await latencyOf(w.candidate);
+    const stable = gate.maxFactor !== undefined ? await latencyOf(w.stable) : undefined;
     const minRequests = gate.minRequests ?? DEFAULT_MIN_REQUESTS;
     times.forEach((atMs, i) => {
-      const b = canary[i]!;
-      const n = Math.round(b.find(([le]) => le === Infinity)?.[1] ?? 0);
-      const p99 = histogramQuantile(0.99, b) * 1000;
-      const limit = gate.max ?? (stable ? histogramQuantile(0.99, stable[i]!) * 1000 * gate.maxFactor! : NaN);
+      const n = Math.round(canary.requests[i]!);
+      const p99 = canary.p99[i]! * 1000;
+      const limit = gate.max ?? (stable ? stable.p99[i]! * 1000 * gate.maxFactor! : NaN);
       if (n < minRequests || Number.isNaN(p99) || Number.isNaN(limit)) return points.push({ atMs, verdict: 'inconclusive', reason: `${n} of ${minRequests} requests` });
       points.push({ atMs, verdict: p99 > limit ? 'failed' : 'passed', value: +p99.toFixed(3), reason: `P99 ${p99.toFixed(1)}ms vs ${limit.toFixed(1)}ms` });
     });
   } else if (gate.type === 'journey') {
     for (const atMs of times) points.push({ atMs, verdict: 'inconclusive', reason: 'journeys run live against the versions; there is nothing to replay' });
   } else {
-    const scope: QueryScope = { service: w.service, version: w.candidate, stable: w.stable, windowSeconds: w.intervalMs / 1000 };
-    const m = await increments(provider, customQuery(gate, scope), w);
-    const series = [...m.values()];
+    const series = replayed(await metrics.replayQueryValues(gate, scope(w.candidate))) ?? [];
     times.forEach((atMs, i) => {
       if (series.length !== 1) return points.push({ atMs, verdict: series.length ? 'error' : 'inconclusive', reason: series.length ? `${series.length} series` : 'no data' });
       const v = series[0]![i]!;

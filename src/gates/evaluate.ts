@@ -1,16 +1,16 @@
 /**
- * Evaluating gates: each gate's queries for the canary (and stable as baseline) over the window
- * since the step's hold began, turned into a verdict. Prometheus being down or a query failing
- * is an `error` verdict, never a pass; no traffic is `inconclusive`.
+ * Evaluating gates: each gate's measurements of the canary (and stable as baseline) over the
+ * window since the step's hold began, turned into a verdict. The metrics source being down or a
+ * query failing is an `error` verdict, never a pass; no traffic is `inconclusive`.
  */
-import type { GateConfig, PrometheusConfig } from '../config/schema.js';
+import type { GateConfig } from '../config/schema.js';
 import type { Plan } from '../engine/plan.js';
+import type { ErrorRateGate, Measurement, Metrics, MetricScope, RequestCounts } from '../metrics/metrics.js';
 import { DEFAULT_JOURNEY_MAX_INCREASE, emptyJourneyMemory, journeyBase, runJourney, type JourneyGate, type JourneyMemory, type JourneyRun } from './journey.js';
 import { emptyMemory, ladderDecision, lookSpacing, planMargins, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
-import { checkPerOrg, perOrgQueries } from './per-org.js';
-import { customQuery, errorRateQueries, latencyQueries, slowQueries, type QueryScope } from '../metrics/prometheus/queries.js';
-import type { GateResult, MetricsProvider, QueryAnswer, Verdict } from './types.js';
+import { judgePerOrg, type PerOrgOutcome } from './per-org.js';
+import type { GateResult, Verdict } from './types.js';
 
 /** Where and when gates look. */
 export interface GateWindow {
@@ -41,20 +41,24 @@ export const DEFAULT_MAX_SLOW_INCREASE = 0.01;
 /** Default canary requests before a latency verdict. */
 export const DEFAULT_MIN_REQUESTS = 100;
 
-type Scalar = { ok: true; value: number | undefined } | { ok: false; verdict: Verdict; reason: string };
-
-/** One number from an answer: undefined for no data; a failed answer becomes an error verdict. */
-function scalar(answer: QueryAnswer, query: string): Scalar {
-  switch (answer.kind) {
-    case 'data':
-      return { ok: true, value: answer.samples.reduce((sum, s) => sum + s.value, 0) };
-    case 'no-data':
-      return { ok: true, value: undefined };
-    case 'query-error':
-      return { ok: false, verdict: 'error', reason: `query failed: ${answer.message} (${query})` };
-    case 'unreachable':
-      return { ok: false, verdict: 'error', reason: `Prometheus unreachable: ${answer.message}` };
+/** Why a failed measurement is an error verdict, in the words gates have always used. */
+function errorVerdict(metrics: Metrics, answers: Measurement<unknown>[]): { verdict: Verdict; reason: string } | undefined {
+  for (const a of answers) {
+    if (a.kind === 'query-error') return { verdict: 'error', reason: `query failed: ${a.message} (${a.query})` };
+    if (a.kind === 'unreachable') return { verdict: 'error', reason: `${metrics.name} unreachable: ${a.message}` };
   }
+  return undefined;
+}
+
+/** A measurement's value, or undefined for no data (and for a failure, ruled out before). */
+const valueOf = <T>(a: Measurement<T>): T | undefined => (a.kind === 'data' ? a.value : undefined);
+/** Everything the measurements sent, in order. */
+const sentBy = (answers: Measurement<unknown>[]) => answers.flatMap((a) => a.sent);
+/** Counts as whole, non-negative requests; failures no more than requests. No data counts 0. */
+function whole(a: Measurement<RequestCounts>): RequestCounts {
+  const c = valueOf(a);
+  const requests = Math.max(0, Math.round(c?.requests ?? 0));
+  return { requests, errors: Math.min(Math.max(0, Math.round(c?.errors ?? 0)), requests) };
 }
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -114,19 +118,18 @@ function ladderResult(
 
 /** The hour of stable's traffic before the rollout began (`baseline: history`), read once and remembered. */
 async function historyReference(
-  gate: Extract<GateConfig, { type: 'errorRate' }>,
-  prom: PrometheusConfig | undefined,
-  provider: MetricsProvider,
+  gate: ErrorRateGate,
+  metrics: Metrics,
   w: GateWindow,
-): Promise<{ counts: { requests: number; errors: number }; queries: string[] } | { verdict: Verdict; reason: string; queries: string[] }> {
+): Promise<{ counts: RequestCounts; queries: string[] } | { verdict: Verdict; reason: string; queries: string[] }> {
   const atMs = w.rolloutStartMs ?? w.startMs;
-  const q = errorRateQueries(gate, prom, { service: w.service, version: w.stable, stable: w.stable, windowSeconds: HISTORY_SECONDS });
-  const queries = [q.requests, q.errors];
-  const [r, e] = await Promise.all(queries.map(async (query) => scalar(await provider.query(query, atMs), query)));
-  for (const a of [r!, e!]) if (!a.ok) return { verdict: a.verdict, reason: a.reason, queries };
-  const requests = Math.max(0, Math.round(r!.ok ? (r!.value ?? 0) : 0));
-  if (requests === 0) return { verdict: 'inconclusive', reason: `baseline: history, but ${w.stable} served nothing in the hour before the rollout`, queries };
-  return { counts: { requests, errors: Math.min(requests, Math.max(0, Math.round(e!.ok ? (e!.value ?? 0) : 0))) }, queries };
+  const answer = await metrics.requestCounts(gate, { service: w.service, version: w.stable, stable: w.stable, windowSeconds: HISTORY_SECONDS, atMs });
+  const queries = answer.sent;
+  const error = errorVerdict(metrics, [answer]);
+  if (error) return { ...error, queries };
+  const counts = whole(answer);
+  if (counts.requests === 0) return { verdict: 'inconclusive', reason: `baseline: history, but ${w.stable} served nothing in the hour before the rollout`, queries };
+  return { counts, queries };
 }
 
 /** How far back `baseline: history` looks: the hour before the rollout. */
@@ -170,38 +173,41 @@ async function journeyResult(gate: JourneyGate, w: GateWindow, base: { gate: str
 }
 
 /** Evaluate every named gate; the order of results follows `gates`. */
-export async function evaluateGates(gates: GateConfig[], prom: PrometheusConfig | undefined, provider: MetricsProvider, w: GateWindow): Promise<GateResult[]> {
-  return Promise.all(gates.map((g) => evaluateGate(g, prom, provider, w)));
+export async function evaluateGates(gates: GateConfig[], metrics: Metrics, w: GateWindow): Promise<GateResult[]> {
+  return Promise.all(gates.map((g) => evaluateGate(g, metrics, w)));
 }
 
 /** Evaluate one gate at `w.atMs` over [w.startMs, w.atMs]. */
-export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | undefined, provider: MetricsProvider, w: GateWindow): Promise<GateResult> {
+export async function evaluateGate(gate: GateConfig, metrics: Metrics, w: GateWindow): Promise<GateResult> {
   const windowSeconds = Math.max(1, Math.round((w.atMs - w.startMs) / 1000));
-  const scope = (version: string, offsetSeconds?: number): QueryScope => ({ service: w.service, version, stable: w.stable, windowSeconds, ...(offsetSeconds ? { offsetSeconds } : {}) });
+  const scope = (version: string, offsetSeconds?: number): MetricScope => ({ service: w.service, version, stable: w.stable, windowSeconds, atMs: w.atMs, ...(offsetSeconds ? { offsetSeconds } : {}) });
   const at = new Date(w.atMs).toISOString();
   const base = { gate: gate.name, type: gate.type, at };
-  const ask = async (q: string) => scalar(await provider.query(q, w.atMs), q);
 
   if (gate.type === 'errorRate') {
     const maxIncrease = gate.maxIncrease ?? DEFAULT_MAX_INCREASE;
     const alpha = 1 - (gate.confidence ?? DEFAULT_CONFIDENCE);
-    const c = errorRateQueries(gate, prom, scope(w.candidate));
-    let s = errorRateQueries(gate, prom, scope(w.stable));
-    const queries = [c.requests, c.errors, s.requests, s.errors];
-    const [cr, ce, sr0, se0] = await Promise.all(queries.map(ask));
-    let [sr, se] = [sr0!, se0!];
-    for (const a of [cr!, ce!, sr, se]) if (!a.ok) return { ...base, verdict: a.verdict, reason: a.reason, queries };
+    const [c, stableNow] = await Promise.all([metrics.requestCounts(gate, scope(w.candidate)), metrics.requestCounts(gate, scope(w.stable))]);
+    let s = stableNow;
+    const queries = sentBy([c, s]);
+    const error = errorVerdict(metrics, [c, s]);
+    if (error) return { ...base, ...error, queries };
     // At a 100% step stable serves nothing: take its baseline from an equal window before the step.
-    const stableServes = sr.ok && !!sr.value;
+    const stableServes = !!valueOf(s)?.requests;
     if (!stableServes) {
-      s = errorRateQueries(gate, prom, scope(w.stable, windowSeconds));
-      queries.push(s.requests, s.errors);
-      [sr, se] = await Promise.all([ask(s.requests), ask(s.errors)]);
-      for (const a of [sr, se]) if (!a.ok) return { ...base, verdict: a.verdict, reason: a.reason, queries };
+      s = await metrics.requestCounts(gate, scope(w.stable, windowSeconds));
+      queries.push(...s.sent);
+      const errorBefore = errorVerdict(metrics, [s]);
+      if (errorBefore) return { ...base, ...errorBefore, queries };
     }
-    const num = (a: Scalar) => Math.max(0, Math.round(a.ok ? (a.value ?? 0) : 0));
-    const canary = { requests: num(cr!), errors: Math.min(num(ce!), num(cr!)) };
-    const stable = { requests: num(sr), errors: Math.min(num(se), num(sr)) };
+    const canary = whole(c);
+    const stable = whole(s);
+    // Each org of the candidate against stable; its queries join the gate's.
+    const perOrg = async (): Promise<PerOrgOutcome> => {
+      const orgs = await metrics.requestCountsByOrg(gate, scope(w.candidate));
+      queries.push(...orgs.sent);
+      return judgePerOrg(orgs, stable, { maxIncrease, alpha });
+    };
     if (canary.requests === 0) {
       return { ...base, verdict: 'inconclusive', reason: `no requests to ${w.candidate} in the last ${windowSeconds}s`, queries, samples: { canary: 0, stable: stable.requests } };
     }
@@ -211,23 +217,19 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
     if (margin !== undefined && (stableServes || gate.baseline === 'history')) {
       let memory = w.memory?.[gate.name] as LadderMemory | undefined;
       if (gate.baseline === 'history' && !memory?.reference) {
-        const before = await historyReference(gate, prom, provider, w);
+        const before = await historyReference(gate, metrics, w);
         if ('verdict' in before) return { ...base, ...before, queries: [...queries, ...before.queries] };
         memory = { ...(memory ?? emptyMemory()), reference: before.counts };
         queries.push(...before.queries);
       }
       const result = ladderResult(w, { canary, stable, margin, maxIncrease, alpha, queries, base, failures: 'errors' }, memory);
       if (!gate.perOrg || result.verdict === 'failed') return result;
-      const q = perOrgQueries(prom, w.candidate, windowSeconds);
-      queries.push(q.requests, q.errors);
-      const org = await checkPerOrg(gate, prom, provider, q, w.atMs, stable, { maxIncrease, alpha });
-      return org.kind === 'ok' ? result : { ...result, verdict: org.kind, reason: org.reason };
+      const org = await perOrg();
+      return org.kind === 'ok' ? { ...result, queries } : { ...result, queries, verdict: org.kind, reason: org.reason };
     }
     const d = errorRateDecision({ canary, stable }, { maxIncrease, alpha });
     if (gate.perOrg && d.verdict !== 'failed') {
-      const q = perOrgQueries(prom, w.candidate, windowSeconds);
-      queries.push(q.requests, q.errors);
-      const org = await checkPerOrg(gate, prom, provider, q, w.atMs, stable, { maxIncrease, alpha });
+      const org = await perOrg();
       if (org.kind !== 'ok') {
         return { ...base, verdict: org.kind, reason: org.reason, queries, value: pct(d.canaryRate), baseline: pct(d.stableRate), samples: { canary: canary.requests, stable: stable.requests } };
       }
@@ -255,14 +257,17 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
   if (gate.type === 'latencyP99' && gate.method === 'ladder') {
     const maxIncrease = gate.maxIncrease ?? DEFAULT_MAX_SLOW_INCREASE;
     const alpha = 1 - DEFAULT_CONFIDENCE;
-    const c = slowQueries(gate, prom, scope(w.candidate));
-    const s = slowQueries(gate, prom, scope(w.stable));
-    const queries = [c.requests, c.fast, s.requests, s.fast];
-    const answers = await Promise.all(queries.map(ask));
-    for (const a of answers) if (!a.ok) return { ...base, verdict: a.verdict, reason: a.reason, queries };
-    const [cn, cf, sn, sf] = answers.map((a) => Math.max(0, Math.round(a.ok ? (a.value ?? 0) : 0)));
-    const canary = { requests: cn!, errors: Math.max(0, cn! - cf!) };
-    const stable = { requests: sn!, errors: Math.max(0, sn! - sf!) };
+    const answers = await Promise.all([w.candidate, w.stable].map((v) => metrics.fastRequests(gate, scope(v))));
+    const queries = sentBy(answers);
+    const error = errorVerdict(metrics, answers);
+    if (error) return { ...base, ...error, queries };
+    // The requests slower than the bound are this gate's failures.
+    const slow = (a: Measurement<{ requests: number; fast: number }>): RequestCounts => {
+      const requests = Math.max(0, Math.round(valueOf(a)?.requests ?? 0));
+      const fast = Math.max(0, Math.round(valueOf(a)?.fast ?? 0));
+      return { requests, errors: Math.max(0, requests - fast) };
+    };
+    const [canary, stable] = [slow(answers[0]!), slow(answers[1]!)];
     if (canary.requests === 0) return { ...base, verdict: 'inconclusive', reason: `no requests to ${w.candidate} in the last ${windowSeconds}s`, queries, samples: { canary: 0, stable: stable.requests } };
     const margin = w.plan && w.step !== undefined ? planMargins(w.plan, gate.name, maxIncrease, alpha)[w.step] : undefined;
     if (margin === undefined || stable.requests === 0) {
@@ -273,12 +278,15 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
 
   if (gate.type === 'latencyP99') {
     const minRequests = gate.minRequests ?? DEFAULT_MIN_REQUESTS;
-    const c = latencyQueries(gate, prom, scope(w.candidate));
-    const s = latencyQueries(gate, prom, scope(w.stable));
-    const queries = gate.maxFactor !== undefined ? [c.p99, c.count, s.p99] : [c.p99, c.count];
-    const answers = await Promise.all(queries.map(ask));
-    for (const a of answers) if (!a.ok) return { ...base, verdict: a.verdict, reason: a.reason, queries };
-    const [p99, count, stableP99] = answers.map((a) => (a.ok ? a.value : undefined));
+    const answers = await Promise.all([
+      metrics.latencyP99(gate, scope(w.candidate)),
+      metrics.latencyRequests(gate, scope(w.candidate)),
+      ...(gate.maxFactor !== undefined ? [metrics.latencyP99(gate, scope(w.stable))] : []),
+    ]);
+    const queries = sentBy(answers);
+    const error = errorVerdict(metrics, answers);
+    if (error) return { ...base, ...error, queries };
+    const [p99, count, stableP99] = answers.map(valueOf);
     const n = Math.round(count ?? 0);
     const ms = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? undefined : +(x * 1000).toFixed(3));
     const canaryMs = ms(p99);
@@ -302,22 +310,24 @@ export async function evaluateGate(gate: GateConfig, prom: PrometheusConfig | un
     };
   }
 
-  const q = customQuery(gate, scope(w.candidate));
-  const answer = await provider.query(q, w.atMs);
+  const answer = await metrics.queryValue(gate, scope(w.candidate));
+  const queries = answer.sent;
   // A ratio summed over several series means nothing: the query must aggregate to one.
-  if (answer.kind === 'data' && answer.samples.length > 1) {
-    return { ...base, verdict: 'error', reason: `the query gave ${answer.samples.length} series; aggregate it to one (sum, max, …)`, queries: [q] };
+  const series = valueOf(answer);
+  if (series && series.length > 1) {
+    return { ...base, verdict: 'error', reason: `the query gave ${series.length} series; aggregate it to one (sum, max, …)`, queries };
   }
-  const a = scalar(answer, q);
-  if (!a.ok) return { ...base, verdict: a.verdict, reason: a.reason, queries: [q] };
-  if (a.value === undefined || Number.isNaN(a.value)) return { ...base, verdict: 'inconclusive', reason: a.value === undefined ? 'no data' : 'the query gave NaN', queries: [q] };
-  const pass = gate.direction === 'below' ? a.value <= gate.threshold : a.value >= gate.threshold;
+  const error = errorVerdict(metrics, [answer]);
+  if (error) return { ...base, ...error, queries };
+  const value = series?.reduce((sum, x) => sum + x, 0);
+  if (value === undefined || Number.isNaN(value)) return { ...base, verdict: 'inconclusive', reason: value === undefined ? 'no data' : 'the query gave NaN', queries };
+  const pass = gate.direction === 'below' ? value <= gate.threshold : value >= gate.threshold;
   return {
     ...base,
     verdict: pass ? 'passed' : 'failed',
-    value: a.value,
+    value,
     threshold: gate.threshold,
-    queries: [q],
-    reason: `${a.value} ${pass ? 'is' : 'is not'} ${gate.direction} ${gate.threshold}`,
+    queries,
+    reason: `${value} ${pass ? 'is' : 'is not'} ${gate.direction} ${gate.threshold}`,
   };
 }

@@ -1,31 +1,27 @@
 /**
  * Builds the gate runner a rollout uses from its config, and the preflight that sends every
- * configured query once, so a PromQL typo fails before any traffic moves. The Prometheus
- * provider is imported only here, by commands that evaluate gates.
+ * configured query once, so a typo in a query fails before any traffic moves. The metrics
+ * provider is chosen here, and imported only by commands that evaluate gates.
  */
 import type { Config } from '../config/schema.js';
 import type { GateRunner } from '../engine/machine.js';
 import type { Plan, Traffic } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import { OperationError, UsageError } from '../errors.js';
-import { customQuery, errorRateQueries, latencyQueries, slowQueries, type QueryScope } from '../metrics/prometheus/queries.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { NoMetrics } from '../metrics/none.js';
 import { evaluateGates } from './evaluate.js';
 import { planMargins, requestsForMargin } from './ladder.js';
-import type { MetricsProvider } from './types.js';
 import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MAX_SLOW_INCREASE } from './evaluate.js';
 
-/** The provider a config names, or undefined when it names none. */
-export async function createProvider(config: Config): Promise<MetricsProvider> {
+/** The metrics provider a config names: the one place that picks one. */
+export async function createProvider(config: Config): Promise<Metrics> {
   // Journeys need no metrics: a config with only them has no Prometheus, and nothing asks it.
-  if (!config.prometheus) return NO_METRICS;
-  const { PrometheusClient } = await import('../metrics/prometheus/client.js');
-  return new PrometheusClient({ url: config.prometheus.url, timeoutMs: config.prometheus.timeout ?? 5_000, retries: 2 });
+  if (!config.prometheus) return new NoMetrics('Prometheus', 'no prometheus: section in deploy.yaml', 'add prometheus: { url: http://… } to deploy.yaml');
+  const [{ PrometheusClient }, { PrometheusMetrics }] = await Promise.all([import('../metrics/prometheus/client.js'), import('../metrics/prometheus/metrics.js')]);
+  const client = new PrometheusClient({ url: config.prometheus.url, timeoutMs: config.prometheus.timeout ?? 5_000, retries: 2 });
+  return new PrometheusMetrics(client, config.prometheus);
 }
-
-const NO_METRICS: MetricsProvider = {
-  query: async () => ({ kind: 'unreachable', message: 'no prometheus: section in deploy.yaml' }),
-  queryRange: async () => ({ kind: 'unreachable', message: 'no prometheus: section in deploy.yaml' }),
-};
 
 /** Each version's endpoints from deploy.yaml, where journeys reach it. */
 export function versionEndpoints(config: Config): Record<string, string[] | undefined> {
@@ -33,7 +29,7 @@ export function versionEndpoints(config: Config): Record<string, string[] | unde
 }
 
 /** A runner over the config's gates, or undefined when there are none. */
-export async function createGateRunner(config: Config, provider?: MetricsProvider): Promise<GateRunner | undefined> {
+export async function createGateRunner(config: Config, provider?: Metrics): Promise<GateRunner | undefined> {
   const gates = config.gates ?? [];
   if (gates.length === 0) return undefined;
   const metrics = provider ?? (await createProvider(config));
@@ -42,7 +38,6 @@ export async function createGateRunner(config: Config, provider?: MetricsProvide
     evaluate: (state: RolloutState, names: string[], atMs: number) =>
       evaluateGates(
         gates.filter((g) => names.includes(g.name)),
-        config.prometheus,
         metrics,
         {
           service: state.service,
@@ -61,67 +56,48 @@ export async function createGateRunner(config: Config, provider?: MetricsProvide
   };
 }
 
-/** Prometheus did not answer the gate queries' check (its message says where and why, once). */
-export class PrometheusUnreachable extends OperationError {
-  constructor(message: string) {
-    super(message, 'check prometheus.url in deploy.yaml, or that Prometheus is running');
-  }
-}
+/** The metrics source did not answer the gate queries' check (its message says where and why, once; its hint what to check). */
+export class MetricsUnreachable extends OperationError {}
 
-/** Every query of every gate, for `candidate` against `stable` over a short window. */
-function allQueries(config: Config, stable: string, candidate: string): { gate: string; query: string }[] {
-  const scope = (version: string): QueryScope => ({ service: config.service, version, stable, windowSeconds: 60 });
-  return (config.gates ?? []).flatMap((g) => {
-    const qs =
-      g.type === 'errorRate'
-        ? [errorRateQueries(g, config.prometheus, scope(candidate)), errorRateQueries(g, config.prometheus, scope(stable))].flatMap((q) => [q.requests, q.errors])
-        : g.type === 'journey'
-          ? []
-          : g.type === 'latencyP99' && g.method === 'ladder'
-            ? [slowQueries(g, config.prometheus, scope(candidate)), slowQueries(g, config.prometheus, scope(stable))].flatMap((q) => [q.requests, q.fast])
-            : g.type === 'latencyP99'
-              ? Object.values(latencyQueries(g, config.prometheus, scope(candidate)))
-          : [customQuery(g, scope(candidate))];
-    return qs.map((query) => ({ gate: g.name, query }));
-  });
-}
+/** The name `deploy plan` catches it by. */
+export { MetricsUnreachable as PrometheusUnreachable };
 
 /**
- * Send every gate query once. A query Prometheus rejects is a config error (exit 2) naming the
- * gate and the server's message; an unreachable Prometheus is an operation error (exit 1).
+ * Send every gate query once. A query the source rejects is a config error (exit 2) naming the
+ * gate and the source's message; an unreachable source is an operation error (exit 1).
  * Returns the gates whose queries found no data (not an error: there may be no traffic yet).
  */
-export async function checkGateQueries(config: Config, provider: MetricsProvider, stable: string, candidate: string): Promise<string[]> {
-  const noData = new Set<string>();
-  for (const { gate, query } of allQueries(config, stable, candidate)) {
-    const answer = await provider.query(query);
+export async function checkGateQueries(config: Config, metrics: Metrics, stable: string, candidate: string): Promise<string[]> {
+  const noData: string[] = [];
+  for (const gate of config.gates ?? []) {
+    if (gate.type === 'journey') continue;
+    const answer = await metrics.check(gate, { service: config.service, stable, candidate });
     if (answer.kind === 'query-error') {
-      throw new UsageError(`gate ${gate}: Prometheus rejected its query: ${answer.message}\n  query: ${query}`, 'fix the query (or its template) under gates: in deploy.yaml');
+      throw new UsageError(`gate ${gate.name}: ${metrics.name} rejected its query: ${answer.message}\n  query: ${answer.query}`, 'fix the query (or its template) under gates: in deploy.yaml');
     }
-    if (answer.kind === 'unreachable') throw new PrometheusUnreachable(answer.message);
-    if (answer.kind === 'no-data') noData.add(gate);
+    if (answer.kind === 'unreachable') throw new MetricsUnreachable(answer.message, metrics.unreachableHint);
+    if (answer.kind === 'no-data') noData.push(gate.name);
   }
-  return [...noData];
+  return noData;
 }
 
 /** The window before a rollout whose traffic sets the steps' margins. */
 export const TRAFFIC_WINDOW_SECONDS = 600;
 
 /**
- * Stable's traffic over the last ten minutes, through the first error-rate gate's own queries (so
- * templates and labels apply): requests a second and error rate. Undefined when there is no
- * error-rate gate, no traffic, or Prometheus does not answer — the margins then take their
+ * Stable's traffic over the last ten minutes, counted as the first error-rate gate counts it (so
+ * its queries and labels apply): requests a second and error rate. Undefined when there is no
+ * error-rate gate, no traffic, or the source does not answer — the margins then take their
  * defaults, and the last step's is `maxIncrease` either way.
  */
-export async function measureTraffic(config: Config, provider: MetricsProvider, stable: string, atMs = Date.now()): Promise<Traffic | undefined> {
+export async function measureTraffic(config: Config, metrics: Metrics, stable: string, atMs = Date.now()): Promise<Traffic | undefined> {
   const gate = config.gates?.find((g) => g.type === 'errorRate');
   if (!gate || gate.type !== 'errorRate') return undefined;
-  const q = errorRateQueries(gate, config.prometheus, { service: config.service, version: stable, stable, windowSeconds: TRAFFIC_WINDOW_SECONDS });
-  const [requests, errors] = await Promise.all([provider.query(q.requests, atMs), provider.query(q.errors, atMs)]);
-  const value = (a: typeof requests) => (a.kind === 'data' ? a.samples.reduce((t, x) => t + x.value, 0) : undefined);
-  const n = value(requests);
+  const answer = await metrics.requestCounts(gate, { service: config.service, version: stable, stable, windowSeconds: TRAFFIC_WINDOW_SECONDS, atMs });
+  if (answer.kind !== 'data') return undefined;
+  const { requests: n, errors } = answer.value;
   if (!n || !(n > 0)) return undefined;
-  return { requestsPerSecond: +(n / TRAFFIC_WINDOW_SECONDS).toFixed(3), errorRate: +Math.min(1, Math.max(0, (value(errors) ?? 0) / n)).toFixed(6), windowSeconds: TRAFFIC_WINDOW_SECONDS };
+  return { requestsPerSecond: +(n / TRAFFIC_WINDOW_SECONDS).toFixed(3), errorRate: +Math.min(1, Math.max(0, errors / n)).toFixed(6), windowSeconds: TRAFFIC_WINDOW_SECONDS };
 }
 
 /** One step's error-rate margin as `deploy plan` shows it. */

@@ -1,7 +1,7 @@
 /**
- * Gate measurements and the metrics provider interface. A measurement is one of passed, failed,
- * inconclusive or error (after Argo Rollouts' evaluate.go); "no data" is its own answer and
- * counts as inconclusive, never as a pass.
+ * Gate results. A measurement is one of passed, failed, inconclusive or error (after Argo
+ * Rollouts' evaluate.go); "no data" is its own answer and counts as inconclusive, never as a
+ * pass. Where gates read metrics is `src/metrics/metrics.ts`.
  */
 
 /** The four answers a gate can give. */
@@ -32,7 +32,7 @@ export interface GateResult {
     evidence?: number;
     rollbackAt?: number;
   };
-  /** The PromQL sent, after templating. */
+  /** The queries sent to the metrics source, in its own language, after templating. */
   queries: string[];
   /** Why, in words. */
   reason: string;
@@ -41,40 +41,6 @@ export interface GateResult {
   journeys?: { version: string; ok: boolean; ms: number; steps: { name: string; ok: boolean; ms: number; status?: number; error?: string }[] }[];
   /** What the gate carries to its next check (kept in the rollout's state, never shown). */
   memory?: unknown;
-}
-
-/** One sample of an instant vector or a scalar. */
-export interface Sample {
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Answer of an instant query: samples, nothing, or a distinct failure. */
-export type QueryAnswer =
-  | { kind: 'data'; samples: Sample[] }
-  | { kind: 'no-data' }
-  | { kind: 'query-error'; message: string }
-  | { kind: 'unreachable'; message: string };
-
-/** One series of a range query. */
-export interface RangeSeries {
-  labels: Record<string, string>;
-  points: [timeMs: number, value: number][];
-}
-
-/** Answer of a range query. */
-export type RangeAnswer =
-  | { kind: 'data'; series: RangeSeries[] }
-  | { kind: 'no-data' }
-  | { kind: 'query-error'; message: string }
-  | { kind: 'unreachable'; message: string };
-
-/** Where gates read metrics. */
-export interface MetricsProvider {
-  /** Evaluate PromQL at `timeMs` (default: now). */
-  query(promql: string, timeMs?: number): Promise<QueryAnswer>;
-  /** Evaluate PromQL over [startMs, endMs] every `stepMs`. */
-  queryRange(promql: string, startMs: number, endMs: number, stepMs: number): Promise<RangeAnswer>;
 }
 
 /**

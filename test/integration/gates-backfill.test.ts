@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GateConfig, PrometheusConfig } from '../../src/config/schema.js';
 import { evaluateGate } from '../../src/gates/evaluate.js';
 import { PrometheusClient } from '../../src/metrics/prometheus/client.js';
+import { PrometheusMetrics } from '../../src/metrics/prometheus/metrics.js';
 import { backfillOpenMetrics, startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 import { DEPLOY, jsonLines } from '../helpers/sandbox.js';
 
@@ -66,15 +67,15 @@ function openMetrics(): string {
 
 let dir: string;
 let prometheus: PrometheusProcess;
-let provider: PrometheusClient;
+let provider: PrometheusMetrics;
 const prom: PrometheusConfig = { url: '', labels: { job: JOB } };
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'cutover-gates-'));
   await backfillOpenMetrics({ dataDir: path.join(dir, 'prom'), openmetrics: openMetrics() });
   prometheus = await startPrometheus({ dataDir: path.join(dir, 'prom') });
-  provider = new PrometheusClient({ url: prometheus.url, timeoutMs: 2_000, retries: 1 });
   prom.url = prometheus.url;
+  provider = new PrometheusMetrics(new PrometheusClient({ url: prometheus.url, timeoutMs: 2_000, retries: 1 }), prom);
 });
 afterAll(async () => {
   await prometheus?.stop();
@@ -87,7 +88,7 @@ const latency: GateConfig = { name: 'p99', type: 'latencyP99', max: 500, minRequ
 
 describe('gates on backfilled series', () => {
   it('error rate: fails during the incident, with values and sample sizes', async () => {
-    const r = await evaluateGate(errors(), prom, provider, at(END_S, 5));
+    const r = await evaluateGate(errors(), provider, at(END_S, 5));
     expect(r.verdict).toBe('failed');
     expect(r.value).toBeCloseTo(10, 0);
     expect(r.baseline).toBeCloseTo(0.5, 1);
@@ -96,51 +97,51 @@ describe('gates on backfilled series', () => {
   });
 
   it('error rate: before the incident, passes with a 1-point allowance and stays inconclusive at 0.1 points', async () => {
-    const wide = await evaluateGate(errors({ maxIncrease: 0.01 }), prom, provider, at(INCIDENT_S - 60, 20));
+    const wide = await evaluateGate(errors({ maxIncrease: 0.01 }), provider, at(INCIDENT_S - 60, 20));
     expect(wide.verdict).toBe('passed');
-    const strict = await evaluateGate(errors(), prom, provider, at(INCIDENT_S - 60, 20));
+    const strict = await evaluateGate(errors(), provider, at(INCIDENT_S - 60, 20));
     expect(strict.verdict).toBe('inconclusive');
     expect(strict.samples!.needed!).toBeGreaterThan(strict.samples!.canary);
     expect(strict.samples!.detectableIncrease!).toBeGreaterThan(0.1);
   });
 
   it('error rate: counts stable correctly across its counter reset', async () => {
-    const r = await evaluateGate(errors({ maxIncrease: 0.2 }), prom, provider, at(END_S, 5));
+    const r = await evaluateGate(errors({ maxIncrease: 0.2 }), provider, at(END_S, 5));
     // 20 scrapes × 2,000 requests, the reset included: extrapolation keeps it within a step.
     expect(r.samples?.stable).toBeGreaterThan(38_000);
     expect(r.samples?.stable).toBeLessThan(42_500);
   });
 
   it('per org: one org failing is caught even when the cohort as a whole passes', async () => {
-    const whole = await evaluateGate(errors({ maxIncrease: 0.01 }), prom, provider, { ...at(END_S, 10), candidate: 'v4' });
+    const whole = await evaluateGate(errors({ maxIncrease: 0.01 }), provider, { ...at(END_S, 10), candidate: 'v4' });
     expect(whole.verdict).toBe('passed');
-    const perOrg = await evaluateGate(errors({ maxIncrease: 0.01, perOrg: true }), prom, provider, { ...at(END_S, 10), candidate: 'v4' });
+    const perOrg = await evaluateGate(errors({ maxIncrease: 0.01, perOrg: true }), provider, { ...at(END_S, 10), candidate: 'v4' });
     expect(perOrg.verdict).toBe('failed');
     expect(perOrg.reason).toMatch(/^org acme: errors 20% \(\d+\/\d+\)/);
     expect(perOrg.queries.at(-2)).toBe(`sum by (org) (increase(http_requests_total{version="v4",job="patient\\"api"}[600s]))`);
   });
 
   it('no data is inconclusive, never a pass', async () => {
-    const r = await evaluateGate(errors(), prom, provider, { ...at(END_S, 5), candidate: 'v3' });
+    const r = await evaluateGate(errors(), provider, { ...at(END_S, 5), candidate: 'v3' });
     expect(r.verdict).toBe('inconclusive');
     expect(r.reason).toMatch(/no requests to v3/);
   });
 
   it('latency P99: passes before the incident, fails during it', async () => {
-    const before = await evaluateGate(latency, prom, provider, at(INCIDENT_S - 60, 10));
+    const before = await evaluateGate(latency, provider, at(INCIDENT_S - 60, 10));
     expect(before.verdict).toBe('passed');
     expect(before.value).toBeLessThanOrEqual(100);
-    const during = await evaluateGate(latency, prom, provider, at(END_S, 5));
+    const during = await evaluateGate(latency, provider, at(END_S, 5));
     expect(during.verdict).toBe('failed');
     expect(during.value).toBeGreaterThan(500);
   });
 
   it('a custom query: NaN is inconclusive, a value is compared with the threshold', async () => {
-    const nan = await evaluateGate({ name: 'q', type: 'query', query: 'sum(http_requests_total{version="none"}) / 0 * 0 + (0/0)', threshold: 1, direction: 'below' }, prom, provider, at(END_S, 5));
+    const nan = await evaluateGate({ name: 'q', type: 'query', query: 'sum(http_requests_total{version="none"}) / 0 * 0 + (0/0)', threshold: 1, direction: 'below' }, provider, at(END_S, 5));
     expect(nan.verdict).toBe('inconclusive');
     expect(nan.reason).toMatch(/NaN|no data/);
     const ratio = `sum(increase(http_requests_total{version="{{version}}",code="500"}[{{window}}])) / sum(increase(http_requests_total{version="{{version}}"}[{{window}}]))`;
-    const r = await evaluateGate({ name: 'q', type: 'query', query: ratio, threshold: 0.02, direction: 'below' }, prom, provider, at(END_S, 5));
+    const r = await evaluateGate({ name: 'q', type: 'query', query: ratio, threshold: 0.02, direction: 'below' }, provider, at(END_S, 5));
     expect(r.verdict).toBe('failed');
     expect(r.value).toBeCloseTo(0.1, 2);
   });

@@ -15,6 +15,7 @@ import type { GateConfig, PrometheusConfig } from '../../src/config/schema.js';
 import { evaluateGate } from '../../src/gates/evaluate.js';
 import type { LadderMemory } from '../../src/gates/ladder.js';
 import { PrometheusClient } from '../../src/metrics/prometheus/client.js';
+import { PrometheusMetrics } from '../../src/metrics/prometheus/metrics.js';
 import type { GateResult } from '../../src/gates/types.js';
 import { backfillOpenMetrics, startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 import { planCanary } from '../../strategies/canary.js';
@@ -72,7 +73,7 @@ function histogram(job: string, candidate: string, slowRate: number, faultAt = N
 
 let dir: string;
 let prometheus: PrometheusProcess;
-let provider: PrometheusClient;
+let client: PrometheusClient;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'cutover-ladder-'));
@@ -88,7 +89,7 @@ beforeAll(async () => {
   ].join('\n');
   await backfillOpenMetrics({ dataDir: path.join(dir, 'prom'), openmetrics });
   prometheus = await startPrometheus({ dataDir: path.join(dir, 'prom') });
-  provider = new PrometheusClient({ url: prometheus.url, timeoutMs: 2_000, retries: 1 });
+  client = new PrometheusClient({ url: prometheus.url, timeoutMs: 2_000, retries: 1 });
 });
 afterAll(async () => {
   await prometheus?.stop();
@@ -108,7 +109,7 @@ async function drive(job: string, candidate: string, gate: GateConfig = errorsGa
   for (let t = ROLLOUT_S + 60; t <= ROLLOUT_S + 3 * HOLD_S; t += 60) {
     const step = Math.min(2, Math.floor((t - ROLLOUT_S - 1) / HOLD_S));
     const start = ROLLOUT_S + step * HOLD_S;
-    const r = await evaluateGate(gate, prom, provider, {
+    const r = await evaluateGate(gate, new PrometheusMetrics(client, prom), {
       service: 'patient-api', stable: 'v1', candidate, startMs: start * 1000, atMs: t * 1000,
       plan, step, holdUntilMs: (start + HOLD_S) * 1000, rolloutStartMs: ROLLOUT_S * 1000, ...(memory ? { memory: { errors: memory } } : {}),
     });
@@ -174,7 +175,7 @@ describe('the error-rate ladder on backfilled series', () => {
   it('method: confidence-sequence keeps the same proof at every step: the 5% step cannot pass 0.1 points', async () => {
     const prom: PrometheusConfig = { url: prometheus.url, labels: { job: 'good' } };
     const end = ROLLOUT_S + HOLD_S;
-    const r = await evaluateGate({ ...errorsGate, method: 'confidence-sequence' }, prom, provider, { service: 'patient-api', stable: 'v1', candidate: 'v2', startMs: ROLLOUT_S * 1000, atMs: end * 1000, plan, step: 0, holdUntilMs: end * 1000 });
+    const r = await evaluateGate({ ...errorsGate, method: 'confidence-sequence' }, new PrometheusMetrics(client, prom), { service: 'patient-api', stable: 'v1', candidate: 'v2', startMs: ROLLOUT_S * 1000, atMs: end * 1000, plan, step: 0, holdUntilMs: end * 1000 });
     expect(r.verdict).toBe('inconclusive');
     expect(r.memory).toBeUndefined();
   });

@@ -1,5 +1,5 @@
 /**
- * Metrics from Prometheus over its HTTP API (`/api/v1/query`, `/api/v1/query_range`).
+ * PromQL over Prometheus' HTTP API (`/api/v1/query`, `/api/v1/query_range`).
  *
  * Every failure becomes a distinct answer instead of an exception, because gates treat them
  * differently: a query Prometheus rejected (`query-error`) is a configuration mistake and is never
@@ -9,7 +9,40 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import { UsageError } from '../../errors.js';
-import type { MetricsProvider, QueryAnswer, RangeAnswer, RangeSeries, Sample } from '../../gates/types.js';
+
+/** One sample of an instant vector or a scalar. */
+export interface Sample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Answer of an instant query: samples, nothing, or a distinct failure. */
+export type QueryAnswer =
+  | { kind: 'data'; samples: Sample[] }
+  | { kind: 'no-data' }
+  | { kind: 'query-error'; message: string }
+  | { kind: 'unreachable'; message: string };
+
+/** One series of a range query. */
+export interface RangeSeries {
+  labels: Record<string, string>;
+  points: [timeMs: number, value: number][];
+}
+
+/** Answer of a range query. */
+export type RangeAnswer =
+  | { kind: 'data'; series: RangeSeries[] }
+  | { kind: 'no-data' }
+  | { kind: 'query-error'; message: string }
+  | { kind: 'unreachable'; message: string };
+
+/** What the Prometheus metrics provider asks: PromQL, instant or over a range. */
+export interface PromQL {
+  /** Evaluate PromQL at `timeMs` (default: now). */
+  query(promql: string, timeMs?: number): Promise<QueryAnswer>;
+  /** Evaluate PromQL over [startMs, endMs] every `stepMs`. */
+  queryRange(promql: string, startMs: number, endMs: number, stepMs: number): Promise<RangeAnswer>;
+}
 
 /** Where Prometheus is and how patiently to ask it. */
 export interface PrometheusOptions {
@@ -45,7 +78,7 @@ interface ApiData {
 type Failure = Extract<QueryAnswer, { kind: 'query-error' | 'unreachable' }>;
 
 /** Sends PromQL to one Prometheus server. */
-export class PrometheusClient implements MetricsProvider {
+export class PrometheusClient implements PromQL {
   private readonly base: URL;
   private readonly fetch: typeof fetch;
   private readonly sleep: (ms: number) => Promise<void>;

@@ -6,6 +6,9 @@
 import type { PrometheusConfig } from '../../config/schema.js';
 import { UsageError } from '../../errors.js';
 
+/** The prometheus section's labels: which carries the version, which the org, and which pick the service's series. */
+export type PrometheusLabels = Pick<PrometheusConfig, 'versionLabel' | 'orgLabel' | 'labels'>;
+
 /**
  * Escape a value for a double-quoted PromQL label matcher (`{version="…"}`): backslash, double
  * quote and newline, the characters that would end or break the string literal.
@@ -47,7 +50,7 @@ export function renderTemplate(template: string, vars: TemplateVars): string {
 }
 
 /** `{version="v2",job="patient-api"}` with every value escaped. */
-export function selector(prom: PrometheusConfig | undefined, version: string, extra = ''): string {
+export function selector(prom: PrometheusLabels | undefined, version: string, extra = ''): string {
   const label = prom?.versionLabel ?? 'version';
   const matchers = [`${label}="${escapeLabelValue(version)}"`];
   for (const [k, v] of Object.entries(prom?.labels ?? {})) matchers.push(`${k}="${escapeLabelValue(v)}"`);
