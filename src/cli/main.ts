@@ -105,7 +105,10 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
   orgs.command('unpin').description('let orgs follow the default again').argument('[org...]', 'org ids')
     .option('--group <group>', 'every org of a group').option('--all', 'every org').option('--reason <text>', 'why, for the audit log')
     .action(orgsCommand('unpin'));
-  program.command('iam-policy').description('print the least-privilege IAM policy the alb router needs')
+  const router = program.command('router').description("act on the router's own machinery");
+  router.command('rotate-secret').description("give the router's admin endpoint a new secret (nginx: written 0600, loaded by a reload)")
+    .action(lazy(() => import('../../commands/router-rotate-secret.js')));
+  program.command('iam-policy').description('print the least-privilege IAM policy the configured providers need')
     .action(lazy(() => import('../../commands/iam-policy.js')));
   program.command('rbac').description('print the minimal Kubernetes Role and RoleBinding the configured objects need')
     .option('--service-account <name>', 'bind a ServiceAccount of the namespace (default cutover)')

@@ -37,6 +37,17 @@ export interface RouteSpec {
    * lock mid-write cannot undo the newer holder's routing. Not part of what is compared.
    */
   fence?: number;
+  /**
+   * Routers over several targets (a fleet of regions): the weights of each named target where
+   * they differ from `weights`, as the waves strategy moves one target at a time. Org pins and
+   * the unpinned policy are the same in every target. Other routers ignore it.
+   */
+  targets?: Record<string, Weights>;
+  /**
+   * Set on a write that takes traffic back to safety (a rollback or an abort): a router over
+   * several targets makes it live in every target it can reach at once, rather than all or none.
+   */
+  rollback?: boolean;
 }
 
 /** Version → the role whose backend serves it. */
@@ -53,6 +64,14 @@ export type Verification =
   | { status: 'verified'; live: LiveRoutes }
   | { status: 'mismatch'; live: LiveRoutes; detail: string }
   | { status: 'unverifiable'; detail: string };
+
+/** A generation stored by `Router.stage` but not live yet. */
+export interface StagedRoutes {
+  /** The generation stored; `activate` makes it live. */
+  generation: number;
+  /** False when the live routing already equals the spec: nothing was stored, nothing to activate. */
+  changed: boolean;
+}
 
 /** Result of an apply: whether a write happened and the generation now live. */
 export interface ApplyResult {
@@ -97,6 +116,20 @@ export interface Router {
    * all healthy). Routers that cannot tell leave it out; the engine then moves weight unchecked.
    */
   targetsReady?(version: string): Promise<TargetReadiness>;
+  /**
+   * The first half of a two-phase write, for writers that must switch several routers at one
+   * instant (a fleet's org move): store `spec` as a generation of at least `generation` without
+   * making it live. Routers that can hold an activation time implement it together with
+   * `activate`; a staged generation never activated stays inert and the next stage replaces it.
+   */
+  stage?(spec: RouteSpec, generation?: number): Promise<StagedRoutes>;
+  /**
+   * Make a staged generation live at wall-clock `atMs` (epoch ms, by the router's own clock, so
+   * routers activated together switch within their clocks' skew), then read it back once live.
+   */
+  activate?(staged: StagedRoutes, atMs: number): Promise<ApplyResult>;
+  /** Give the router's admin endpoint a new secret, where it has one (nginx). */
+  rotateSecret?(): Promise<void>;
 }
 
 /** Answer of `Router.targetsReady`. */

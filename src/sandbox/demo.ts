@@ -175,6 +175,7 @@ router:
   listen: ${listen}
   admin: ${admin}
   prefix: nginx
+  exposeRoute: true
 state:
   type: local
   dir: .deploy

@@ -54,8 +54,8 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Create `path` with `flag`, write all of `data` and flush it to disk before closing. */
-async function writeDurable(path: string, data: string | Uint8Array, flag: string): Promise<void> {
-  const handle = await open(path, flag, FILE_MODE);
+async function writeDurable(path: string, data: string | Uint8Array, flag: string, mode = FILE_MODE): Promise<void> {
+  const handle = await open(path, flag, mode);
   try {
     await handle.writeFile(data);
     await handle.sync();
@@ -68,10 +68,10 @@ async function writeDurable(path: string, data: string | Uint8Array, flag: strin
  * Replace `path` with `data` atomically: readers see the old content or the new, never a mix,
  * and after a crash the file holds one of the two.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode?: number): Promise<void> {
   const temp = tempPathFor(path);
   try {
-    await writeDurable(temp, data, 'wx');
+    await writeDurable(temp, data, 'wx', mode);
     await rename(temp, path);
   } catch (error) {
     await unlink(temp).catch(() => undefined);

@@ -33,6 +33,8 @@ export async function startNginxFixture(name: string): Promise<NginxFixture> {
     admin: `127.0.0.1:${adminPort}`,
     orgHeader: 'X-Org-Id',
     orgCookie: 'cutover_org',
+    // Tests read which version answered from this header.
+    exposeRoute: true,
     upstreams: { v1: [`127.0.0.1:${v1.port}`], v2: [`127.0.0.1:${v2.port}`] },
   };
   const stopServices = async () => {

@@ -13,6 +13,7 @@ import { crc32 } from 'node:zlib';
 import { LockedError, OperationError, UsageError } from '../../src/errors.js';
 import type { NginxRouterOptions } from '../../src/routers/nginx/config.js';
 import { listNginxWorkers, NginxRouter } from '../../src/routers/nginx/router.js';
+import { adminHeaders } from '../../src/routers/nginx/secrets.js';
 import { findNginx, startNginx, type NginxProcess } from '../../src/sandbox/nginx-process.js';
 import { startNginxFixture, type NginxFixture } from '../helpers/nginx-fixture.js';
 import { startSampleService } from '../../src/sandbox/sample-service.js';
@@ -185,7 +186,7 @@ describe('nginx router against real nginx', () => {
     expect((stale as Error).message).toMatch(/fencing token 7, newer than this driver's 6; nothing was written/);
     // The admin endpoint refuses it by itself too: a write already past the router's own check.
     const text = `generation ${(newer.generation ?? 0) + 1}\nfence 6\nunpinned weighted\nweight v1 90\nweight v2 10\n`;
-    const put = await fetch(`http://${options.admin}/cutover/routes`, { method: 'PUT', body: text, signal: AbortSignal.timeout(5_000) });
+    const put = await fetch(`http://${options.admin}/cutover/routes`, { method: 'PUT', body: text, headers: adminHeaders(options.prefix), signal: AbortSignal.timeout(5_000) });
     expect([put.status, (await put.text()).trim()]).toEqual([409, 'stale fence 6: the live table was written under fence 7 by a newer lock holder']);
     expect(await router.read()).toMatchObject({ weights: { v1: 100 }, fence: 7, generation: newer.generation });
     // The same token or a newer one writes.
@@ -258,6 +259,7 @@ describe('nginx router against real nginx', () => {
     const res = await fetch(`http://${options.admin}/cutover/routes`, {
       method: 'PUT',
       body: `generation ${(before.generation ?? 0) + 1}\nunpinned version v9\nweight v1 100\n`,
+      headers: adminHeaders(options.prefix),
     });
     expect(res.status).toBe(400);
     expect(await res.text()).toMatch(/line 2: unpinned names version v9, which has no upstream/);
@@ -367,11 +369,11 @@ describe('nginx router, a reload while an old worker still holds a request', () 
 
     const v3 = await startSampleService({ version: 'v3' });
     try {
-      const hashBefore = await (await fetch(`http://${options.admin}/cutover/config`)).text();
+      const hashBefore = await (await fetch(`http://${options.admin}/cutover/config`, { headers: adminHeaders(options.prefix) })).text();
       const grown = new NginxRouter({ ...options, upstreams: { ...options.upstreams, v3: [`127.0.0.1:${v3.port}`] } });
       let applied = false;
       const applying = grown.apply({ weights: { v1: 100 }, orgs: { 'slow-org': 'v3' } }).finally(() => (applied = true));
-      while ((await (await fetch(`http://${options.admin}/cutover/config`)).text()) === hashBefore) await new Promise((r) => setTimeout(r, 20));
+      while ((await (await fetch(`http://${options.admin}/cutover/config`, { headers: adminHeaders(options.prefix) })).text()) === hashBefore) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 300));
       expect(applied, 'apply returned while a worker of the old config still ran').toBe(false);
       expect((await listNginxWorkers(nginx.pid))?.some((w) => w.shuttingDown)).toBe(true);

@@ -17,6 +17,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Agent, request } from 'node:http';
 import type { NginxRouterOptions } from '../../src/routers/nginx/config.js';
 import { NginxRouter } from '../../src/routers/nginx/router.js';
+import { adminHeaders } from '../../src/routers/nginx/secrets.js';
 import type { OrgRoutes } from '../../src/routers/router.js';
 import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
 import { startNginxFixture, type NginxFixture } from '../helpers/nginx-fixture.js';
@@ -185,10 +186,10 @@ describe('org moves under keep-alive load through real nginx', () => {
       // to it by the very write that follows the reload.
       const v3 = await startSampleService({ version: 'v3' });
       services.push(v3);
-      const hashBefore = await (await fetch(`http://${options.admin}/cutover/config`)).text();
+      const hashBefore = await (await fetch(`http://${options.admin}/cutover/config`, { headers: adminHeaders(options.prefix) })).text();
       router = new NginxRouter({ ...options, upstreams: { ...options.upstreams, v3: [`127.0.0.1:${v3.port}`] } });
       await apply('120-159 to v3 (reload)', batch(120, 160, 'v3'));
-      expect(await (await fetch(`http://${options.admin}/cutover/config`)).text()).not.toBe(hashBefore);
+      expect(await (await fetch(`http://${options.admin}/cutover/config`, { headers: adminHeaders(options.prefix) })).text()).not.toBe(hashBefore);
       await settle();
       await apply('160-219 to v2', batch(160, 220, 'v2'));
       await settle();

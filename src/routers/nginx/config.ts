@@ -29,6 +29,16 @@ export interface NginxRouterOptions {
   orgHeader?: string;
   /** Cookie that carries the org id when the header is absent. */
   orgCookie?: string;
+  /**
+   * Where the org id is read: `header` (default: the header, else the cookie when one is named),
+   * `cookie` (the cookie only), or `signedCookie` (the cookie, only when its HMAC verifies with
+   * the key in `org-cookie.key`; a forged or expired one counts as no org).
+   */
+  orgFrom?: 'header' | 'cookie' | 'signedCookie';
+  /** Answer every request with `X-Cutover-Route: <version> g<generation>` (tests, the sandbox); default off. */
+  exposeRoute?: boolean;
+  /** With `orgFrom: signedCookie`: the HMAC key (from the environment; written 0600 into the prefix, never logged). */
+  orgKey?: string;
   /** nginx worker processes; default 2. */
   workerProcesses?: number;
   /** Directory of `ndk_http_module.so` and `ngx_http_lua_module.so`; default Debian's. */
@@ -38,7 +48,8 @@ export interface NginxRouterOptions {
 }
 
 /** Options with every default filled in, as validated by `resolveNginxOptions`. */
-export type ResolvedNginxOptions = Required<Omit<NginxRouterOptions, 'orgCookie' | 'adminEndpoint'>> & Pick<NginxRouterOptions, 'orgCookie' | 'adminEndpoint'>;
+export type ResolvedNginxOptions = Required<Omit<NginxRouterOptions, 'orgCookie' | 'adminEndpoint' | 'orgKey'>> & Pick<NginxRouterOptions, 'orgCookie' | 'adminEndpoint' | 'orgKey'>;
+
 
 /**
  * A version name as it may appear in config, upstream names and the routing table. The config
@@ -64,7 +75,10 @@ export function resolveNginxOptions(options: NginxRouterOptions): ResolvedNginxO
     orgHeader: options.orgHeader ?? 'X-Org-Id',
     workerProcesses: options.workerProcesses ?? 2,
     modulesDir: options.modulesDir ?? '/usr/lib/nginx/modules',
+    orgFrom: options.orgFrom ?? 'header',
+    exposeRoute: options.exposeRoute ?? false,
   };
+  if (o.orgFrom !== 'header' && o.orgCookie === undefined) throw new UsageError(`nginx orgFrom ${o.orgFrom} reads the org cookie: name it with orgCookie`);
   if (!path.isAbsolute(o.prefix)) throw new UsageError(`nginx prefix must be an absolute path, got "${o.prefix}"`);
   if (!SAFE_PATH.test(o.modulesDir)) throw new UsageError(`nginx modulesDir must be an absolute path, got "${o.modulesDir}"`);
   parseAddress('listen', o.listen);
@@ -136,6 +150,7 @@ function renderBody(o: ResolvedNginxOptions, hash: string): string {
     `  config_hash = "${hash}",`,
     `  org_header_var = "http_${o.orgHeader.toLowerCase().replace(/-/g, '_')}",`,
     o.orgCookie === undefined ? '  org_cookie_var = nil,' : `  org_cookie_var = "cookie_${o.orgCookie}",`,
+    `  org_from = "${o.orgFrom}",`,
     '  upstreams = {',
     ...versions.map((v) => `    ["${v}"] = "${upstreamName(v)}",`),
     '  },',
@@ -202,8 +217,7 @@ ${indent(lua.ACCESS_LUA, '        ')}
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
-      add_header X-Cutover-Route $cutover_route always;
-    }
+${o.exposeRoute ? '      add_header X-Cutover-Route $cutover_route always;\n' : ''}    }
   }
 
   server {
@@ -227,6 +241,12 @@ ${indent(lua.ADMIN_ROUTES_LUA, '        ')}
     location = /cutover/config {
       content_by_lua_block {
 ${indent(lua.ADMIN_CONFIG_LUA, '        ')}
+      }
+    }
+
+    location = /cutover/stats {
+      content_by_lua_block {
+${indent(lua.ADMIN_STATS_LUA, '        ')}
       }
     }
 

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { OperationError, UsageError } from '../../errors.js';
 import { writeFileAtomic } from '../../state/atomic.js';
+import { existsSync } from 'node:fs';
+import { ADMIN_SECRET_FILE, adminHeaders, rotateAdminSecret, writeOrgKey } from './secrets.js';
 import {
   renderNginxConfigWithHash,
   resolveNginxOptions,
@@ -114,6 +116,12 @@ export async function startNginxDaemon(options: NginxRouterOptions, deps: NginxR
  */
 export async function installConfig(exec: ExecFn, o: ResolvedNginxOptions, config: string): Promise<void> {
   await prepareNginxPrefix(o.prefix);
+  // The master reads the secrets as it loads the config: they are in place before any load.
+  if (!existsSync(path.join(o.prefix, ADMIN_SECRET_FILE))) await rotateAdminSecret(o.prefix);
+  if (o.orgFrom === 'signedCookie') {
+    if (!o.orgKey) throw new UsageError('nginx orgFrom signedCookie needs the org cookie key: set the environment variable router.orgKeyEnv names (default CUTOVER_ORG_KEY)');
+    await writeOrgKey(o.prefix, o.orgKey);
+  }
   const live = path.join(o.prefix, 'conf', 'nginx.conf');
   if ((await readFile(live, 'utf8').catch(() => undefined)) === config) return;
   const next = `${live}.next`;
@@ -130,7 +138,7 @@ export async function installConfig(exec: ExecFn, o: ResolvedNginxOptions, confi
 /** The config hash the admin server serves; undefined when it does not answer with one. */
 export async function servedConfigHash(fetchFn: typeof fetch, o: ResolvedNginxOptions, timeoutMs: number): Promise<string | undefined> {
   try {
-    const res = await fetchFn(`${adminUrl(o)}/cutover/config`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetchFn(`${adminUrl(o)}/cutover/config`, { headers: adminHeaders(o.prefix), signal: AbortSignal.timeout(timeoutMs) });
     return res.status === 200 ? (await res.text()).trim() : undefined;
   } catch {
     return undefined;
@@ -143,7 +151,7 @@ export async function servedConfigHash(fetchFn: typeof fetch, o: ResolvedNginxOp
  */
 export async function servedConfig(fetchFn: typeof fetch, o: ResolvedNginxOptions, timeoutMs: number): Promise<{ hash: string } | { none: true } | { unanswered: string }> {
   try {
-    const res = await fetchFn(`${adminUrl(o)}/cutover/config`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetchFn(`${adminUrl(o)}/cutover/config`, { headers: adminHeaders(o.prefix), signal: AbortSignal.timeout(timeoutMs) });
     if (res.status === 200) return { hash: (await res.text()).trim() };
     if (res.status === 404) return { none: true };
     return { unanswered: `answered ${res.status} ${(await res.text().catch(() => '')).trim().slice(0, 120)}`.trim() };

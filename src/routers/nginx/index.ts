@@ -19,6 +19,12 @@ const schema = z.strictObject({
   workerProcesses: z.number().int().min(1).max(64).optional(),
   orgHeader: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name').optional(),
   orgCookie: z.string().regex(/^[A-Za-z0-9_]+$/, 'must be a cookie name of letters, digits or _').optional(),
+  orgFrom: z.enum(['header', 'cookie', 'signedCookie']).optional()
+    .meta({ description: 'Where the org id is read: header (default; the cookie when the header is absent), cookie, or signedCookie (an HMAC-signed cookie set by your app or trusted proxy; forged or expired ones count as no org)' }),
+  orgKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').optional()
+    .meta({ description: 'With orgFrom: signedCookie, the environment variable holding the HMAC key (default CUTOVER_ORG_KEY); the key is never written to deploy.yaml' }),
+  exposeRoute: z.boolean().optional()
+    .meta({ description: 'Answer every request with X-Cutover-Route: <version> g<generation> (default false: it tells the world your versions; the sandbox and tests turn it on)' }),
 });
 
 /** The nginx router section. */
@@ -35,6 +41,9 @@ export function nginxRouterOptions(r: NginxRouterConfig, config: ProviderConfig,
     orgHeader: r.orgHeader ?? 'X-Org-Id',
     ...(r.orgCookie ? { orgCookie: r.orgCookie } : {}),
     workerProcesses: r.workerProcesses ?? 2,
+    ...(r.orgFrom ? { orgFrom: r.orgFrom } : {}),
+    ...(r.exposeRoute ? { exposeRoute: true } : {}),
+    ...(r.orgFrom === 'signedCookie' && process.env[r.orgKeyEnv ?? 'CUTOVER_ORG_KEY'] ? { orgKey: process.env[r.orgKeyEnv ?? 'CUTOVER_ORG_KEY'] } : {}),
     modulesDir: r.modulesDir ?? '/usr/lib/nginx/modules',
     upstreams: Object.fromEntries(Object.entries(config.versions).map(([v, spec]) => [v, spec.endpoints ?? []])),
   };
@@ -44,7 +53,8 @@ export function nginxRouterOptions(r: NginxRouterConfig, config: ProviderConfig,
 export const nginxRouter: RouterProvider<typeof schema> = {
   type: 'nginx',
   schema,
-  validate(_section, config, issue) {
+  validate(section, config, issue) {
+    if (section.orgFrom && section.orgFrom !== 'header' && !section.orgCookie) issue(['router', 'orgCookie'], `orgFrom: ${section.orgFrom} reads the org from a cookie: name it here, like orgCookie: cutover_org`);
     const upstreams = new Map<string, string>();
     for (const [v, spec] of Object.entries(config.versions)) {
       // nginx names each version's upstream with '.' as '_': two names must not meet there.

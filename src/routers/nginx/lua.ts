@@ -34,6 +34,58 @@ export const ROUTES_DICT = 'cutover_routes';
 export const ROUTING_MODULE_LUA = String.raw`
 local routes = ngx.shared.${ROUTES_DICT}
 local M = { settings = settings }
+
+-- The secrets, read here in the master as it loads the config (workers inherit them, and may
+-- run as a user who cannot read the prefix). Never logged.
+local function read_secret(name)
+  local file = io.open(ngx.config.prefix() .. name, "r")
+  if not file then return nil end
+  local text = file:read("*l")
+  file:close()
+  if text == nil or text == "" then return nil end
+  return text
+end
+local admin_secret = read_secret("admin.secret")
+local org_key = settings.org_from == "signedCookie" and read_secret("org-cookie.key") or nil
+
+-- Equal strings, in time that depends on their length only.
+local function same_secret(given, want)
+  if type(given) ~= "string" or want == nil or #given ~= #want then return false end
+  local diff = 0
+  for i = 1, #want do
+    diff = bit.bor(diff, bit.bxor(string.byte(given, i), string.byte(want, i)))
+  end
+  return diff == 0
+end
+
+-- Admin requests carry the secret; without it (or with a wrong one) they are refused and logged.
+function M.admin_allowed()
+  local given = ngx.req.get_headers()["x-cutover-admin"]
+  if same_secret(given, admin_secret) then return true end
+  ngx.log(ngx.WARN, "cutover: admin ", ngx.req.get_method(), " ", ngx.var.uri, " from ", ngx.var.remote_addr, " refused: ", given and "wrong secret" or "no secret")
+  routes:incr("admin_refused", 1, 0)
+  return false
+end
+
+local function base64url(bytes)
+  return (string.gsub(string.gsub(string.gsub(ngx.encode_base64(bytes), "+", "-"), "/", "_"), "=", ""))
+end
+
+-- A signed org cookie 'org.expires.signature': the org when its HMAC verifies and it has not
+-- expired; otherwise nil, counted, so the request is routed as one without an org.
+local function signed_org(value)
+  local org, expires, signature = string.match(value, "^(.+)%.(%d+)%.([A-Za-z0-9_-]+)$")
+  if not org or #org > 128 or not string.find(org, "^[A-Za-z0-9][A-Za-z0-9._-]*$") or org_key == nil
+    or not same_secret(signature, base64url(ngx.hmac_sha1(org_key, org .. "." .. expires))) then
+    routes:incr("org_cookie_forged", 1, 0)
+    return nil
+  end
+  if tonumber(expires) < ngx.time() then
+    routes:incr("org_cookie_expired", 1, 0)
+    return nil
+  end
+  return org
+end
 local cached = nil -- per worker once forked: the parsed table of the generation last seen
 
 local function table_key(generation)
@@ -173,9 +225,15 @@ function M.route(t, org)
   return t.orgs[org] or t.unpinned or M.pick_sticky(t, org)
 end
 
--- The org a request belongs to: the header wins over the cookie, empty means none.
+-- The org a request belongs to: by the header (which wins over the cookie), the cookie alone,
+-- or a signed cookie only; empty means none.
 function M.org()
-  local org = ngx.var[settings.org_header_var]
+  if settings.org_from == "signedCookie" then
+    local value = ngx.var[settings.org_cookie_var]
+    if value == nil or value == "" then return nil end
+    return signed_org(value)
+  end
+  local org = settings.org_from ~= "cookie" and ngx.var[settings.org_header_var] or nil
   if (org == nil or org == "") and settings.org_cookie_var then
     org = ngx.var[settings.org_cookie_var]
   end
@@ -205,6 +263,7 @@ end
 
 -- Admin: GET answers the live table text, PUT validates and stores a new one.
 function M.admin_routes()
+  if not M.admin_allowed() then return reply(403, "forbidden\n") end
   local method = ngx.req.get_method()
   if method == "GET" then
     local text = live_text()
@@ -314,5 +373,18 @@ require("cutover").admin_routes()
 /** Admin `/cutover/config`: the hash of the structural config this worker was started with. */
 export const ADMIN_CONFIG_LUA = String.raw`
 local cutover = require("cutover")
+if not cutover.admin_allowed() then return cutover.reply(403, "forbidden\n") end
 cutover.reply(200, cutover.settings.config_hash .. "\n")
+`;
+
+/** Admin /cutover/stats: counts of refused admin requests and of forged or expired org cookies. */
+export const ADMIN_STATS_LUA = String.raw`
+local cutover = require("cutover")
+if not cutover.admin_allowed() then return cutover.reply(403, "forbidden\n") end
+local routes = ngx.shared.${ROUTES_DICT}
+local out = {}
+for _, key in ipairs({ "admin_refused", "org_cookie_forged", "org_cookie_expired" }) do
+  out[#out + 1] = key .. " " .. (routes:get(key) or 0)
+end
+cutover.reply(200, table.concat(out, "\n") .. "\n")
 `;

@@ -31,6 +31,7 @@ import {
   type NginxRouterDeps,
   type WorkerListFn,
 } from './daemon.js';
+import { adminHeaders, adminSecretIfAny, restoreAdminSecret, rotateAdminSecret } from './secrets.js';
 import { parseRoutingTable, renderRoutingTable } from './table.js';
 import {
   sameRoutes,
@@ -101,6 +102,21 @@ export class NginxRouter implements Router {
         `${adminUrl(this.options)}/cutover/config answered ${status}: something other than Cutover's nginx listens on ${admin}`,
         'free that port or set router.admin to another loopback port',
       );
+    }
+  }
+
+  /** A new admin secret, loaded by a reload of the running nginx; the old one is refused after it. */
+  async rotateSecret(): Promise<void> {
+    const { prefix, binary } = this.options;
+    const { hash } = renderNginxConfigWithHash(this.options);
+    const old = adminSecretIfAny(prefix);
+    await rotateAdminSecret(prefix);
+    try {
+      await runNginx(this.exec, binary, ['-p', `${prefix}/`, '-c', 'conf/nginx.conf', '-s', 'reload']);
+      await awaitConfigHash(this.fetch, this.options, hash, 'reload', RELOAD_TIMEOUT_MS);
+    } catch (error) {
+      if (old !== undefined) await restoreAdminSecret(prefix, old);
+      throw error;
     }
   }
 
@@ -186,9 +202,9 @@ export class NginxRouter implements Router {
     const { prefix, binary } = this.options;
     const master = await readMasterPid(prefix);
     const served = await servedConfig(this.fetch, this.options, ADMIN_TIMEOUT_MS);
-    // An admin endpoint that does not answer says nothing of the config: a reload then would only
-    // reset every kept-alive connection, so the write fails here and is retried instead.
-    if ('unanswered' in served) {
+    // A running nginx whose admin endpoint does not answer says nothing of its config: a reload
+    // then would only reset every kept-alive connection, so the write fails here and is retried.
+    if ('unanswered' in served && master !== undefined) {
       throw new OperationError(`nginx admin ${this.options.admin} ${served.unanswered} when asked for its config; nothing was changed`, 'the write is retried; `deploy status` shows where traffic is');
     }
     if ('hash' in served && served.hash === hash) {
@@ -199,8 +215,17 @@ export class NginxRouter implements Router {
     // before the master has got round to retitling it as shutting down.
     const previous = master === undefined ? undefined : await this.workers(master);
     await installConfig(this.exec, this.options, config);
-    await runNginx(this.exec, binary, ['-p', `${prefix}/`, '-c', 'conf/nginx.conf', '-s', 'reload']);
-    await awaitConfigHash(this.fetch, this.options, hash, 'reload', RELOAD_TIMEOUT_MS);
+    // Every structural reload loads a new admin secret, so the workers it starts know only that
+    // one; if the reload does not take, the old secret is put back for the workers still serving.
+    const oldSecret = master === undefined ? undefined : adminSecretIfAny(prefix);
+    if (master !== undefined) await rotateAdminSecret(prefix);
+    try {
+      await runNginx(this.exec, binary, ['-p', `${prefix}/`, '-c', 'conf/nginx.conf', '-s', 'reload']);
+      await awaitConfigHash(this.fetch, this.options, hash, 'reload', RELOAD_TIMEOUT_MS);
+    } catch (error) {
+      if (oldSecret !== undefined) await restoreAdminSecret(prefix, oldSecret);
+      throw error;
+    }
     // `nginx -s reload` itself needs the pid file, so after it the master is known.
     if (master !== undefined) await this.awaitRetiredWorkers(master, new Set(previous?.map((w) => w.pid)), true);
   }
@@ -240,7 +265,7 @@ export class NginxRouter implements Router {
   private async admin(method: 'GET' | 'PUT', route: string, body?: string): Promise<{ status: number; body: string }> {
     const url = `${adminUrl(this.options)}${route}`;
     try {
-      const res = await this.fetch(url, { method, body, signal: AbortSignal.timeout(ADMIN_TIMEOUT_MS) });
+      const res = await this.fetch(url, { method, body, headers: adminHeaders(this.options.prefix), signal: AbortSignal.timeout(ADMIN_TIMEOUT_MS) });
       return { status: res.status, body: await res.text() };
     } catch (error) {
       throw new OperationError(
