@@ -70,6 +70,8 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
   let state = initial;
   let attempts = 0;
   let renewAt = deps.clock() + deps.leaseMs / 3;
+  /** Why a forward write that kept failing past the plan's write timeout is being rolled back. */
+  let rollBack: string | undefined;
 
   for (;;) {
     try {
@@ -78,7 +80,11 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
       for (const request of await deps.store.takeRequests()) state = await applyRequest(state, request, deps);
       if (isTerminal(state) || state.phase === 'paused') break;
       if (deps.signal?.aborted) return { state, exitCode: 130, detached: true };
-      state = await tick(state, deps);
+      if (rollBack !== undefined) {
+        const reason = rollBack;
+        rollBack = undefined;
+        state = await rollback(state, 'gate', reason, deps);
+      } else state = await tick(state, deps);
       attempts = 0;
     } catch (e) {
       if (e instanceof UsageError || e instanceof LockedError) {
@@ -89,16 +95,28 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
         throw e;
       }
       attempts += 1;
-      const giveUp = attempts >= maxAttempts;
-      emit(deps, state, { event: 'error', message: (e as Error).message, retrying: !giveUp });
       state = (await deps.store.load()) ?? state;
+      // With a write timeout (a fleet), a failing write is retried until its intent is that old;
+      // then a forward write is rolled back (the targets that answer go back to stable) and a
+      // rollback stays recorded, owed, for the next command. Without one, a few attempts.
+      const timeoutMs = state.plan.writeTimeoutMs;
+      const pastDeadline = timeoutMs !== undefined && state.intent !== undefined && deps.clock() - Date.parse(state.intent.at) >= timeoutMs;
+      const forward = state.intent?.to === 'holding' || state.intent?.to === 'promoted';
+      if (pastDeadline && forward) {
+        rollBack = `a write did not complete within ${Math.round(timeoutMs / 1000)}s: ${(e as Error).message}`;
+        emit(deps, state, { event: 'error', message: (e as Error).message, retrying: true });
+        continue;
+      }
+      const giveUp = timeoutMs !== undefined && state.intent !== undefined ? pastDeadline : attempts >= maxAttempts;
+      emit(deps, state, { event: 'error', message: (e as Error).message, retrying: !giveUp });
       if (giveUp) {
         await deps.store.audit.append({ actor: deps.actor.owner, action: 'rollout.failed', rolloutId: state.rolloutId, detail: { error: (e as Error).message, intent: state.intent } });
         state = { ...state, phase: 'failed', updatedAt: new Date(deps.clock()).toISOString() };
         await deps.store.save(state);
         break;
       }
-      await deps.sleep(Math.min(30_000, 500 * 2 ** (attempts - 1)), deps.signal);
+      // Under a write timeout the wait is short enough for a returning target to be met soon.
+      await deps.sleep(Math.min(timeoutMs !== undefined ? 2_000 : 30_000, 500 * 2 ** (attempts - 1)), deps.signal);
       continue;
     }
     if (isTerminal(state) || state.phase === 'paused') break;

@@ -30,6 +30,8 @@ export interface StepEvent extends Base {
   generation?: number;
   /** Org waves: how many orgs are on the candidate at this step. */
   orgs?: number;
+  /** A fleet in waves: the candidate's share in each target at this step. */
+  targets?: Record<string, number>;
   holdMs: number;
   holdUntil: string;
 }
@@ -63,6 +65,8 @@ export interface RollbackEvent extends Base {
   cause: 'gate' | 'abort';
   reason: string;
   weights: Weights;
+  /** A fleet: the target whose gate failed. */
+  target?: string;
   /** The candidate's failed requests beyond stable's error rate over the rollout (error-rate gates). */
   excessFailures?: number;
   /** Set by the demo: ms from the fault's start to 100% on stable, and failed requests meanwhile. */

@@ -5,13 +5,13 @@
  * process killed at any moment leaves a state `deploy resume` can finish.
  */
 import { randomUUID } from 'node:crypto';
-import type { RouteSpec, Router, TargetReadiness, Weights } from '../routers/router.js';
+import type { LiveRoutes, RouteSpec, Router, TargetReadiness, Weights } from '../routers/router.js';
 import type { Actor, StateStore } from '../state/store.js';
 import { OperationError, UsageError } from '../errors.js';
 import { excessFailuresOf, type GateResult } from '../gates/types.js';
 import type { Workload } from '../workloads/workload.js';
 import type { EventBody, EventSink } from './events.js';
-import { DEFAULT_READINESS_TIMEOUT_MS, stepWeights, type Plan } from './plan.js';
+import { DEFAULT_READINESS_TIMEOUT_MS, stepWeights, targetWeights, type Plan } from './plan.js';
 import { isTerminal, versionRoles, type Intent, type PauseReason, type RolloutState } from './state.js';
 
 /** Evaluates a rollout's gates (Prometheus behind it in production, a fake in unit tests). */
@@ -103,6 +103,9 @@ export async function startRollout(spec: RolloutSpec, deps: EngineDeps): Promise
 /** Record an intent, then carry it out; weight moves to the candidate only once its targets are ready. */
 async function transition(state: RolloutState, intent: Omit<Intent, 'at'>, deps: EngineDeps): Promise<RolloutState> {
   state = await settleIntent(state, deps);
+  // A fleet in waves: a step's weights differ by target, and the intent carries each of them.
+  const targets = intent.to === 'holding' ? targetWeights(state.stable, state.candidate, state.plan.steps[intent.step]) : undefined;
+  if (targets) intent = { ...intent, targets };
   // A spec the router could never carry is refused (UsageError) before anything is recorded, so
   // there is no intent for a retry or `deploy resume` to repeat. A rollback is never refused here.
   if (intent.to === 'holding' && deps.router.check) deps.router.check(await specOf(state, { ...intent, at: iso(deps.clock()) }, deps));
@@ -119,16 +122,18 @@ async function transition(state: RolloutState, intent: Omit<Intent, 'at'>, deps:
  */
 async function settleIntent(state: RolloutState, deps: EngineDeps): Promise<RolloutState> {
   if (!state.intent) return state;
-  const live = await deps.router.read();
-  const { intent, ...rest } = state;
+  const live: LiveRoutes & Pick<RouteSpec, 'targets'> = await deps.router.read();
+  const { intent, targets: _recorded, ...rest } = state;
   const weights = Object.keys(live.weights).length > 0 ? live.weights : state.weights;
+  // A fleet reads back each target it reached; one it could not keeps its recorded weights.
+  const targets = live.targets ? { ...state.targets, ...live.targets } : state.targets;
   await deps.store.audit.append({
     actor: deps.actor.owner,
     action: 'intent.superseded',
     rolloutId: state.rolloutId,
-    detail: { intent: { to: intent.to, step: intent.step, weights: intent.weights }, live: weights },
+    detail: { intent: { to: intent.to, step: intent.step, weights: intent.weights }, live: weights, ...(live.targets ? { liveTargets: live.targets } : {}) },
   });
-  return save(deps, { ...rest, weights });
+  return save(deps, { ...rest, weights, ...(targets ? { targets } : {}) });
 }
 
 /**
@@ -139,8 +144,9 @@ async function settleIntent(state: RolloutState, deps: EngineDeps): Promise<Roll
  * has moved to the candidate by then.
  */
 async function checkTargets(state: RolloutState, intent: Omit<Intent, 'at'>, deps: EngineDeps): Promise<{ state: RolloutState; go: boolean }> {
-  const weight = intent.weights[state.candidate] ?? 0;
-  const raises = intent.to === 'holding' && weight > (state.weights[state.candidate] ?? 0);
+  // A fleet in waves raises one target at a time: what counts is the largest share any target gets.
+  const weight = peakShare(state.candidate, intent.weights, intent.targets);
+  const raises = intent.to === 'holding' && weight > peakShare(state.candidate, state.weights, state.targets);
   if (!raises || (!deps.router.targetsReady && !deps.workload)) return { state, go: true };
   const answer = await candidateReadiness(state.candidate, weight, deps);
   const audit = (action: string, detail: Record<string, unknown>) => deps.store.audit.append({ actor: deps.actor.owner, action, rolloutId: state.rolloutId, detail: { version: state.candidate, detail: answer.detail, ...detail } });
@@ -196,9 +202,16 @@ async function candidateReadiness(candidate: string, weight: number, deps: Engin
   return { ready: true, detail: [pods?.detail, targets?.detail].filter(Boolean).join('; ') };
 }
 
+/** The candidate's largest share in `weights` or any target's weights. */
+function peakShare(candidate: string, weights: Weights, targets: Record<string, Weights> | undefined): number {
+  return Math.max(weights[candidate] ?? 0, ...Object.values(targets ?? {}).map((w) => w[candidate] ?? 0));
+}
+
 /** The whole routing of an intent: its weights, the pins and waves, and the backends' roles. */
 async function specOf(state: RolloutState, intent: Intent, deps: EngineDeps): Promise<RouteSpec> {
-  const spec = deps.routes ? await deps.routes(state, intent) : { weights: intent.weights };
+  const routed = deps.routes ? await deps.routes(state, intent) : { weights: intent.weights };
+  // Per-target weights (waves) and whether this write takes traffic back to safety matter to a fleet only.
+  const spec: RouteSpec = { ...routed, ...(intent.targets ? { targets: intent.targets } : {}), ...(intent.to === 'rolled_back' || intent.to === 'aborted' ? { rollback: true } : {}) };
   // Backends are roles only when a workload runs the versions (the stable and canary Services).
   return deps.workload ? { ...spec, roles: intent.roles ?? versionRoles(state) } : spec;
 }
@@ -247,6 +260,8 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
     phase: intent.to,
     step: intent.step,
     weights: intent.weights,
+    // Each target's weights where they differ (waves); none once every target has the same.
+    targets: intent.targets,
     ...(result.generation !== undefined ? { generation: result.generation } : {}),
     ...(holding
       ? { holdStartedAt: iso(now), holdUntil: iso(now + (step?.holdMs ?? 0)) }
@@ -268,16 +283,20 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       weights: next.weights,
       ...(next.generation !== undefined ? { generation: next.generation } : {}),
       ...(step.orgs ? { orgs: step.orgs.length } : {}),
+      ...(step.targets ? { targets: step.targets } : {}),
       holdMs: step.holdMs,
       holdUntil: next.holdUntil!,
     });
   } else if (intent.to !== 'promoted' && !holding) {
     const excessFailures = excessFailuresOf(state.gates);
+    // A fleet's gate results say which target they judged: the rollback names the one that failed.
+    const target = (intent.evidence?.find((r) => r.verdict === 'failed') as { target?: string } | undefined)?.target;
     emit(deps, next, {
       event: 'rollback',
       cause: intent.to === 'aborted' ? 'abort' : 'gate',
       reason: intent.reason ?? intent.to,
       weights: intent.weights,
+      ...(target !== undefined ? { target } : {}),
       ...(excessFailures !== undefined ? { excessFailures } : {}),
     });
   }

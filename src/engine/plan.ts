@@ -18,6 +18,11 @@ export interface PlanStep {
   orgs?: string[];
   /** Error-rate pass margin of this step as written in deploy.yaml (fraction); default derived. */
   margin?: number;
+  /**
+   * A fleet moving target by target (waves): the candidate's share in each target at this step.
+   * `weight` is then the share every target has reached, which is what unpinned orgs follow.
+   */
+  targets?: Record<string, number>;
 }
 
 /** The service's traffic when the rollout began, from which the steps' margins are derived. */
@@ -50,10 +55,23 @@ export interface Plan {
   readinessTimeoutMs?: number;
   /** Measured when the rollout began (absent when Prometheus had no data): margins follow it. */
   traffic?: Traffic;
+  /**
+   * How long a router write may keep failing (counted from its recorded intent) before the driver
+   * stops retrying it: a write that moves forward is then rolled back, and a rollback that still
+   * fails is left recorded, owed, for the next command. Set for fleets, where one unreachable
+   * target must not stop the others; without it the driver gives up after a few attempts.
+   */
+  writeTimeoutMs?: number;
 }
 
 /** Wait for the candidate's targets when the plan gives no deadline. */
 export const DEFAULT_READINESS_TIMEOUT_MS = 5 * 60_000;
+
+/** Each target's weights at `step` when the step moves targets apart (waves), else undefined. */
+export function targetWeights(stable: string, candidate: string, step: Pick<PlanStep, 'targets'> | undefined): Record<string, Record<string, number>> | undefined {
+  if (!step?.targets) return undefined;
+  return Object.fromEntries(Object.entries(step.targets).map(([target, weight]) => [target, stepWeights(stable, candidate, weight)]));
+}
 
 /** Weights of a step: the candidate's share, the rest on stable. */
 export function stepWeights(stable: string, candidate: string, weight: number): Record<string, number> {

@@ -39,6 +39,8 @@ export interface Intent {
   roles?: VersionRoles;
   /** The gate results behind a rollback, kept for the audit log. */
   evidence?: GateResult[];
+  /** A fleet in waves: each target's weights where they differ from `weights`. */
+  targets?: Record<string, Weights>;
   at: string;
 }
 
@@ -55,6 +57,8 @@ export interface RolloutState {
   step: number;
   /** The last weights verified live. */
   weights: Weights;
+  /** A fleet in waves: the last weights verified live in each target, where they differ from `weights`. */
+  targets?: Record<string, Weights>;
   intent?: Intent;
   /** Router generation of the last verified write, when the router numbers them. */
   generation?: number;

@@ -53,8 +53,8 @@ export interface RouteSpec {
 /** Version → the role whose backend serves it. */
 export type VersionRoles = Record<string, 'stable' | 'canary'>;
 
-/** What a router reads back from the live system. */
-export interface LiveRoutes extends RouteSpec {
+/** What a router reads back from the live system (a fleet adds each target's weights, as `RouteSpec.targets`). */
+export interface LiveRoutes extends Omit<RouteSpec, 'targets' | 'rollback'> {
   /** Monotonic generation of the live routing, when the router has one. */
   generation?: number;
 }
