@@ -4,25 +4,37 @@ import { resolve } from 'node:path';
 import { openProject, type GlobalOptions, type Io, type Project } from '../src/cli/context.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { createFileExclusive } from '../src/state/atomic.js';
+import { keyId, loadPublicKey, verifySignatures } from '../src/state/signing.js';
 
 /** Options of history. */
 export interface HistoryOptions extends GlobalOptions {
   limit?: number;
   /** Write every record to this file (JSON lines), then remove them from a bounded log. */
   archive?: string;
+  verify?: boolean;
+  /** Ed25519 public key (PEM file) every record must be signed with. */
+  publicKey?: string;
 }
 
 /** Print the records and the chain's verdict; a broken chain exits 1. */
 export async function run(opts: HistoryOptions, io: Io): Promise<number> {
   const project = await openProject(opts, io.clock);
   if (opts.archive !== undefined) return archive(project, resolve(opts.archive), io);
+  const publicKey = opts.publicKey !== undefined ? loadPublicKey(resolve(opts.publicKey)) : undefined;
   const records = await project.store.audit.read().catch(() => []);
-  const verdict = await project.store.audit.verify();
+  const chain = await project.store.audit.verify();
+  const signatures = publicKey && chain.ok ? verifySignatures(records, publicKey) : undefined;
+  const verdict: typeof chain = signatures && !signatures.ok ? { ok: false, records: records.length, brokenAt: signatures.seq, reason: signatures.reason } : chain;
+  const proves = !verdict.ok
+    ? undefined
+    : signatures
+      ? `every record is signed by key ${keyId(publicKey!)}: the log was not changed by anyone without its private key`
+      : 'the hash chain shows no record was changed by someone who could not rewrite the log; anyone able to write it could have rewritten it and every hash after it. Sign the records (audit.signingKey) and check with --public-key to prove more';
   const shown = opts.limit ? records.slice(-opts.limit) : records;
   const c = io.out.color;
   if (io.out.format === 'json') {
     for (const r of shown) io.out.result({ event: 'audit', ...r }, '');
-    io.out.result({ event: 'verify', ...verdict }, '');
+    io.out.result({ event: 'verify', ...verdict, signed: signatures?.ok === true, ...(opts.verify && proves ? { proves } : {}) }, '');
   } else {
     for (const r of shown) {
       const detail = r.detail ? ` ${JSON.stringify(r.detail)}` : '';
@@ -30,8 +42,8 @@ export async function run(opts: HistoryOptions, io: Io): Promise<number> {
     }
     io.stdout.write(
       verdict.ok
-        ? c.green(`chain verified: ${verdict.records} records\n`)
-        : c.red(`chain broken at record ${verdict.brokenAt}: ${verdict.reason}\n`),
+        ? c.green(`chain verified: ${verdict.records} records${signatures ? ', every one signed' : ''}\n`) + (opts.verify || signatures ? `${proves}\n` : '')
+        : c.red(`${signatures && !signatures.ok ? 'signature check failed' : 'chain broken'} at record ${verdict.brokenAt}: ${verdict.reason}\n`),
     );
   }
   return verdict.ok ? ExitCode.Done : ExitCode.Unexpected;

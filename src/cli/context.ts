@@ -2,11 +2,13 @@
  * What most commands open first: the config, the state store and, when they move traffic, the
  * router. Kept here so every command (and the console) opens them the same way.
  */
+import { resolve } from 'node:path';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import type { RolloutState } from '../engine/state.js';
 import { AWS_REGION_PATTERN } from '../aws/connection.js';
 import { UsageError } from '../errors.js';
 import { leaseOf, openStateStore, platformsOf, providersOn } from '../providers/chosen.js';
+import { loadSigningKey, signingStore } from '../state/signing.js';
 import type { StateStore } from '../state/store.js';
 import type { Output, Streams } from '../ui/output.js';
 
@@ -59,6 +61,9 @@ export async function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 
   } else if (opts.kubeconfig || opts.context) {
     throw new UsageError(`--kubeconfig and --context apply to Kubernetes routers, workloads and state; ${loaded.path} uses none`);
   }
-  const store = await openStateStore(loaded, clock);
+  const opened = await openStateStore(loaded, clock);
+  const signingKey = config.audit?.signingKey;
+  // The key signs what this command appends; it is read from its source each time, never stored.
+  const store = signingKey ? signingStore(opened, loadSigningKey('env' in signingKey ? { env: signingKey.env } : { file: resolve(loaded.dir, signingKey.file) })) : opened;
   return { ...loaded, store, leaseMs: leaseOf(config) };
 }

@@ -78,6 +78,8 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
       return Number(v);
     })
     .option('--archive <file>', 'move the audit log kept in the cluster to FILE (JSON lines), keeping the chain verifiable')
+    .option('--verify', 'say what the verification proves; with --public-key, check every record is signed by that key')
+    .option('--public-key <file>', 'Ed25519 public key (PEM) the records must be signed with')
     .action(lazy(() => import('../../commands/history.js')));
   const gates = program.command('gates').description('evaluate or replay the metric gates');
   gates.command('check').description('evaluate every gate now')

@@ -200,6 +200,14 @@ function providerSection<const T extends readonly [ProviderBase, ...ProviderBase
   });
 }
 
+const audit = z.strictObject({
+  signingKey: z.union([
+    z.strictObject({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name') }),
+    z.strictObject({ file: z.string().min(1) }),
+  ]).optional()
+    .meta({ description: 'Ed25519 private key (PEM) that signs every audit record: { env: NAME } or { file: path }; never stored with the state' }),
+});
+
 /** Every section but the providers'. */
 const core = {
   service: name('service'),
@@ -212,6 +220,7 @@ const core = {
     .refine((st) => [st.canary, st.orgWaves, st.blueGreen].filter(Boolean).length <= 1, 'choose one strategy: canary, orgWaves or blueGreen')
     .optional(),
   orgs: orgs.optional(),
+  audit: audit.optional(),
   prometheus: prometheus.optional(),
   gates: z.array(gate).optional(),
 };

@@ -9,8 +9,11 @@ import type { AuditRecord, AuditVerification } from './store.js';
 /** The `prev` of the first record. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** What `append` takes: the record without its chain fields; `at` defaults to the clock. */
-export type AuditEntry = Omit<AuditRecord, 'seq' | 'prev' | 'hash' | 'at'> & { at?: string };
+/**
+ * What `append` takes: the record without its chain fields; `at` defaults to the clock; `sign`,
+ * when a signing key is configured, signs the record's hash (it is never stored).
+ */
+export type AuditEntry = Omit<AuditRecord, 'seq' | 'prev' | 'hash' | 'at' | 'sig'> & { at?: string; sign?: (hash: string) => { key: string; value: string } };
 
 /**
  * JSON with object keys sorted at every depth: the same record hashes the same whichever order its
@@ -29,9 +32,9 @@ export function canonicalJson(value: unknown): string {
   return canonical(JSON.parse(JSON.stringify(value) ?? 'null'));
 }
 
-/** sha256 (hex) over the canonical JSON of `record` without its `hash`. */
+/** sha256 (hex) over the canonical JSON of `record` without its `hash` and its signature. */
 export function hashRecord(record: Omit<AuditRecord, 'hash'> & { hash?: string }): string {
-  const { hash: _ignored, ...body } = record;
+  const { hash: _ignored, sig: _signature, ...body } = record;
   return createHash('sha256').update(canonicalJson(body)).digest('hex');
 }
 
@@ -92,6 +95,7 @@ export function chainRecord(entry: AuditEntry, last: ChainAnchor, now: number): 
     detail: entry.detail,
     prev: last.hash,
   })) as Omit<AuditRecord, 'hash'>;
-  return { ...body, hash: hashRecord(body) };
+  const hash = hashRecord(body);
+  return { ...body, hash, ...(entry.sign ? { sig: entry.sign(hash) } : {}) };
 }
 

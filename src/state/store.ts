@@ -63,8 +63,10 @@ export interface AuditRecord {
   detail?: Record<string, unknown>;
   /** Hash of the previous record (64 zeros for the first). */
   prev: string;
-  /** sha256 over the canonical JSON of this record without `hash`. */
+  /** sha256 over the canonical JSON of this record without `hash` and `sig`. */
   hash: string;
+  /** With a signing key configured: an Ed25519 signature over `hash`, and which key made it. */
+  sig?: { key: string; value: string };
 }
 
 /** Result of verifying the audit chain. */
@@ -75,7 +77,7 @@ export type AuditVerification =
 /** The audit log of one service. */
 export interface AuditLog {
   /** Append a record chained to the last; durable (fsync) before it resolves. */
-  append(entry: Omit<AuditRecord, 'seq' | 'prev' | 'hash' | 'at'> & { at?: string }): Promise<AuditRecord>;
+  append(entry: Omit<AuditRecord, 'seq' | 'prev' | 'hash' | 'at' | 'sig'> & { at?: string; sign?: (hash: string) => { key: string; value: string } }): Promise<AuditRecord>;
   /** All records, oldest first. */
   read(): Promise<AuditRecord[]>;
   /** Recompute the chain; names the first record that does not verify. */
