@@ -1,0 +1,94 @@
+/**
+ * No secret anywhere it should not be. Rollouts run with AWS credentials, the nginx admin secret
+ * and an audit signing key in the environment and in files; then the state folder, the audit
+ * log and everything printed (text and JSON, stdout and stderr) are searched for each of them.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminSecret } from '../../src/routers/nginx/secrets.js';
+import { startMoto, type MotoProcess } from '../../src/sandbox/moto-process.js';
+import { createAlb, REGION } from '../helpers/alb.js';
+import { runCli } from '../helpers/cli.js';
+import { startSandbox, type Sandbox } from '../helpers/sandbox.js';
+
+/** Every file under `dir`, as text (the nginx prefix's own secret files excepted: they are where it belongs). */
+function filesUnder(dir: string, skip: (path: string) => boolean): { path: string; text: string }[] {
+  const out: { path: string; text: string }[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (skip(path)) continue;
+    if (statSync(path).isDirectory()) out.push(...filesUnder(path, skip));
+    else out.push({ path, text: readFileSync(path, 'latin1') });
+  }
+  return out;
+}
+
+/** The places a secret was found in, by the secret's name. */
+function leaks(secrets: Record<string, string>, places: { path: string; text: string }[]): string[] {
+  const found: string[] = [];
+  for (const [what, secret] of Object.entries(secrets)) {
+    for (const p of places) if (p.text.includes(secret)) found.push(`${what} in ${p.path}`);
+  }
+  return found;
+}
+
+const signing = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+// The base64 body of the key, the part that is the secret (the PEM armour lines are not).
+const signingBody = signing.split('\n').slice(1, -2).join('');
+
+describe('secrets stay where they belong', () => {
+  let sb: Sandbox;
+  let moto: MotoProcess;
+  beforeAll(async () => {
+    sb = await startSandbox('    steps:\n      - { weight: 50, hold: 200ms }\n      - { weight: 100 }\n', 'audit:\n  signingKey: { env: CUTOVER_AUDIT_KEY }\n');
+    moto = await startMoto();
+  }, 60_000);
+  afterAll(async () => {
+    await sb?.stop();
+    await moto?.stop();
+  });
+
+  it('nginx rollout with the admin secret and the signing key: none in the state, the audit log or any output', async () => {
+    const env = { CUTOVER_AUDIT_KEY: signing, AWS_SECRET_ACCESS_KEY: 'leak-canary-aws-secret-0123456789abcdef' };
+    const outputs: { path: string; text: string }[] = [];
+    for (const [i, args] of [['promote', '--to', 'v2', '-y'], ['status'], ['history', '--verify'], ['router', 'rotate-secret'], ['promote', '--to', 'v1', '-y', '-o', 'json'], ['abort', '--reason', 'drill', '-o', 'json'], ['status', '-o', 'json'], ['history', '-o', 'json']].entries()) {
+      const run = await sb.deploy(args, { env });
+      outputs.push({ path: `stdout of deploy ${args.join(' ')} (${i})`, text: run.stdout }, { path: `stderr of deploy ${args.join(' ')} (${i})`, text: run.stderr });
+    }
+    expect(outputs.find((o) => o.path.startsWith('stdout of deploy promote --to v2'))!.text).toMatch(/promoted/);
+    const admin = adminSecret(join(sb.dir, 'nginx'));
+    const secrets = { 'the nginx admin secret': admin, 'the audit signing key': signingBody, 'the AWS secret key': env.AWS_SECRET_ACCESS_KEY };
+    // The nginx prefix keeps its own secret (0600); everything else in the sandbox is searched.
+    const files = filesUnder(sb.dir, (p) => p.endsWith('admin.secret') || p.endsWith('org-cookie.key'));
+    expect(files.some((f) => f.path.endsWith('audit.jsonl'))).toBe(true);
+    expect(files.some((f) => f.path.endsWith('state.json'))).toBe(true);
+    expect(leaks(secrets, [...files, ...outputs])).toEqual([]);
+  });
+
+  it('ALB rollout with AWS credentials in the environment: none in the state, the audit log or any output', async () => {
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    const secret = 'leak-canary-aws-secret-fedcba9876543210';
+    process.env.AWS_ACCESS_KEY_ID = 'AKIALEAKCANARY000001';
+    process.env.AWS_SECRET_ACCESS_KEY = secret;
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
+    delete process.env.AWS_PROFILE;
+    try {
+      const alb = await createAlb(moto.url);
+      const dir = join(sb.dir, 'alb');
+      const file = join(sb.dir, 'alb.yaml');
+      writeFileSync(file, `service: patient-api\nstable: v1\nversions:\n  v1: {}\n  v2: {}\nrouter:\n  type: alb\n  listenerArn: ${alb.listenerArn}\n  targetGroups:\n    v1: ${alb.targetGroups.v1}\n    v2: ${alb.targetGroups.v2}\naws:\n  region: ${REGION}\n  endpointUrl: ${moto.url}\nstate:\n  type: local\n  dir: ${dir}\nstrategy:\n  canary:\n    checkInterval: 50ms\n    steps:\n      - { weight: 50, hold: 100ms }\n`);
+      const outputs: { path: string; text: string }[] = [];
+      for (const args of [['promote', '--to', 'v2', '-y'], ['promote', '--to', 'v1', '-y', '-o', 'json'], ['abort', '-o', 'json'], ['status'], ['history'], ['iam-policy']]) {
+        const run = await runCli([...args, '-f', file]);
+        outputs.push({ path: `stdout of deploy ${args.join(' ')}`, text: run.stdout }, { path: `stderr of deploy ${args.join(' ')}`, text: run.stderr });
+      }
+      expect(outputs[0]!.text).toMatch(/promoted/);
+      expect(leaks({ 'the AWS secret key': secret, 'the AWS access key id': 'AKIALEAKCANARY000001' }, [...filesUnder(dir, () => false), ...outputs])).toEqual([]);
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = saved.id ?? 'testing';
+      process.env.AWS_SECRET_ACCESS_KEY = saved.secret ?? 'testing';
+    }
+  });
+});
