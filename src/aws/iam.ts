@@ -6,6 +6,7 @@ export interface PolicyStatement {
   Effect: 'Allow';
   Action: string[];
   Resource: string | string[];
+  Condition?: Record<string, unknown>;
 }
 
 /** An IAM policy document. */
