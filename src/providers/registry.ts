@@ -10,6 +10,7 @@ import { nginxRouter } from '../routers/nginx/index.js';
 import { noRouter } from '../routers/none/index.js';
 import { kubernetesState } from '../state/kubernetes/index.js';
 import { localState } from '../state/local/index.js';
+import { s3State } from '../state/s3/index.js';
 import { ecsWorkload } from '../workloads/ecs/index.js';
 import { kubernetesWorkload } from '../workloads/kubernetes/index.js';
 import { noWorkload } from '../workloads/none/index.js';
@@ -21,4 +22,4 @@ export const routers = [nginxRouter, albRouter, gatewayApiRouter, ingressNginxRo
 export const workloads = [kubernetesWorkload, ecsWorkload, noWorkload] as const;
 
 /** State backends (`state.type`); the first is the default. */
-export const states = [localState, kubernetesState] as const;
+export const states = [localState, kubernetesState, s3State] as const;

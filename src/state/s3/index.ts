@@ -1,0 +1,72 @@
+/**
+ * The `s3` state backend: state, documents, the driver lock, operator requests and the audit log
+ * as objects under one prefix of an S3 bucket, every write a conditional one. See store.ts.
+ */
+import { z } from 'zod';
+import type { PolicyStatement } from '../../aws/iam.js';
+import { lease } from '../../config/fields.js';
+import { validateState, type RolloutState } from '../../engine/state.js';
+import type { StateProvider } from '../../providers/provider.js';
+import { DEFAULT_LEASE_MS } from '../store.js';
+
+/** S3's naming rules for general purpose buckets, each with the message that names it. */
+const bucketName = z
+  .string()
+  .min(3, 'must be an S3 bucket name of 3 to 63 characters')
+  .max(63, 'must be an S3 bucket name of 3 to 63 characters')
+  .regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, "must be an S3 bucket name: lower-case letters, digits, '.' and '-', starting and ending with a letter or digit")
+  .refine((v) => !v.includes('..'), 'must be an S3 bucket name: no two adjacent periods')
+  .refine((v) => !/^\d{1,3}(\.\d{1,3}){3}$/.test(v), 'must be an S3 bucket name, not an IP address')
+  .refine((v) => !/^(xn--|sthree-|amzn-s3-demo-)/.test(v), "must be an S3 bucket name: the prefixes xn--, sthree- and amzn-s3-demo- are reserved")
+  .refine((v) => !/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/.test(v), 'must be an S3 bucket name: the suffixes -s3alias, --ol-s3, .mrap, --x-s3 and --table-s3 are reserved');
+
+/** A key prefix: safe characters only, so it can stand in an IAM resource ARN (no `*` or `?`). */
+const keyPrefix = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()/-]*$/, "must be an S3 key prefix of letters, digits and !_.'()-/, not starting with '/'")
+  .refine((v) => !v.includes('//'), "must be an S3 key prefix without '//'");
+
+const schema = z.strictObject({
+  type: z.literal('s3'),
+  bucket: bucketName.meta({ description: 'The bucket holding state, lock, requests and audit log (it must exist)' }),
+  prefix: keyPrefix.optional().meta({ description: "Key prefix of this service's objects (default cutover/<service>/; a '/' is added when missing)" }),
+  lease: lease.optional().meta({ description: 'Driver lock lease (default 30s), renewed at a third of it' }),
+});
+
+/** The s3 state section. */
+export type S3StateConfig = z.output<typeof schema>;
+
+/** The prefix the objects live under, always ending in '/'. */
+export function prefixOf(s: S3StateConfig, service: string): string {
+  const prefix = s.prefix ?? `cutover/${service}/`;
+  return prefix.endsWith('/') ? prefix : `${prefix}/`;
+}
+
+/** The s3 backend's descriptor. */
+export const s3State: StateProvider<typeof schema> = {
+  type: 's3',
+  schema,
+  platforms: ['aws'],
+  lease: (s) => s.lease,
+  iam(s, config): PolicyStatement[] {
+    const prefix = prefixOf(s, config.service);
+    return [
+      // Conditional writes (If-Match, If-None-Match) need no more than s3:PutObject.
+      { Sid: 'StateObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: [`arn:aws:s3:::${s.bucket}/${prefix}*`] },
+      // Listing finds the audit records and requests; it also makes a missing object a 404, not a 403.
+      { Sid: 'ListStateObjects', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [`arn:aws:s3:::${s.bucket}`], Condition: { StringLike: { 's3:prefix': [`${prefix}*`] } } },
+    ];
+  },
+  async open(s, { config, clock, report }) {
+    // The S3 SDK loads only here, so commands on other backends never pay for it.
+    const [{ S3StateStore }, { SdkStateObjects }] = await Promise.all([import('./store.js'), import('./objects.js')]);
+    const aws = config.aws ?? {};
+    const objects = new SdkStateObjects(
+      { bucket: s.bucket, leaseMs: s.lease ?? DEFAULT_LEASE_MS, ...(aws.region ? { region: aws.region } : {}), ...(aws.profile ? { profile: aws.profile } : {}), ...(aws.endpointUrl ? { endpointUrl: aws.endpointUrl } : {}) },
+      report ? (operation, error, delayMs) => report({ event: 'retry', provider: 's3', operation, error: error.message.split('\n')[0]!, delayMs }) : undefined,
+    );
+    return new S3StateStore<RolloutState>(objects, { prefix: prefixOf(s, config.service), clock, validate: validateState });
+  },
+};
