@@ -2,7 +2,7 @@
  * The strategy a config names, turned into a plan. Pure apart from reading the org directory
  * file, which the org-waves plan needs.
  */
-import { readinessTimeoutOf } from '../src/providers/chosen.js';
+import { chosenProviders, readinessTimeoutOf } from '../src/providers/chosen.js';
 import type { Config } from '../src/config/schema.js';
 import type { Plan } from '../src/engine/plan.js';
 import { loadOrgDirectory } from '../src/orgs/directory.js';
@@ -12,10 +12,16 @@ import { planOrgWaves } from './org-waves.js';
 
 /** The plan of `config` (canary unless orgWaves or blueGreen is chosen); `dir` resolves orgs.file. */
 export function planFor(config: Config, dir: string): Plan {
-  const plan = strategyPlan(config, dir);
+  const plan = shapedByRouter(config, strategyPlan(config, dir));
   // A workload's readiness deadline (Kubernetes: its progress deadline) bounds every wait for ready servers.
   const deadline = readinessTimeoutOf(config);
   return deadline !== undefined ? { ...plan, readinessTimeoutMs: deadline } : plan;
+}
+
+/** The plan as the router shapes it (a fleet: its targets in waves, and how long a write may fail). */
+function shapedByRouter(config: Config, plan: Plan): Plan {
+  const router = chosenProviders(config).router;
+  return router.plan ? router.plan(config.router, config, plan) : plan;
 }
 
 function strategyPlan(config: Config, dir: string): Plan {

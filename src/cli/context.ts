@@ -24,6 +24,8 @@ export interface GlobalOptions {
   /** Kubernetes overrides (the router, workload and state backend of type kubernetes). */
   kubeconfig?: string;
   context?: string;
+  /** A fleet: the targets the command acts on (`--target`). */
+  target?: string[];
 }
 
 /** The streams, clock and output of one command run (injected so tests drive commands in-process). */
@@ -37,6 +39,8 @@ export interface Io extends Streams {
 export interface Project extends LoadedConfig {
   store: StateStore<RolloutState>;
   leaseMs: number;
+  /** A fleet: the targets the command acts on (`--target`), when not all. */
+  only?: string[];
 }
 
 
@@ -45,7 +49,7 @@ export interface Project extends LoadedConfig {
  * A backend's module is imported only when the config names it, so local commands never pay for
  * Kubernetes or AWS.
  */
-export async function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profile' | 'endpointUrl' | 'kubeconfig' | 'context'>, clock: () => number = Date.now): Promise<Project> {
+export async function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profile' | 'endpointUrl' | 'kubeconfig' | 'context' | 'target'>, clock: () => number = Date.now): Promise<Project> {
   const loaded = loadConfig(opts.file);
   const config = loaded.config;
   const platforms = platformsOf(config);
@@ -61,9 +65,15 @@ export async function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 
   } else if (opts.kubeconfig || opts.context) {
     throw new UsageError(`--kubeconfig and --context apply to Kubernetes routers, workloads and state; ${loaded.path} uses none`);
   }
+  const names = Object.keys(config.targets ?? {});
+  if (opts.target?.length) {
+    if (names.length === 0) throw new UsageError(`--target applies to a fleet; ${loaded.path} has no targets:`);
+    const unknown = opts.target.find((t) => !names.includes(t));
+    if (unknown !== undefined) throw new UsageError(`--target ${unknown}: no such target in ${loaded.path} (targets: ${names.join(', ')})`);
+  }
   const opened = await openStateStore(loaded, clock);
   const signingKey = config.audit?.signingKey;
   // The key signs what this command appends; it is read from its source each time, never stored.
   const store = signingKey ? signingStore(opened, loadSigningKey('env' in signingKey ? { env: signingKey.env } : { file: resolve(loaded.dir, signingKey.file) })) : opened;
-  return { ...loaded, store, leaseMs: leaseOf(config) };
+  return { ...loaded, store, leaseMs: leaseOf(config), ...(opts.target?.length ? { only: [...new Set(opts.target)] } : {}) };
 }

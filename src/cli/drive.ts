@@ -6,7 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { drive } from '../engine/driver.js';
 import { emit, type EngineDeps } from '../engine/machine.js';
 import type { RolloutState } from '../engine/state.js';
-import { createRouter, createWorkload } from '../providers/chosen.js';
+import { createGates, createRouter, createWorkload } from '../providers/chosen.js';
 import type { Router } from '../routers/router.js';
 import { currentActor } from '../state/actor.js';
 import type { Lock } from '../state/store.js';
@@ -78,7 +78,7 @@ export async function driveUnderLock(
   detach?.addEventListener('abort', stop);
   if (detach?.aborted) stop();
   try {
-    const gates = project.config.gates?.length ? await (await import('../gates/runner.js')).createGateRunner(project.config) : undefined;
+    const gates = await createGates(project, router, io.clock);
     const routes = await routeSource(project);
     const deps: EngineDeps = { router, store: project.store, clock: io.clock, emit: events.emit, actor, fence: () => renewed(lock), ...(gates ? { gates } : {}), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) };
     const state = await firstMove(await project.store.load(), deps);

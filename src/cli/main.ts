@@ -28,6 +28,7 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .option('--endpoint-url <url>', 'an ELBv2-compatible endpoint for the alb router')
     .option('--kubeconfig <path>', 'kubeconfig for Kubernetes routers, workloads and state (else KUBECONFIG, ~/.kube/config, in-cluster)')
     .option('--context <name>', 'kubeconfig context (else the current one)')
+    .option('--target <name>', 'a fleet: act on this target only, for repairs (repeatable); the others are read, never written', (v: string, all: string[] = []) => [...all, v])
     .option('-V, --version', 'print the version of deploy')
     .showHelpAfterError('(run `deploy --help` for usage)')
     .configureOutput({ writeOut: (s) => streams.stdout.write(s), writeErr: (s) => streams.stderr.write(s) })

@@ -7,6 +7,7 @@ import { awsConnection } from '../aws/connection.js';
 import { chosenProviders } from '../providers/chosen.js';
 import type { Issue, ProviderBase } from '../providers/provider.js';
 import { routers, states, workloads } from '../providers/registry.js';
+import { TARGET_PATTERN, targetConfig, targetPath, type TargetSection } from '../fleet/config.js';
 import { duration, hostPort, interval, kubeName, name, orgId, percent } from './fields.js';
 
 export { NAME_PATTERN, ORG_PATTERN, shown } from './fields.js';
@@ -208,6 +209,34 @@ const audit = z.strictObject({
     .meta({ description: 'Ed25519 private key (PEM) that signs every audit record: { env: NAME } or { file: path }; never stored with the state' }),
 });
 
+/**
+ * One target of a fleet (a region, a cluster): its own router, workload and connections, its
+ * servers of each version and its metrics labels, over the top level (see src/fleet/config.ts).
+ */
+const target = z.strictObject({
+  router: providerSection(routers, 'must be'),
+  workload: providerSection(workloads).optional(),
+  kubernetes: kubernetes.optional().meta({ description: "This target's cluster: kubeconfig, context, namespace (over the top-level kubernetes:)" }),
+  aws: awsConnection.optional().meta({ description: "This target's AWS region and profile (over the top-level aws:)" }),
+  versions: z.record(name('version'), version).optional()
+    .meta({ description: "This target's servers of each version (endpoints, image), over the top-level versions:" }),
+  prometheus: z
+    .strictObject({
+      url: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL').optional().meta({ description: "This target's own Prometheus (default: the top-level one)" }),
+      labels: z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name'), z.string()).optional()
+        .meta({ description: "Label matchers that select this target's series, e.g. { region: eu }" }),
+    })
+    .optional(),
+});
+
+const audit = z.strictObject({
+  signingKey: z.union([
+    z.strictObject({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name') }),
+    z.strictObject({ file: z.string().min(1) }),
+  ]).optional()
+    .meta({ description: 'Ed25519 private key (PEM) that signs every audit record: { env: NAME } or { file: path }; never stored with the state' }),
+});
+
 /** Every section but the providers'. */
 const core = {
   service: name('service'),
@@ -231,6 +260,11 @@ const configObject = z.strictObject({
   router: providerSection(routers, 'must be'),
   state: providerSection(states).optional(),
   workload: providerSection(workloads).optional(),
+  targets: z
+    .record(z.string().regex(TARGET_PATTERN, 'must be a target name: lower-case letters, digits or -, up to 31'), target)
+    .refine((t) => Object.keys(t).length >= 2, 'a fleet has at least two targets')
+    .optional()
+    .meta({ description: 'A fleet: the regions or clusters one rollout drives together (router: { type: fleet })' }),
 });
 
 /** The whole deploy.yaml. */
@@ -268,6 +302,18 @@ export const configSchema = configObject.superRefine((c, ctx) => {
   const chosen = chosenProviders(c);
   const issue: Issue = (path, message) => ctx.addIssue({ code: 'custom', path, message });
   chosen.router.validate?.(c.router, c, issue, chosen);
+  if (c.targets && c.router.type !== 'fleet') issue(['router', 'type'], 'targets: are driven together by router: { type: fleet }');
+  // A fleet's targets: each target's providers check the config as that target sees it.
+  for (const [name, t] of Object.entries(c.targets ?? {})) {
+    for (const v of Object.keys(t.versions ?? {})) if (!(v in c.versions)) issue(['targets', name, 'versions', v], `not a version listed under versions: (${Object.keys(c.versions).join(', ')})`);
+    if (t.router.type === 'fleet') issue(['targets', name, 'router', 'type'], 'a target has a router of its own (nginx, alb, …), not a fleet');
+    if (t.workload && c.workload?.type !== 'fleet') issue(['targets', name, 'workload'], 'targets run workloads: set workload: { type: fleet } so the rollout drives them');
+    const tc = targetConfig(c, name);
+    const tChosen = chosenProviders(tc);
+    const tIssue: Issue = (path, message) => issue(targetPath(name, path, t), `${message} (target ${name})`);
+    if (t.router.type !== 'fleet') tChosen.router.validate?.(tc.router, tc, tIssue, tChosen);
+    if (tc.workload && tc.workload.type !== 'fleet') tChosen.workload?.validate?.(tc.workload, tc, tIssue, tChosen);
+  }
   if (c.workload) chosen.workload?.validate?.(c.workload, c, issue, chosen);
   if (c.state) chosen.state.validate?.(c.state, c, issue, chosen);
 });
@@ -282,6 +328,8 @@ export type ProviderConfig = z.output<typeof coreObject> & {
   router: { type: string };
   workload?: { type: string } | undefined;
   state?: { type: string } | undefined;
+  /** A fleet's targets, their provider sections known by type only. */
+  targets?: Record<string, TargetSection> | undefined;
 };
 /** deploy.yaml validated, durations in milliseconds. */
 export type Config = z.output<typeof configObject>;

@@ -3,6 +3,7 @@
  * from: commands ask here for their router, workload and state store, never for a type by name.
  */
 import type { Config } from '../config/schema.js';
+import type { GateRunner } from '../engine/machine.js';
 import type { RolloutState } from '../engine/state.js';
 import type { Router } from '../routers/router.js';
 import { DEFAULT_LEASE_MS, type StateStore } from '../state/store.js';
@@ -51,16 +52,28 @@ export function leaseOf(config: Config): number {
 export interface Opened {
   config: Config;
   dir: string;
+  /** A fleet: the targets the command acts on (`--target`), when not all. */
+  only?: string[];
 }
 
 function context(project: Opened, clock: () => number, report?: (event: ProviderEvent) => void): ProviderContext {
-  return { config: project.config, dir: project.dir, leaseMs: leaseOf(project.config), clock, chosen: chosenProviders(project.config), ...(report ? { report } : {}) };
+  return { config: project.config, dir: project.dir, leaseMs: leaseOf(project.config), clock, chosen: chosenProviders(project.config), ...(report ? { report } : {}), ...(project.only ? { only: project.only } : {}) };
 }
 
 /** The config's router. Its module (and SDK) loads only now. */
 export function createRouter(project: Opened, report?: (event: ProviderEvent) => void, clock: () => number = Date.now): Promise<Router> {
   const ctx = context(project, clock, report);
   return ctx.chosen.router.create(project.config.router, ctx);
+}
+
+/**
+ * The gates of a rollout through `router`: the router's own when it judges them per target (a
+ * fleet), else the config's gates over its metrics; undefined when there are none.
+ */
+export async function createGates(project: Opened, router: Router, clock: () => number = Date.now): Promise<GateRunner | undefined> {
+  const ctx = context(project, clock);
+  if (ctx.chosen.router.gates) return ctx.chosen.router.gates(project.config.router, ctx, router);
+  return project.config.gates?.length ? (await import('../gates/runner.js')).createGateRunner(project.config) : undefined;
 }
 
 /** The config's workload, or undefined when its versions run without one. */

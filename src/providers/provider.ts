@@ -13,6 +13,8 @@
 import type { z } from 'zod';
 import type { PolicyStatement } from '../aws/iam.js';
 import type { ProviderConfig as Config } from '../config/schema.js';
+import type { GateRunner } from '../engine/machine.js';
+import type { Plan } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import type { PolicyRule } from '../kube/rbac.js';
 import type { Router } from '../routers/router.js';
@@ -45,6 +47,8 @@ export interface ProviderContext {
   chosen: Chosen;
   /** Where a provider tells of what the operator should see happen (a throttled call retried). */
   report?: (event: ProviderEvent) => void;
+  /** A fleet: the targets this command acts on (`--target`); the others are read, never written. */
+  only?: string[];
 }
 
 /** What a provider reports while it works. */
@@ -85,6 +89,16 @@ export interface RouterProvider<S extends z.ZodType = any> extends ProviderBase<
   planNote?(section: z.output<S>, config: Config): string | undefined;
   /** The stable and canary Services, for routers that route to roles rather than versions. */
   services?(section: z.output<S>): { service: string; canaryService: string };
+  /**
+   * Shape the strategy's plan, for routers whose targets move in an order of their own (a fleet
+   * in waves: one region through the ladder, then the next) or whose writes may fail for a while.
+   */
+  plan?(section: z.output<S>, config: Config, plan: Plan): Plan;
+  /**
+   * The gates of a rollout through `router`, for routers over several targets that judge the
+   * gates in each of them (a fleet); absent: the config's gates over the config's metrics.
+   */
+  gates?(section: z.output<S>, ctx: ProviderContext, router: Router): Promise<GateRunner | undefined>;
 }
 
 /** What runs the versions. */

@@ -3,6 +3,7 @@
  * `deploy iam-policy` and `deploy plan` are assembled from these lists: a new provider is a
  * folder of its own and one line here.
  */
+import { fleetRouter, fleetWorkload } from '../fleet/index.js';
 import { albRouter } from '../routers/alb/index.js';
 import { gatewayApiRouter } from '../routers/gateway-api/index.js';
 import { ingressNginxRouter } from '../routers/ingress-nginx/index.js';
@@ -16,10 +17,10 @@ import { kubernetesWorkload } from '../workloads/kubernetes/index.js';
 import { noWorkload } from '../workloads/none/index.js';
 
 /** Traffic routers (`router.type`). */
-export const routers = [nginxRouter, albRouter, gatewayApiRouter, ingressNginxRouter, noRouter] as const;
+export const routers = [nginxRouter, albRouter, gatewayApiRouter, ingressNginxRouter, noRouter, fleetRouter] as const;
 
 /** Workloads (`workload.type`). */
-export const workloads = [kubernetesWorkload, ecsWorkload, noWorkload] as const;
+export const workloads = [kubernetesWorkload, ecsWorkload, noWorkload, fleetWorkload] as const;
 
 /** State backends (`state.type`); the first is the default. */
 export const states = [localState, kubernetesState, s3State] as const;

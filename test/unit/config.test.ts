@@ -88,7 +88,7 @@ describe('config', () => {
   });
 
   it('rejects an unknown router type', () => {
-    expect(problem(base.replace('type: nginx', 'type: traefik'))).toMatch(/^deploy\.yaml:8:9 router\.type: must be one of: nginx, alb, gateway-api, ingress-nginx, none \(got "traefik"\)$/);
+    expect(problem(base.replace('type: nginx', 'type: traefik'))).toMatch(/^deploy\.yaml:8:9 router\.type: must be one of: nginx, alb, gateway-api, ingress-nginx, none, fleet \(got "traefik"\)$/);
   });
 
   it('positions YAML syntax errors', () => {
