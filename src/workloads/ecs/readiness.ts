@@ -4,6 +4,11 @@
  * word that it reached steady state), no older deployment still has tasks, and as many tasks run
  * as were asked for. A FAILED rollout (ECS's deployment circuit breaker) or one still in progress
  * past the deadline is `stuck`: waiting longer will not help.
+ *
+ * The tasks counted are the PRIMARY deployment's when it names the wanted task definition, as AWS
+ * reports it; an endpoint that keeps no deployment per UpdateService (moto keeps the one
+ * CreateService made) leaves only the service's own counts, which are the same thing once no
+ * older deployment has tasks.
  */
 import { formatDuration } from '../../config/units.js';
 import type { TargetReadiness } from '../../routers/router.js';
@@ -30,8 +35,9 @@ export function serviceReadiness(service: EcsService, wanted: Wanted, stopped: s
   const primary = service.deployments.find((d) => d.status === 'PRIMARY');
   const older = service.deployments.filter((d) => d !== primary && d.runningCount + d.desiredCount > 0);
   const state = primary?.rolloutState ?? 'COMPLETED';
+  const running = primary?.taskDefinition === wanted.taskDefinition ? primary.runningCount : service.runningCount;
   const because = [primary?.rolloutStateReason, stopped[0] ? `last stopped task: ${stopped[0]}` : undefined, service.lastEvent].filter(Boolean).join('; ');
-  const detail = `${service.runningCount}/${wanted.count} tasks of ${service.name} running on ${td}${service.pendingCount ? `, ${service.pendingCount} pending` : ''}${
+  const detail = `${running}/${wanted.count} tasks of ${service.name} running on ${td}${service.pendingCount ? `, ${service.pendingCount} pending` : ''}${
     older.length ? `, ${older.length} older deployment${older.length > 1 ? 's' : ''} still running` : ''
   }${state !== 'COMPLETED' ? ` (deployment ${state.toLowerCase().replace('_', ' ')})` : ''}`;
   if (service.taskDefinition !== wanted.taskDefinition) {
@@ -40,7 +46,7 @@ export function serviceReadiness(service: EcsService, wanted: Wanted, stopped: s
   if (state === 'FAILED') {
     return { ready: false, detail, stuck: `the deployment of ${td} to ${service.name} failed${because ? `: ${because}` : ''}` };
   }
-  const ready = state === 'COMPLETED' && older.length === 0 && service.runningCount >= wanted.count;
+  const ready = state === 'COMPLETED' && older.length === 0 && running >= wanted.count;
   if (ready) return { ready, detail };
   const since = primary?.createdAt?.getTime();
   if (state === 'IN_PROGRESS' && since !== undefined && wanted.now - since > wanted.deadlineMs) {

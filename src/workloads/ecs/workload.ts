@@ -71,12 +71,19 @@ export class EcsWorkload implements Workload {
     private readonly client: EcsClient,
   ) {}
 
-  /** The cluster and every service exist, can be updated, sit behind a target group; the stable task definition has the container. */
+  /**
+   * The cluster and every service exist, can be updated and tagged, and sit behind a target
+   * group; the stable side's task definition has the container.
+   */
   async preflight(): Promise<void> {
     const sides = await this.read();
     for (const [version, s] of sides) {
       if (s.deploymentController !== 'ECS') {
         throw new UsageError(`ECS service ${s.name} (version ${version}) uses the ${s.deploymentController} deployment controller`, 'the ecs workload updates services with UpdateService, which needs the rolling-update (ECS) controller');
+      }
+      // ECS tags only services with the long ARN format (service/<cluster>/<name>), and the mark is a tag.
+      if (s.arn.slice(s.arn.indexOf(':service/')).split('/').length !== 3) {
+        throw new UsageError(`ECS service ${s.name} (version ${version}) has an ARN of the old format (${s.arn}), which ECS cannot tag`, 'recreate the service after opting in to the long ARN format (aws ecs put-account-setting --name serviceLongArnFormat --value enabled)');
       }
       if (s.targetGroups.length === 0) {
         throw new UsageError(`ECS service ${s.name} (version ${version}) is behind no load balancer target group`, "the router shifts traffic between target groups: give each service its version's target group");
@@ -93,13 +100,16 @@ export class EcsWorkload implements Workload {
     const stableVersion = this.stableVersion(sides);
     const target = this.side(sides, candidate);
     if (stableVersion === candidate) {
-      throw new UsageError(`ECS service ${target.name} of ${candidate} is the serving side (tagged ${STABLE_TAG}=true)`, `roll ${candidate} out on the other service of the pair: fix workload.services in deploy.yaml`);
+      const why = target.tags[STABLE_TAG] === 'true' ? `tagged ${STABLE_TAG}=true` : `deploy.yaml's stable, and no side is tagged ${STABLE_TAG} yet`;
+      throw new UsageError(`ECS service ${target.name} of ${candidate} is the serving side (${why})`, `roll ${candidate} out on the other service of the pair: fix workload.services (or stable) in deploy.yaml`);
     }
     const stable = this.side(sides, stableVersion);
     const taskDefinition = await this.candidateDefinition(stable, target, image);
     const count = Math.max(1, stable.desiredCount);
     await this.mark(sides, stableVersion);
-    const live = target.taskDefinition === taskDefinition && target.desiredCount === count ? target : await this.client.updateService(this.opts.cluster, target.name, { taskDefinition, desiredCount: count });
+    // More tasks than stable's (an autoscaler's) are left as they are; fewer are raised.
+    const done = target.taskDefinition === taskDefinition && target.desiredCount >= count;
+    const live = done ? target : await this.client.updateService(this.opts.cluster, target.name, { taskDefinition, desiredCount: count });
     return this.readiness(live, taskDefinition, count);
   }
 
