@@ -238,6 +238,12 @@ ${indent(lua.ADMIN_ROUTES_LUA, '        ')}
       }
     }
 
+    location = /cutover/activate {
+      content_by_lua_block {
+${indent(lua.ADMIN_ACTIVATE_LUA, '        ')}
+      }
+    }
+
     location = /cutover/config {
       content_by_lua_block {
 ${indent(lua.ADMIN_CONFIG_LUA, '        ')}

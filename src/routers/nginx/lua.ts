@@ -13,6 +13,13 @@
  * and none that reads it later uses an older one, which is what keeps an org on one version while
  * it moves. A worker parses a table only when `gen` moved, so the read per request is cheap.
  *
+ * A write may also come in two halves, for a fleet that must switch several nginx at one
+ * instant: staging stores `table:N` and `staged` = N without touching `gen`; an activation then
+ * stores `next` = "N MS", and from MS on (epoch ms, by this host's clock) every request routes
+ * by table N. A request reads `next` before `gen`, and the admin side later promotes a due
+ * activation (`gen` = N first, then `next` removed), so no request routes by the old table once
+ * one has routed by the new. Each worker parses a staged table ahead of its instant.
+ *
  * These strings are pasted into `*_by_lua_block { … }` by `renderNginxConfig`. They contain no
  * apostrophes in comments and no nginx `$` variables, so the nginx block parser reads them as-is.
  */
@@ -34,6 +41,7 @@ export const ROUTES_DICT = 'cutover_routes';
 export const ROUTING_MODULE_LUA = String.raw`
 local routes = ngx.shared.${ROUTES_DICT}
 local M = { settings = settings }
+local prepared = nil -- per worker: a staged table parsed ahead of its activation
 
 -- The secrets, read here in the master as it loads the config (workers inherit them, and may
 -- run as a user who cannot read the prefix). Never logged.
@@ -169,13 +177,38 @@ function M.parse(text, known)
   return t
 end
 
+-- A pending activation: the generation and its instant (epoch ms), or nil.
+local function activation()
+  local next = routes:get("next")
+  if not next then return nil end
+  local n, at = string.match(next, "^(%d+) (%d+)$")
+  return tonumber(n), tonumber(at)
+end
+
+local function now_ms()
+  ngx.update_time()
+  return ngx.now() * 1000
+end
+
+-- The generation requests route by now: an activation whose instant has come, else gen. The
+-- activation is read first: it is removed only after gen has been moved to it.
+local function effective_gen()
+  local n, at = activation()
+  if n and now_ms() >= at then return n end
+  return routes:get("gen")
+end
+
 -- The table of the live generation, parsed at most once per generation per worker. The one
 -- read of gen decides the generation; its table was stored before gen pointed at it.
 function M.current()
   for _ = 1, 3 do
-    local gen = routes:get("gen")
+    local gen = effective_gen()
     if gen == nil then return nil, "no routing table is loaded yet" end
     if cached and cached.generation == gen then return cached end
+    if prepared and prepared.generation == gen then
+      cached, prepared = prepared, nil
+      return cached
+    end
     local text = routes:get(table_key(gen))
     if text then
       local t, err = M.parse(text)
@@ -251,10 +284,33 @@ local function reply(status, body)
 end
 M.reply = reply
 
+-- Parse the staged table ahead of its instant, so no request waits for the parse at the switch
+-- (a worker timer; the table of 10,000 orgs takes milliseconds).
+function M.prepare()
+  local n = routes:get("staged") or activation()
+  if not n or (cached and cached.generation == n) or (prepared and prepared.generation == n) then return end
+  local text = routes:get(table_key(n))
+  if not text then return end
+  local t = M.parse(text)
+  if t then prepared = t end
+end
+
+-- Make a due activation the live generation: gen first, then next removed, then the old table.
+-- Called with the write lock held.
+local function promote_due()
+  local n, at = activation()
+  if not n or now_ms() < at then return end
+  local live = routes:get("gen")
+  routes:set("gen", n)
+  routes:delete("next")
+  if routes:get("staged") == n then routes:delete("staged") end
+  if live and live ~= n then routes:delete(table_key(live)) end
+end
+
 -- The live table text, or nil when none is loaded.
 local function live_text()
   for _ = 1, 3 do
-    local gen = routes:get("gen")
+    local gen = effective_gen()
     if gen == nil then return nil end
     local text = routes:get(table_key(gen))
     if text then return text end
@@ -266,6 +322,12 @@ function M.admin_routes()
   if not M.admin_allowed() then return reply(403, "forbidden\n") end
   local method = ngx.req.get_method()
   if method == "GET" then
+    -- A due activation becomes the live generation here when no write holds the lock.
+    local n = activation()
+    if n and routes:add("lock", true, 5) then
+      promote_due()
+      routes:delete("lock")
+    end
     local text = live_text()
     if not text then return reply(404, "no routing table is loaded yet\n") end
     return reply(200, text)
@@ -281,6 +343,13 @@ function M.admin_routes()
   if not routes:add("lock", true, 5) then
     return reply(409, "another routing write is in progress\n")
   end
+  promote_due()
+  local pending, pending_at = activation()
+  if pending then
+    routes:delete("lock")
+    return reply(409, "generation " .. pending .. " activates at " .. pending_at .. "; write after it\n")
+  end
+  local staging = ngx.var.arg_stage ~= nil
   local live = routes:get("gen")
   if live and t.generation <= live then
     routes:delete("lock")
@@ -295,7 +364,19 @@ function M.admin_routes()
     return reply(409, "stale fence " .. t.fence .. ": the live table was written under fence " .. live_fence .. " by a newer lock holder\n")
   end
   local key = table_key(t.generation)
+  -- A generation staged before and never activated is replaced, whichever way this one goes.
+  local old_staged = routes:get("staged")
+  if old_staged and old_staged ~= t.generation and old_staged ~= live then routes:delete(table_key(old_staged)) end
+  routes:delete("staged")
   local ok, serr = routes:safe_set(key, body)
+  if ok and staging then
+    ok, serr = routes:safe_set("staged", t.generation)
+    if ok and t.fence then ok, serr = routes:safe_set("fence", t.fence) end
+    if not ok then routes:delete(key) end
+    routes:delete("lock")
+    if not ok then return reply(507, "shared dict ${ROUTES_DICT} cannot hold the table: " .. serr .. "\n") end
+    return reply(200, "staged generation " .. t.generation .. "\n")
+  end
   if ok then ok, serr = routes:safe_set("gen", t.generation) end
   if ok and t.fence then ok, serr = routes:safe_set("fence", t.fence) end
   if ok and live then
@@ -306,6 +387,37 @@ function M.admin_routes()
   routes:delete("lock")
   if not ok then return reply(507, "shared dict ${ROUTES_DICT} cannot hold the table: " .. serr .. "\n") end
   return reply(200, "generation " .. t.generation .. "\n")
+end
+
+-- Admin PUT /cutover/activate, body "generation N at MS": the staged generation N routes every
+-- request from MS on (epoch ms, by the clock of this host). Answering again for N (a retry whose first
+-- answer was lost) is not an error.
+function M.admin_activate()
+  if not M.admin_allowed() then return reply(403, "forbidden\n") end
+  if ngx.req.get_method() ~= "PUT" then return reply(405, "use PUT\n") end
+  ngx.req.read_body()
+  local n_text, at_text = string.match(ngx.req.get_body_data() or "", "^generation (%d+) at (%d+)%s*$")
+  if not n_text then return reply(400, "expected: generation N at EPOCH_MS\n") end
+  local n, at = tonumber(n_text), tonumber(at_text)
+  if not routes:add("lock", true, 5) then return reply(409, "another routing write is in progress\n") end
+  promote_due()
+  local pending, pending_at = activation()
+  local live, staged = routes:get("gen"), routes:get("staged")
+  local answer
+  if live == n then
+    answer = { 200, "generation " .. n .. " is live\n" }
+  elseif pending == n then
+    answer = { 200, "generation " .. n .. " activates at " .. pending_at .. "\n" }
+  elseif pending then
+    answer = { 409, "generation " .. pending .. " activates at " .. pending_at .. "\n" }
+  elseif staged ~= n then
+    answer = { 409, "generation " .. n .. " is not staged" .. (staged and (" (staged: " .. staged .. ")") or "") .. "\n" }
+  else
+    local ok, serr = routes:safe_set("next", n_text .. " " .. at_text)
+    answer = ok and { 200, "generation " .. n_text .. " activates at " .. at_text .. "\n" } or { 507, "cannot store the activation: " .. serr .. "\n" }
+  end
+  routes:delete("lock")
+  return reply(answer[1], answer[2])
 end
 
 -- Cold start: restore the table Cutover last wrote, unless the dict already holds a newer one
@@ -322,6 +434,8 @@ local function restore_saved()
     return
   end
   local live = routes:get("gen")
+  local pending = activation()
+  if pending and (not live or pending > live) then live = pending end
   if live and live >= t.generation and routes:get(table_key(live)) then return end
   routes:set(table_key(t.generation), text)
   routes:set("gen", t.generation)
@@ -340,6 +454,8 @@ restore_saved()
  */
 export const INIT_WORKER_LUA = String.raw`
 math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
+-- Staged tables are parsed ahead of their activation instant (see M.prepare).
+ngx.timer.every(0.02, function() require("cutover").prepare() end)
 `;
 
 /**
@@ -368,6 +484,11 @@ ngx.var.cutover_backend = upstream
 /** Admin `/cutover/routes`: GET reads, PUT writes the routing table. */
 export const ADMIN_ROUTES_LUA = String.raw`
 require("cutover").admin_routes()
+`;
+
+/** Admin `/cutover/activate`: make the staged generation live at an instant. */
+export const ADMIN_ACTIVATE_LUA = String.raw`
+require("cutover").admin_activate()
 `;
 
 /** Admin `/cutover/config`: the hash of the structural config this worker was started with. */

@@ -39,6 +39,7 @@ import {
   type LiveRoutes,
   type RouteSpec,
   type Router,
+  type StagedRoutes,
   type Verification,
 } from '../router.js';
 
@@ -46,6 +47,9 @@ import {
 export type { NginxRouterOptions } from './config.js';
 export { adminUrl, defaultExec, listNginxWorkers, prepareNginxPrefix, runNginx, startNginxDaemon } from './daemon.js';
 export type { ExecFn, NginxRouterDeps, NginxWorker, WorkerListFn } from './daemon.js';
+
+/** How long after an activation instant nginx may still read back the older generation (its clock's skew). */
+const ACTIVATION_SKEW_MS = 1_000;
 
 /** A routing table as the admin server holds it: parsed, plus the raw text (undefined if none). */
 interface LiveTable {
@@ -67,6 +71,8 @@ export class NginxRouter implements Router {
   private readonly exec: ExecFn;
   private readonly fetch: typeof fetch;
   private readonly workers: WorkerListFn;
+  /** The generation this router staged last and has not activated yet. */
+  private staged: { generation: number; text: string; spec: RouteSpec; previous: string | undefined } | undefined;
 
   /** Validates the options at once, so bad config fails before anything is touched. */
   constructor(options: NginxRouterOptions, deps: NginxRouterDeps = {}) {
@@ -153,6 +159,61 @@ export class NginxRouter implements Router {
       );
     }
     return { changed: true, generation };
+  }
+
+  /**
+   * Store `spec` as a generation (at least `generation`, past the live one) that routes nothing
+   * until `activate`: the first half of a fleet's write at one instant. Answers changed: false,
+   * storing nothing, when the live routing already equals `spec`.
+   */
+  async stage(spec: RouteSpec, generation = 0): Promise<StagedRoutes> {
+    this.check(spec);
+    await this.ensureStructure();
+    const live = await this.readTable();
+    if (live.text !== undefined && sameRoutes(live.routes, spec)) return { changed: false, generation: live.routes.generation ?? 0 };
+    if (spec.fence !== undefined && live.routes.fence !== undefined && spec.fence < live.routes.fence) throw staleFence(spec.fence, live.routes.fence);
+    const next = Math.max(generation, (live.routes.generation ?? 0) + 1);
+    const text = renderRoutingTable(spec, next);
+    const put = await this.admin('PUT', '/cutover/routes?stage=1', text);
+    const stale = /^stale fence \d+: the live table was written under fence (\d+)/.exec(put.body);
+    if (put.status === 409 && stale && spec.fence !== undefined) throw staleFence(spec.fence, Number(stale[1]));
+    if (put.status !== 200) throw new OperationError(`nginx refused to stage routing generation ${next} (${put.status}): ${put.body.trim()}`);
+    this.staged = { generation: next, text, spec, previous: live.text };
+    return { changed: true, generation: next };
+  }
+
+  /**
+   * Make the staged generation live at `atMs` (epoch ms) by nginx's clock, then read it back once
+   * that instant has passed here. routes.txt gets the new table before the activation is sent,
+   * as with `apply`, and the previous one back if it cannot be sent.
+   */
+  async activate(staged: StagedRoutes, atMs: number): Promise<ApplyResult> {
+    const mine = this.staged;
+    if (!mine || mine.generation !== staged.generation) throw new OperationError(`routing generation ${staged.generation} was not staged by this router`);
+    const saved = path.join(this.options.prefix, 'routes.txt');
+    await writeFileAtomic(saved, mine.text);
+    try {
+      const put = await this.admin('PUT', '/cutover/activate', `generation ${mine.generation} at ${Math.round(atMs)}\n`);
+      if (put.status !== 200) throw new OperationError(`nginx refused to activate routing generation ${mine.generation} (${put.status}): ${put.body.trim()}`);
+    } catch (error) {
+      if (mine.previous === undefined) await unlink(saved).catch(() => undefined);
+      else await writeFileAtomic(saved, mine.previous);
+      throw error;
+    }
+    // nginx switches by its own clock: past the instant here, allow it a little skew.
+    await new Promise((r) => setTimeout(r, Math.max(0, atMs - Date.now()) + 1));
+    let back = await this.read();
+    for (const until = Date.now() + ACTIVATION_SKEW_MS; back.generation !== mine.generation && Date.now() < until; back = await this.read()) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (back.generation !== mine.generation || !sameRoutes(back, mine.spec)) {
+      throw new OperationError(
+        `nginx routing read back as generation ${back.generation} ${summarize(back)} after the activation instant, expected generation ${mine.generation} ${summarize(mine.spec)}`,
+        'another driver may have written, or the clocks differ by more than a second; run `deploy status` before retrying',
+      );
+    }
+    this.staged = undefined;
+    return { changed: true, generation: mine.generation };
   }
 
   /** The live routing; generation 0 with no weights when nginx holds no table yet. */
