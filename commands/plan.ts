@@ -1,8 +1,10 @@
 /** `deploy plan`: the steps a rollout of this config would take, and what each step's gates need. */
 import { chosenProviders } from '../src/providers/chosen.js';
 import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
+import type { Config } from '../src/config/schema.js';
 import { formatDuration } from '../src/config/units.js';
 import type { StepMargin } from '../src/gates/runner.js';
+import { metricsSources } from '../src/providers/registry.js';
 import { planFor } from '../strategies/index.js';
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -57,10 +59,16 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
     { event: 'plan', service: config.service, strategy: plan.strategy, router: config.router.type, steps: plan.steps, inconclusive: plan.inconclusive, gatesWithoutData: noData, ...(offline ? { gatesNotChecked: offline } : {}), margins, ...(plan.traffic ? { traffic: plan.traffic } : {}), warnings, ...(routerLimit ? { routerLimit } : {}) },
     `${config.service}: ${plan.strategy} through ${config.router.type}, ${plan.steps.length} steps\n${lines.join('\n')}` +
       (routerLimit ? `\n${routerLimit}` : '') +
-      (config.gates?.length && !offline ? `\ngates checked against ${config.prometheus?.url}: every query accepted${noData.length ? `; no data yet for ${noData.join(', ')}` : ''}` : '') +
+      (config.gates?.length && !offline ? `\ngates checked against ${describeSource(config)}: every query accepted${noData.length ? `; no data yet for ${noData.join(', ')}` : ''}` : '') +
       (offline ? `\ngate queries not checked: ${offline}; \`deploy promote\` checks them before anything moves` : '') +
       (traffic ? `\n${traffic}` : '') +
       (warnings.length ? `\n${warnings.join('\n')}` : ''),
   );
   return 0;
+}
+
+/** How the plan names the config's metrics source: `Prometheus at http://…`. */
+function describeSource(config: Config): string {
+  const source = metricsSources.find((m) => (config as Record<string, unknown>)[m.section] !== undefined);
+  return source ? source.describe((config as Record<string, unknown>)[source.section] as never) : 'no metrics source';
 }

@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import { awsConnection } from '../aws/connection.js';
 import { chosenProviders } from '../providers/chosen.js';
-import type { Issue, ProviderBase } from '../providers/provider.js';
-import { routers, states, workloads } from '../providers/registry.js';
+import type { Issue, MetricsSourceProvider, ProviderBase } from '../providers/provider.js';
+import { metricsSources, routers, states, workloads } from '../providers/registry.js';
 import { TARGET_PATTERN, targetConfig, targetPath, type TargetSection } from '../fleet/config.js';
 import { duration, hostPort, interval, kubeName, name, orgId, percent } from './fields.js';
 
@@ -93,16 +93,10 @@ const gate = z.discriminatedUnion('type', [errorRateGate, latencyGate, queryGate
     issue.code === 'invalid_union' ? `type must be one of: errorRate, latencyP99, query, journey (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
 });
 
-const prometheus = z.strictObject({
-  url: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL, like http://127.0.0.1:9090'),
-  timeout: duration.optional().meta({ description: 'Per request (default 5s); failures are retried with backoff' }),
-  versionLabel: z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name').optional()
-    .meta({ description: 'Label that carries the version (default version)' }),
-  orgLabel: z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name').optional()
-    .meta({ description: 'Label that carries the org id, for per-org gates (default org)' }),
-  labels: z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a Prometheus label name'), z.string()).optional()
-    .meta({ description: 'Extra label matchers added to every built-in query, e.g. { job: patient-api }' }),
-});
+/** The top-level sections of the metrics sources, each optional. */
+function metricsSections<const T extends readonly MetricsSourceProvider[]>(list: T) {
+  return Object.fromEntries(list.map((m) => [m.section, m.schema.optional()])) as { [P in T[number] as P['section']]: z.ZodOptional<P['schema']> };
+}
 
 const step = z.strictObject({
   weight: z.number().min(0, 'must be between 0 and 100').max(100, 'must be between 0 and 100')
@@ -201,14 +195,6 @@ function providerSection<const T extends readonly [ProviderBase, ...ProviderBase
   });
 }
 
-const audit = z.strictObject({
-  signingKey: z.union([
-    z.strictObject({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name') }),
-    z.strictObject({ file: z.string().min(1) }),
-  ]).optional()
-    .meta({ description: 'Ed25519 private key (PEM) that signs every audit record: { env: NAME } or { file: path }; never stored with the state' }),
-});
-
 /**
  * One target of a fleet (a region, a cluster): its own router, workload and connections, its
  * servers of each version and its metrics labels, over the top level (see src/fleet/config.ts).
@@ -250,7 +236,7 @@ const core = {
     .optional(),
   orgs: orgs.optional(),
   audit: audit.optional(),
-  prometheus: prometheus.optional(),
+  ...metricsSections(metricsSources),
   gates: z.array(gate).optional(),
 };
 const coreObject = z.strictObject(core);
@@ -282,9 +268,11 @@ export const configSchema = configObject.superRefine((c, ctx) => {
       ctx.addIssue({ code: 'custom', path: ['strategy', 'orgWaves', 'waves', i, 'group'], message: `no group "${w.group}" under orgs.groups` });
     }
   });
-  if (c.gates?.some((g) => g.type !== 'journey') && !c.prometheus) {
-    ctx.addIssue({ code: 'custom', path: ['gates'], message: 'gates read Prometheus: add prometheus: { url: http://… }' });
+  const sources = metricsSources.filter((m) => c[m.section] !== undefined);
+  if (c.gates?.some((g) => g.type !== 'journey') && sources.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['gates'], message: `gates read metrics: add a metrics section (${metricsSources.map((m) => `${m.section}:`).join(', ')}), like prometheus: { url: http://… }` });
   }
+  if (sources.length > 1) ctx.addIssue({ code: 'custom', path: [sources[1]!.section], message: `gates read one metrics source: choose one of ${sources.map((m) => `${m.section}:`).join(' and ')}` });
   c.gates?.forEach((g, i) => {
     if (g.type !== 'journey' || g.url) return;
     for (const [v, spec] of Object.entries(c.versions)) {
@@ -340,7 +328,7 @@ export type OrgWavesConfig = z.output<typeof orgWaves>;
 /** One gate as validated. */
 export type GateConfig = z.output<typeof gate>;
 /** The prometheus section. */
-export type PrometheusConfig = z.output<typeof prometheus>;
+export type { PrometheusConfig } from '../metrics/prometheus/index.js';
 /** The blueGreen strategy. */
 export type BlueGreenConfig = z.output<typeof blueGreen>;
 /** The kubernetes connection section. */

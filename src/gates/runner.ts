@@ -10,17 +10,24 @@ import type { RolloutState } from '../engine/state.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { NoMetrics } from '../metrics/none.js';
+import type { MetricsSourceProvider } from '../providers/provider.js';
+import { metricsSources } from '../providers/registry.js';
 import { evaluateGates } from './evaluate.js';
 import { planMargins, requestsForMargin } from './ladder.js';
 import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MAX_SLOW_INCREASE } from './evaluate.js';
 
-/** The metrics provider a config names: the one place that picks one. */
+/** The metrics source a config names, from the registry: the one place that picks one. */
 export async function createProvider(config: Config): Promise<Metrics> {
-  // Journeys need no metrics: a config with only them has no Prometheus, and nothing asks it.
-  if (!config.prometheus) return new NoMetrics('Prometheus', 'no prometheus: section in deploy.yaml', 'add prometheus: { url: http://… } to deploy.yaml');
-  const [{ PrometheusClient }, { PrometheusMetrics }] = await Promise.all([import('../metrics/prometheus/client.js'), import('../metrics/prometheus/metrics.js')]);
-  const client = new PrometheusClient({ url: config.prometheus.url, timeoutMs: config.prometheus.timeout ?? 5_000, retries: 2 });
-  return new PrometheusMetrics(client, config.prometheus);
+  const source = metricsSourceOf(config);
+  // Journeys need no metrics: a config with only them has no source, and nothing asks it.
+  if (!source) return new NoMetrics('Prometheus', 'no prometheus: section in deploy.yaml', 'add prometheus: { url: http://… } to deploy.yaml');
+  return source.provider.create(source.section, { config });
+}
+
+/** The metrics source section a config has, with its provider. */
+export function metricsSourceOf(config: Config): { provider: MetricsSourceProvider; section: unknown } | undefined {
+  const provider = metricsSources.find((m) => (config as Record<string, unknown>)[m.section] !== undefined);
+  return provider ? { provider, section: (config as Record<string, unknown>)[provider.section] } : undefined;
 }
 
 /** Each version's endpoints from deploy.yaml, where journeys reach it. */

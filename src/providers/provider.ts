@@ -18,6 +18,7 @@ import type { Plan } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import type { PolicyRule } from '../kube/rbac.js';
 import type { Router } from '../routers/router.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { StateStore } from '../state/store.js';
 import type { Workload } from '../workloads/workload.js';
 
@@ -114,6 +115,24 @@ export interface WorkloadProvider<S extends z.ZodType = any> extends ProviderBas
   readonly makesCanaryService?: boolean;
   /** Longest wait for the candidate's servers to be ready, when the section sets one. */
   readinessTimeout?(section: z.output<S>): number | undefined;
+}
+
+/**
+ * A metrics source the gates read (`prometheus:`, `cloudwatch:`): a top-level section of its own
+ * (at most one in a file), answering the gates' measurements in its own query language.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface MetricsSourceProvider<S extends z.ZodType = any, K extends string = string> {
+  /** The top-level key of its section. */
+  readonly section: K;
+  readonly schema: S;
+  /** How `deploy plan` names it: `Prometheus at http://…`. */
+  describe(section: z.output<S>): string;
+  /** The connections it uses. */
+  readonly platforms?: readonly Platform[];
+  /** The IAM statements it needs (`deploy iam-policy`). */
+  iam?(section: z.output<S>, config: Config): PolicyStatement[];
+  create(section: z.output<S>, ctx: { config: Config }): Promise<Metrics>;
 }
 
 /** Where state, lock, operator requests and the audit log live. */

@@ -9,6 +9,7 @@ import { gatewayApiRouter } from '../routers/gateway-api/index.js';
 import { ingressNginxRouter } from '../routers/ingress-nginx/index.js';
 import { nginxRouter } from '../routers/nginx/index.js';
 import { noRouter } from '../routers/none/index.js';
+import { prometheusMetrics } from '../metrics/prometheus/index.js';
 import { kubernetesState } from '../state/kubernetes/index.js';
 import { localState } from '../state/local/index.js';
 import { s3State } from '../state/s3/index.js';
@@ -24,3 +25,6 @@ export const workloads = [kubernetesWorkload, ecsWorkload, noWorkload, fleetWork
 
 /** State backends (`state.type`); the first is the default. */
 export const states = [localState, kubernetesState, s3State] as const;
+
+/** Metrics sources, each its own top-level section (`prometheus:`). */
+export const metricsSources = [prometheusMetrics] as const;
