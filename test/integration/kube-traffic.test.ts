@@ -311,13 +311,10 @@ describe('ingress-nginx router through Traefik', () => {
     expect(tally.byVersion).toEqual({ v1: 2_000 });
   });
 
-  // A product bug, kept failing (it.fails) until src/routers/ingress-nginx/routes.ts is fixed:
-  // canaryIngressSpec writes `rules: []` when nothing but the default backend goes to the
-  // Service; the API server drops the empty list, so the twin never hashes as written. The first
-  // apply (a create) passes, verify then reports "no longer mirror", and the next apply throws
-  // "does not read back as written". The fix: leave `rules` out when it is empty. No data plane
-  // is involved, so the stable Ingress has a class Traefik does not serve.
-  it.fails('keeps the canary twin of a stable Ingress that has only a default backend (fails: the twin is written with rules: [], which the API server drops)', async () => {
+  // The API server drops an empty rules list: the twin of an Ingress with only a default backend
+  // is written without one, so it reads back as written. No data plane is involved, so the
+  // stable Ingress has a class Traefik does not serve.
+  it('keeps the canary twin of a stable Ingress that has only a default backend, step after step', async () => {
     const { ns } = await namespaceWithBackends('kt-in-default-twin');
     await cluster.api('POST', ingresses(ns), { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'patient-api' }, spec: { ingressClassName: 'nginx', defaultBackend: toService('patient-api') } });
     const router = new IngressNginxRouter({ ingress: 'patient-api', service: 'patient-api', canaryService: 'patient-api-canary', orgHeader: 'X-Org-Id' }, await connectKube({ kubeconfig: cluster.kubeconfig, namespace: ns }));

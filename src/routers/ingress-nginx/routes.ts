@@ -156,7 +156,8 @@ export function canaryIngressSpec(stable: IngressSpec, ingress: string, service:
   if (rules.length === 0 && !defaultBackend) {
     throw new UsageError(`Ingress ${ingress} sends nothing to Service ${service}: none of its paths, nor its default backend, has it as backend`, `point the Ingress's paths at Service ${service}, or fix router.service`);
   }
-  return { ...(stable.ingressClassName ? { ingressClassName: stable.ingressClassName } : {}), ...(defaultBackend ? { defaultBackend } : {}), rules };
+  // The API server drops an empty rules list, so one is never written: the twin must read back as written.
+  return { ...(stable.ingressClassName ? { ingressClassName: stable.ingressClassName } : {}), ...(defaultBackend ? { defaultBackend } : {}), ...(rules.length > 0 ? { rules } : {}) };
 }
 
 /** The annotations Cutover owns on the canary Ingress: every `canary*` one and the class. */
