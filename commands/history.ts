@@ -58,8 +58,8 @@ async function archive(project: Project, file: string, io: Io): Promise<number> 
   const audit = project.store.audit;
   if (!audit.archive) {
     throw new UsageError(
-      `the audit log in ${project.store.location} is local: it has no size bound, so there is nothing to archive`,
-      'copy the audit.jsonl file in the state directory if you want a copy elsewhere',
+      `the audit log in ${project.store.location} has no size bound, so there is nothing to archive`,
+      'its records stay where they are; copy them (`deploy history -o json`) if you want a copy elsewhere',
     );
   }
   const exists = () => new UsageError(`${file} already exists; the archive never overwrites a file`, 'name a new file, e.g. audit-$(date +%Y%m%d).jsonl');
