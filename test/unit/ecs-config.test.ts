@@ -72,9 +72,9 @@ describe('ecs config', () => {
       { Sid: 'EcsReadAndUpdateServices', Effect: 'Allow', Action: ['ecs:DescribeServices', 'ecs:UpdateService'], Resource: services },
       { Sid: 'EcsMarkServingSide', Effect: 'Allow', Action: ['ecs:TagResource'], Resource: services },
       { Sid: 'EcsCandidateTaskDefinition', Effect: 'Allow', Action: ['ecs:DescribeTaskDefinition', 'ecs:RegisterTaskDefinition'], Resource: '*' },
-      { Sid: 'EcsListStoppedTasks', Effect: 'Allow', Action: ['ecs:ListTasks'], Resource: '*' },
+      { Sid: 'EcsListStoppedTasks', Effect: 'Allow', Action: ['ecs:ListTasks'], Resource: '*', Condition: { ArnLike: { 'ecs:cluster': 'arn:aws:ecs:eu-west-1:123456789012:cluster/patient' } } },
       { Sid: 'EcsDescribeStoppedTasks', Effect: 'Allow', Action: ['ecs:DescribeTasks'], Resource: ['arn:aws:ecs:eu-west-1:123456789012:task/patient/*'] },
-      { Sid: 'EcsPassTaskRoles', Effect: 'Allow', Action: ['iam:PassRole'], Resource: [role] },
+      { Sid: 'EcsPassTaskRoles', Effect: 'Allow', Action: ['iam:PassRole'], Resource: [role], Condition: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } } },
     ]);
     // A cluster by name: the services' ARNs in any account, in aws.region when it is set.
     writeFileSync(file, yaml(pair, undefined, 'aws:\n  region: eu-west-1\n'));

@@ -1,9 +1,9 @@
 /**
  * The least-privilege IAM statements the `ecs` workload needs for the services in deploy.yaml.
  * Service calls are limited to the named services; the task-definition calls cannot be (ECS
- * authorizes DescribeTaskDefinition and RegisterTaskDefinition on `*` only), nor can ListTasks
- * be limited to one service's tasks. iam:PassRole is granted on the roles listed under
- * `passRoles`: the task definition is only read at run time, so its roles cannot be known here.
+ * authorizes DescribeTaskDefinition and RegisterTaskDefinition on `*` only), and ListTasks only
+ * by a condition on the cluster. iam:PassRole is granted on the roles listed under `passRoles`,
+ * to ECS tasks only: the task definition is read at run time, so its roles cannot be known here.
  */
 import type { PolicyStatement } from '../../aws/iam.js';
 import type { EcsWorkloadConfig } from './index.js';
@@ -28,9 +28,11 @@ export function ecsStatements(w: EcsWorkloadConfig, region: string | undefined):
     { Sid: 'EcsMarkServingSide', Effect: 'Allow', Action: ecs('TagResource'), Resource: services },
     { Sid: 'EcsCandidateTaskDefinition', Effect: 'Allow', Action: ecs('DescribeTaskDefinition', 'RegisterTaskDefinition'), Resource: '*' },
     // Why a candidate's tasks stopped, told when its deployment struggles.
-    { Sid: 'EcsListStoppedTasks', Effect: 'Allow', Action: ecs('ListTasks'), Resource: '*' },
+    { Sid: 'EcsListStoppedTasks', Effect: 'Allow', Action: ecs('ListTasks'), Resource: '*', Condition: { ArnLike: { 'ecs:cluster': `${base}:cluster/${c.name}` } } },
     { Sid: 'EcsDescribeStoppedTasks', Effect: 'Allow', Action: ecs('DescribeTasks'), Resource: [`${base}:task/${c.name}/*`] },
   ];
-  if (w.passRoles?.length) statements.push({ Sid: 'EcsPassTaskRoles', Effect: 'Allow', Action: ['iam:PassRole'], Resource: w.passRoles });
+  if (w.passRoles?.length) {
+    statements.push({ Sid: 'EcsPassTaskRoles', Effect: 'Allow', Action: ['iam:PassRole'], Resource: w.passRoles, Condition: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } } });
+  }
   return statements;
 }
