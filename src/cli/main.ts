@@ -8,6 +8,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { GlobalOptions, Io } from './context.js';
 import type { Streams } from '../ui/output.js';
 
+const EXIT_CODES =
+  '\nExit codes: 0 done, 1 unexpected error, 2 bad usage or config, 3 rolled back or aborted,\n4 paused (waiting for `deploy promote`), 5 another driver holds the lock.';
+
 type CommandModule = { run: (opts: never, io: Io, args: string[]) => Promise<number> };
 
 /** Run the CLI with `argv` (without node and script) and return the exit code. */
@@ -23,9 +26,9 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .addOption(new Option('-f, --file <path>', 'config file').default('deploy.yaml'))
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .option('--no-color', 'no colour (NO_COLOR is honoured too)')
-    .option('--region <region>', 'AWS region for the alb router (else AWS_REGION, the profile, the ARN)')
-    .option('--profile <name>', 'AWS profile for the alb router (else AWS_PROFILE)')
-    .option('--endpoint-url <url>', 'an ELBv2-compatible endpoint for the alb router')
+    .option('--region <region>', 'AWS region of the AWS providers, over aws.region (else AWS_REGION, the profile, the ARN)')
+    .option('--profile <name>', 'AWS profile of the AWS providers, over aws.profile (else AWS_PROFILE)')
+    .option('--endpoint-url <url>', 'an AWS-compatible endpoint for the AWS providers (a local emulator)')
     .option('--kubeconfig <path>', 'kubeconfig for Kubernetes routers, workloads and state (else KUBECONFIG, ~/.kube/config, in-cluster)')
     .option('--context <name>', 'kubeconfig context (else the current one)')
     .option('--target <name>', 'a fleet: act on this target only, for repairs (repeatable); the others are read, never written', (v: string, all: string[] = []) => [...all, v])
@@ -33,10 +36,8 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .showHelpAfterError('(run `deploy --help` for usage)')
     .configureOutput({ writeOut: (s) => streams.stdout.write(s), writeErr: (s) => streams.stderr.write(s) })
     .exitOverride()
-    .addHelpText(
-      'after',
-      '\nExit codes: 0 done, 1 unexpected error, 2 bad usage or config, 3 rolled back or aborted,\n4 paused (waiting for `deploy promote`), 5 another driver holds the lock.',
-    );
+    .configureHelp({ showGlobalOptions: true })
+    .addHelpText('after', EXIT_CODES);
 
   const lazy = (load: () => Promise<CommandModule>) =>
     async function (this: Command, ...args: unknown[]) {
@@ -124,6 +125,15 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .option('--hold <duration>', 'hold at each step', '5s')
     .option('--keep', 'leave the sandbox folder in place afterwards')
     .action(lazy(() => import('../../commands/demo.js')));
+
+  // Every command's help shows the global options and the exit codes too.
+  const withHelp = (cmd: Command): void => {
+    for (const sub of cmd.commands) {
+      sub.configureHelp({ showGlobalOptions: true }).addHelpText('after', EXIT_CODES);
+      withHelp(sub);
+    }
+  };
+  withHelp(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

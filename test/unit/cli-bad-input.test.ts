@@ -281,3 +281,14 @@ describe('in a GitHub Actions step', () => {
     expect(md).toMatch(/^Why: pager 4711$/m);
   });
 });
+
+describe('help', () => {
+  it('every command shows the global options and the exit codes', async () => {
+    for (const args of [['--help'], ['promote', '--help'], ['abort', '--help'], ['orgs', 'move', '--help'], ['router', 'rotate-secret', '--help']]) {
+      const run = await runCli(args);
+      expect(run.code, args.join(' ')).toBe(0);
+      if (args.length > 1) expect(run.stdout, args.join(' ')).toMatch(/Global Options:[\s\S]*--file <path>[\s\S]*--output <format>/);
+      expect(run.stdout, args.join(' ')).toMatch(/Exit codes: 0 done, 1 unexpected error, 2 bad usage or config, 3 rolled back or aborted,\n4 paused \(waiting for `deploy promote`\), 5 another driver holds the lock\./);
+    }
+  });
+});
