@@ -72,7 +72,17 @@ async function expectPinned(version: string, headers: Headers): Promise<void> {
 
 /** A Service `name` without selector, and an EndpointSlice naming `backend` as its one endpoint. */
 async function serviceFor(ns: string, name: string, backend: Backend): Promise<void> {
+  await serviceOnly(ns, name, backend);
+  await endpointsFor(ns, name, backend);
+}
+
+/** A Service `name` without selector, to `backend`'s port, and no EndpointSlice yet. */
+async function serviceOnly(ns: string, name: string, backend: Backend): Promise<void> {
   await cluster.api('POST', `/api/v1/namespaces/${ns}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { ports: [{ name: 'http', port: 80, targetPort: backend.port }] } });
+}
+
+/** The EndpointSlice of Service `name`, naming `backend` as its one endpoint. */
+async function endpointsFor(ns: string, name: string, backend: Backend): Promise<void> {
   await cluster.api('POST', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
@@ -101,7 +111,8 @@ async function namespaceWithBackends(prefix: string, others: Record<string, Back
 async function gatewayFixture(prefix: string, orgHeader = 'X-Org-Id') {
   const { ns, at } = await namespaceWithBackends(prefix);
   // A throwaway route to the stable Service, answered once Traefik's caches hold both Services:
-  // otherwise the router's first write could race them and be refused (ResolvedRefs=False).
+  // the router's first write creates the route, on which no controller has reported yet, so it
+  // does not wait, and requests routed to a Service Traefik has not seen are answered 500.
   const warmUp = { host: `warm-up.${ns}.test` };
   await cluster.api('POST', httpRoutes(ns), {
     apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'warm-up' },
@@ -122,6 +133,35 @@ async function gatewayFixture(prefix: string, orgHeader = 'X-Org-Id') {
   /** Write `spec` and wait until Traefik serves it. */
   const apply = (spec: RouteSpec) => traefik.settled(ns, () => router.apply(spec));
   return { ns, at, router, apply, acceptedGeneration };
+}
+
+type Condition = { type: string; status: string; reason?: string; message?: string; observedGeneration?: number };
+
+/**
+ * A namespace whose stable Service has its endpoint and whose canary Service has no EndpointSlice
+ * yet, with the route already written (100% on stable, the canary's ref at weight 0) and served.
+ * `routerFor(ms)` is a gateway-api router over it that waits `ms` for acceptance; `conditions(g)`
+ * what Traefik reports about generation `g` (or a later one), by condition type.
+ */
+async function unresolvedFixture(prefix: string) {
+  const ns = await cluster.namespace(prefix);
+  used.push(ns);
+  await serviceOnly(ns, 'patient-api-canary', backends.v2!);
+  await serviceFor(ns, 'patient-api', backends.v1!);
+  const host = `${ns}.test`;
+  const kube = await connectKube({ kubeconfig: cluster.kubeconfig, namespace: ns });
+  const routerFor = (acceptTimeoutMs: number) =>
+    new GatewayApiRouter({ service: 'patient-api', canaryService: 'patient-api-canary', port: 80, orgHeader: 'X-Org-Id', httpRoute: 'patient-api', parentRefs: [traefik.parentRef], hostnames: [host], acceptTimeoutMs, acceptPollMs: 50 }, kube);
+  type Route = { status?: { parents?: Array<{ controllerName: string; conditions?: Condition[] }> } };
+  const conditions = async (generation: number): Promise<Record<string, Condition>> => {
+    const { body } = await cluster.api<Route>('GET', `${httpRoutes(ns)}/patient-api`);
+    const parent = body.status?.parents?.find((p) => p.controllerName === 'traefik.io/gateway-controller');
+    return Object.fromEntries((parent?.conditions ?? []).filter((c) => (c.observedGeneration ?? 0) >= generation).map((c) => [c.type, c]));
+  };
+  await routerFor(10_000).apply(step(0));
+  await waitFor('Traefik to route the host to the stable Service', async () => (await send(`${traefik.url}/`, 1, { host }, 1)).byVersion.v1 === 1);
+  await waitFor('Traefik to report the canary Service unresolved', async () => (await conditions(1)).ResolvedRefs?.status === 'False');
+  return { ns, at: (headers: Headers = {}) => ({ host, ...headers }), routerFor, conditions };
 }
 
 describe('gateway-api router through Traefik', () => {
@@ -194,6 +234,46 @@ describe('gateway-api router through Traefik', () => {
     expect(pinned.failures).toEqual([]);
     expect(rest.failures).toEqual([]);
     expect(pinned.sent + rest.sent).toBeGreaterThan(1_000);
+  });
+
+  it('waits out a backendRef Traefik cannot resolve yet (a Service without EndpointSlices): the apply succeeds once the endpoints exist', async () => {
+    const { ns, at, routerFor, conditions } = await unresolvedFixture('kt-gw-race');
+    const router = routerFor(30_000);
+    const started = Date.now();
+    let outcome: { result?: unknown; error?: unknown } | undefined;
+    const applying = router.apply(step(25)).then((result) => (outcome = { result }), (error: unknown) => (outcome = { error }));
+    // Generation 2 accepted, its canary ref unresolved: what the router used to take for a refusal.
+    await waitFor('Traefik to accept generation 2', async () => (await conditions(2)).Accepted?.status === 'True');
+    expect(await conditions(2)).toMatchObject({
+      ResolvedRefs: { status: 'False', reason: 'BackendNotFound', message: `Cannot load HTTPBackendRef ${ns}/patient-api-canary: endpointslices not found` },
+    });
+    expect(outcome, 'the apply still waits').toBeUndefined();
+    await endpointsFor(ns, 'patient-api-canary', backends.v2!);
+    await applying;
+    expect(outcome).toEqual({ result: { changed: true, generation: 2 } });
+    // It returned because Traefik resolved the ref, well before the timeout.
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(await conditions(2)).toMatchObject({ Accepted: { status: 'True' }, ResolvedRefs: { status: 'True' } });
+    await expect(router.verify(step(25))).resolves.toMatchObject({ status: 'verified' });
+    await waitFor("Traefik to route to the canary's endpoint", async () => (await traefik.routing(ns)).includes(`${backends.v2!.address}:${backends.v2!.port}`));
+    await expectSplit(0.25, at());
+  });
+
+  it('lets the apply succeed when a backendRef stays unresolved past the accept timeout; verify names it, and Traefik answers its share 500', async () => {
+    const { ns, at, routerFor } = await unresolvedFixture('kt-gw-unresolved');
+    const router = routerFor(1_000);
+    const started = Date.now();
+    await expect(router.apply(step(25))).resolves.toEqual({ changed: true, generation: 2 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    await expect(router.verify(step(25))).resolves.toEqual({
+      status: 'unverifiable',
+      detail: expect.stringContaining(`reports ResolvedRefs=False, reason BackendNotFound: Cannot load HTTPBackendRef ${ns}/patient-api-canary: endpointslices not found`),
+    });
+    await waitFor('Traefik to serve the 75/25 split', async () => (await traefik.routing(ns)).includes('×25'));
+    const tally = await send(`${traefik.url}/`, 2_000, at());
+    expect(new Set(tally.failures.map((f) => f.slice(0, 3)))).toEqual(new Set(['500']));
+    expect(tally.byVersion).toEqual({ v1: 2_000 - tally.failures.length });
+    expectShare(tally.failures.length, 2_000, 0.25);
   });
 });
 

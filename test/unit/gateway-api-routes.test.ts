@@ -109,6 +109,30 @@ describe('gateway-api drift and acceptance', () => {
     expect(acceptance(parent('False', 1), 2)).toMatchObject({ state: 'pending' });
     expect(acceptance(parent('True', 2), 2)).toEqual({ state: 'accepted' });
     expect(acceptance(parent('False', 2), 2)).toEqual({ state: 'rejected', detail: 'example.com/gw (parent gw) reports Accepted=False, reason NotAllowedByListeners: no listener allows it' });
-    expect(acceptance(parent('False', 3, 'ResolvedRefs'), 2)).toMatchObject({ state: 'rejected' });
+  });
+
+  it('takes only Accepted=False as a refusal: a backendRef that does not resolve yet is waited for', () => {
+    type Condition = { type: string; status: string; reason?: string; message?: string; observedGeneration?: number };
+    const parent = (...conditions: Condition[]) => ({ parentRef: { name: 'gw', namespace: 'gateways' }, controllerName: 'traefik.io/gateway-controller', conditions });
+    const accepted = (generation: number): Condition => ({ type: 'Accepted', status: 'True', reason: 'Accepted', observedGeneration: generation });
+    // What Traefik reports for a Service whose EndpointSlices it has not seen yet.
+    const backendNotFound = (generation: number): Condition => ({ type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', message: 'Cannot load HTTPBackendRef shop/api-canary: endpointslices not found', observedGeneration: generation });
+    const resolved = (generation: number): Condition => ({ type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', observedGeneration: generation });
+
+    expect(acceptance([parent(accepted(4), backendNotFound(4))], 4)).toEqual({
+      state: 'unresolved',
+      detail: 'traefik.io/gateway-controller (parent gateways/gw) reports ResolvedRefs=False, reason BackendNotFound: Cannot load HTTPBackendRef shop/api-canary: endpointslices not found',
+    });
+    expect(acceptance([parent(accepted(4), resolved(4))], 4)).toEqual({ state: 'accepted' });
+    // A controller that reports no ResolvedRefs at all accepts by Accepted alone.
+    expect(acceptance([parent(accepted(4))], 4)).toEqual({ state: 'accepted' });
+    // Not yet accepted: pending, whatever ResolvedRefs says.
+    expect(acceptance([parent(backendNotFound(4))], 4)).toMatchObject({ state: 'pending' });
+    expect(acceptance([parent(accepted(3), backendNotFound(3))], 4)).toMatchObject({ state: 'pending' });
+    // An old generation's unresolved ref says nothing about this one.
+    expect(acceptance([parent(accepted(4), backendNotFound(3))], 4)).toEqual({ state: 'accepted' });
+    // A refusal by any controller wins over another one's unresolved refs.
+    const refusal = parent({ type: 'Accepted', status: 'False', reason: 'NotAllowedByListeners', observedGeneration: 4 });
+    expect(acceptance([parent(accepted(4), backendNotFound(4)), { ...refusal, controllerName: 'example.com/gw' }], 4)).toMatchObject({ state: 'rejected', detail: expect.stringContaining('example.com/gw (parent gateways/gw) reports Accepted=False, reason NotAllowedByListeners') });
   });
 });

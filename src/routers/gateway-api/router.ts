@@ -8,7 +8,7 @@
  * move and a rollback each change the rules in one generation or not at all. A 409 means someone
  * wrote in between; the route is read again and the rules recomputed on it. After a write the
  * router waits, briefly, for the Gateway controllers that report on the route to accept the new
- * generation, and fails when one refuses it.
+ * generation with its backendRefs resolved, and fails when one refuses it (`Accepted=False`).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { OperationError, UsageError } from '../../errors.js';
@@ -132,6 +132,9 @@ export class GatewayApiRouter implements Router {
     if (verdict.state === 'accepted') return { status: 'verified', live: liveRoutes };
     if (verdict.state === 'rejected') return { status: 'mismatch', live: liveRoutes, detail: `${this.label} carries the routes, but ${verdict.detail}` };
     if (verdict.state === 'pending') return { status: 'unverifiable', detail: `${this.label} carries the routes; ${verdict.detail}` };
+    if (verdict.state === 'unresolved') {
+      return { status: 'unverifiable', detail: `${this.label} carries the routes and is accepted, but a backendRef does not resolve: ${verdict.detail}; Gateway API answers requests routed to an unresolved backend with an error (500) until it resolves` };
+    }
     return { status: 'unverifiable', detail: `${this.label} carries the routes, but no Gateway controller reports on it (status.parents is empty): the data plane cannot be confirmed` };
   }
 
@@ -196,9 +199,11 @@ export class GatewayApiRouter implements Router {
   }
 
   /**
-   * Wait until every controller that reports on the route accepted the written generation. A
-   * refusal fails the apply; no controller reporting, or none done within the timeout, does not
-   * (`verify` then says the data plane is unconfirmed).
+   * Wait until every controller that reports on the route accepted the written generation with
+   * its backendRefs resolved. A refusal (`Accepted=False`) fails the apply; unresolved refs, no
+   * controller reporting, or none done within the timeout do not (`verify` then says the data
+   * plane is unconfirmed, naming what does not resolve): a ref to a Service the controller has
+   * not seen yet resolves on its own, and a write must not fail for racing it.
    */
   private async awaitAccepted(written: HTTPRoute): Promise<void> {
     const generation = written.metadata.generation ?? 0;
@@ -209,7 +214,7 @@ export class GatewayApiRouter implements Router {
       if (verdict.state === 'rejected') {
         throw new OperationError(`${this.label} generation ${generation} was not accepted: ${verdict.detail}`, `kubectl describe httproute ${this.options.httpRoute} -n ${this.kube.namespace} shows every condition; fix the route or the Gateway, then \`deploy resume\``);
       }
-      if (verdict.state !== 'pending' || Date.now() >= deadline) return;
+      if ((verdict.state !== 'pending' && verdict.state !== 'unresolved') || Date.now() >= deadline) return;
       await delay(this.options.acceptPollMs ?? 250);
       route = await this.readRoute();
     }

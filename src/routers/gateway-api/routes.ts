@@ -191,24 +191,34 @@ export type Acceptance =
   | { state: 'unreported' }
   | { state: 'accepted' }
   | { state: 'pending'; detail: string }
+  | { state: 'unresolved'; detail: string }
   | { state: 'rejected'; detail: string };
 
 /**
- * The controllers' verdict on `generation`: rejected when any reports Accepted=False or
- * ResolvedRefs=False for it, accepted when every one reports Accepted=True for it, pending while
- * some still report on an older generation, unreported when no controller reports at all.
+ * The controllers' verdict on `generation`. Only `Accepted=False` is a refusal: the controller
+ * will not serve the route. `ResolvedRefs=False` on an accepted route means a backendRef does not
+ * resolve yet — a controller reports it for a Service it has not seen, or whose EndpointSlices it
+ * has not seen (Traefik: "endpointslices not found"), which is what every write just after a new
+ * Service looks like, and it turns True by itself moments later. So it is `unresolved`, to wait
+ * out, not a refusal. Accepted when every controller reports `Accepted=True` for the generation
+ * and none `ResolvedRefs=False`; pending while some still report on an older generation;
+ * unreported when no controller reports at all.
  */
 export function acceptance(parents: RouteParentStatus[] | undefined, generation: number): Acceptance {
   if (!parents?.length) return { state: 'unreported' };
   const current = (p: RouteParentStatus, type: string) => p.conditions?.find((c) => c.type === type && (c.observedGeneration ?? 0) >= generation);
-  for (const p of parents) {
-    for (const type of ['Accepted', 'ResolvedRefs']) {
-      const c = current(p, type);
-      if (c?.status === 'False') return { state: 'rejected', detail: `${p.controllerName} (parent ${p.parentRef.namespace ? `${p.parentRef.namespace}/` : ''}${p.parentRef.name}) reports ${type}=False, reason ${c.reason ?? 'unknown'}: ${c.message ?? ''}`.trimEnd() };
-    }
-  }
+  const says = (p: RouteParentStatus, type: string) => {
+    const c = current(p, type)!;
+    return `${p.controllerName} (parent ${p.parentRef.namespace ? `${p.parentRef.namespace}/` : ''}${p.parentRef.name}) reports ${type}=False, reason ${c.reason ?? 'unknown'}: ${c.message ?? ''}`.trimEnd();
+  };
+  const refused = parents.find((p) => current(p, 'Accepted')?.status === 'False');
+  if (refused) return { state: 'rejected', detail: says(refused, 'Accepted') };
   const waiting = parents.filter((p) => current(p, 'Accepted')?.status !== 'True');
-  if (waiting.length === 0) return { state: 'accepted' };
-  const seen = (p: RouteParentStatus) => Math.max(0, ...(p.conditions ?? []).map((c) => c.observedGeneration ?? 0));
-  return { state: 'pending', detail: waiting.map((p) => `${p.controllerName} has not accepted generation ${generation} yet (it reports on generation ${seen(p)})`).join('; ') };
+  if (waiting.length > 0) {
+    const seen = (p: RouteParentStatus) => Math.max(0, ...(p.conditions ?? []).map((c) => c.observedGeneration ?? 0));
+    return { state: 'pending', detail: waiting.map((p) => `${p.controllerName} has not accepted generation ${generation} yet (it reports on generation ${seen(p)})`).join('; ') };
+  }
+  const unresolved = parents.filter((p) => current(p, 'ResolvedRefs')?.status === 'False');
+  if (unresolved.length > 0) return { state: 'unresolved', detail: unresolved.map((p) => says(p, 'ResolvedRefs')).join('; ') };
+  return { state: 'accepted' };
 }
