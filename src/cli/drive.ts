@@ -39,7 +39,7 @@ export async function actUnderLock<T>(project: Project, io: Io, act: (state: Rol
   const events = eventsOf(project, io);
   const router = await createRouter(project, events.report, io.clock);
   await router.preflight();
-  const workload = await createWorkload(project, io.clock);
+  const workload = await createWorkload(project, io.clock, events.report);
   await workload?.preflight();
   const actor = currentActor();
   const lock = await project.store.acquireLock(actor, project.leaseMs);
@@ -67,7 +67,7 @@ export async function driveUnderLock(
   const events = eventsOf(project, io);
   const router = routerOverride ?? (await createRouter(project, events.report, io.clock));
   await router.preflight();
-  const workload = await createWorkload(project, io.clock);
+  const workload = await createWorkload(project, io.clock, events.report);
   await workload?.preflight();
   const actor = currentActor();
   const lock = await project.store.acquireLock(actor, project.leaseMs);

@@ -77,8 +77,8 @@ export async function createGates(project: Opened, router: Router, clock: () => 
 }
 
 /** The config's workload, or undefined when its versions run without one. */
-export async function createWorkload(project: Opened, clock: () => number = Date.now): Promise<Workload | undefined> {
-  const ctx = context(project, clock);
+export async function createWorkload(project: Opened, clock: () => number = Date.now, report?: (event: ProviderEvent) => void): Promise<Workload | undefined> {
+  const ctx = context(project, clock, report);
   return project.config.workload ? ctx.chosen.workload?.create(project.config.workload, ctx) : undefined;
 }
 
