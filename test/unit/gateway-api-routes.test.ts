@@ -1,11 +1,16 @@
 /**
  * The `gateway-api` router's pure half: exact integer weights, rule order and chunking, decoding
- * live rules back into routes, the CRD's limits, the drift report and the controllers' verdict.
+ * live rules back into routes, the CRD's limits, the drift report, the controllers' verdict, and
+ * what `deploy plan` says of the router.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { acceptance, checkRouteCapacity, decodeRules, desiredRules, gatewayWeights, HTTPROUTE_LIMITS, rulesHash, type HTTPRouteRule } from '../../src/routers/gateway-api/routes.js';
 import { driftOf, roleRoutes, versionRoutes, writeAnnotations } from '../../src/routers/kube-common.js';
+import { runCli } from '../helpers/cli.js';
 
 const backends = { service: 'patient-api', canaryService: 'patient-api-canary', port: 80, orgHeader: 'X-Org-Id' };
 const roles = { v1: 'stable', v2: 'canary' } as const;
@@ -134,5 +139,33 @@ describe('gateway-api drift and acceptance', () => {
     // A refusal by any controller wins over another one's unresolved refs.
     const refusal = parent({ type: 'Accepted', status: 'False', reason: 'NotAllowedByListeners', observedGeneration: 4 });
     expect(acceptance([parent(accepted(4), backendNotFound(4)), { ...refusal, controllerName: 'example.com/gw' }], 4)).toMatchObject({ state: 'rejected', detail: expect.stringContaining('example.com/gw (parent gateways/gw) reports Accepted=False, reason NotAllowedByListeners') });
+  });
+});
+
+describe('deploy plan with gateway-api', () => {
+  const config = (router: string, orgs: string) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cutover-plan-')), 'deploy.yaml');
+    writeFileSync(file, `service: patient-api\nstable: v1\nversions:\n  v1: {}\n  v2: {image: ghcr.io/acme/patient-api:2}\nrouter: {type: gateway-api, httpRoute: patient-api, service: patient-api${router}}\nworkload: {type: kubernetes, deployment: patient-api}\n${orgs}`);
+    return file;
+  };
+  const common = 'weights written as whole numbers, fractional percents scaled (finest step 0.0001%); each implementation applies a route at its own pace (Cutover waits up to 5 s for it to report the route Accepted with its backends resolved, then goes on unconfirmed); tested with real traffic: Traefik 3.7.15 on the Gateway API v1.6.3 CRDs';
+
+  it('names what implementations may read differently and what is tested, in text and in JSON', async () => {
+    const text = await runCli(['plan', '-f', config('', 'orgs: {list: [acme, riverside]}\n')]);
+    expect(text.code, text.stderr).toBe(0);
+    const note = `gateway-api: org header X-Org-Id matched by name in any case, by value exactly; unpinned orgs caught by one RegularExpression match \`.+\` (Extended support: implementation-specific); ${common}`;
+    expect(text.stdout.split('\n')).toContain(note);
+    const json = await runCli(['plan', '-f', config('', 'orgs: {list: [acme]}\n'), '-o', 'json']);
+    expect(JSON.parse(json.stdout.trim())).toMatchObject({ event: 'plan', router: 'gateway-api', routerLimit: note });
+  });
+
+  it('says that unpinned orgs follow the split per request under orgs.unpinned: weighted, with the configured header', async () => {
+    const json = await runCli(['plan', '-f', config(', orgHeader: X-Tenant', 'orgs: {list: [acme], unpinned: weighted}\n'), '-o', 'json']);
+    expect(JSON.parse(json.stdout.trim()).routerLimit).toBe(`gateway-api: org header X-Tenant matched by name in any case, by value exactly; unpinned orgs follow the split per request, not per org (Gateway API cannot hash a header); ${common}`);
+  });
+
+  it('keeps to weights and pace without orgs', async () => {
+    const json = await runCli(['plan', '-f', config('', ''), '-o', 'json']);
+    expect(JSON.parse(json.stdout.trim()).routerLimit).toBe(`gateway-api: ${common}`);
   });
 });

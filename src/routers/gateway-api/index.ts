@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { kubeName } from '../../config/fields.js';
 import type { RouterProvider } from '../../providers/provider.js';
 import { kubeBackends, kubeServiceFields as kubeService, requireRoleWorkload } from '../kube-services.js';
+import { gatewayPlanNote } from './routes.js';
 
 const schema = z.strictObject({
   type: z.literal('gateway-api'),
@@ -37,6 +38,9 @@ export const gatewayApiRouter: RouterProvider<typeof schema> = {
       // `create` cannot be limited to names (the object does not exist yet when RBAC is asked).
       { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['create'] },
     ];
+  },
+  planNote(r, config) {
+    return gatewayPlanNote(config.orgs ? { orgHeader: kubeBackends(r).orgHeader, unpinned: config.orgs.unpinned ?? 'stable' } : undefined);
   },
   async create(r, { config, chosen }) {
     const [{ GatewayApiRouter }, { connectKube }] = await Promise.all([import('./router.js'), import('../../kube/connect.js')]);

@@ -15,7 +15,7 @@ import { OperationError, UsageError } from '../../errors.js';
 import { checkNamespace } from '../../kube/connect.js';
 import { missingPermissions, requireGranted, requireService, retryOnConflict } from '../../kube/access.js';
 import { explainKubeError, type KubeClient, type KubeObject } from '../../kube/client.js';
-import { acceptance, checkRouteCapacity, decodeRules, desiredRules, gatewayWeights, rulesHash, type GatewayBackends, type HTTPRouteRule, type RouteParentStatus } from './routes.js';
+import { ACCEPT_TIMEOUT_MS, acceptance, checkRouteCapacity, decodeRules, desiredRules, gatewayWeights, rulesHash, type GatewayBackends, type HTTPRouteRule, type RouteParentStatus } from './routes.js';
 import {
   differences, driftOf, liveRoleVersions, roleRoutes, roleVersions, rolesFor, ROLES, servedVersions, versionRoutes, writeAnnotations,
   type Role,
@@ -207,7 +207,7 @@ export class GatewayApiRouter implements Router {
    */
   private async awaitAccepted(written: HTTPRoute): Promise<void> {
     const generation = written.metadata.generation ?? 0;
-    const deadline = Date.now() + (this.options.acceptTimeoutMs ?? 5_000);
+    const deadline = Date.now() + (this.options.acceptTimeoutMs ?? ACCEPT_TIMEOUT_MS);
     let route: HTTPRoute | undefined = written;
     for (;;) {
       const verdict = acceptance(route?.status?.parents, generation);

@@ -23,6 +23,33 @@ import type { RouteSpec } from '../router.js';
  */
 export const HTTPROUTE_LIMITS = { rules: 16, matchesPerRule: 64, matchesPerRoute: 128, backendRefs: 16, maxWeight: 1_000_000 } as const;
 
+/** How long a write waits, by default, for the controllers to accept it. */
+export const ACCEPT_TIMEOUT_MS = 5_000;
+
+/** The data plane the router is tested against with real traffic (test/integration/kube-traffic.test.ts). */
+export const TESTED_WITH = 'Traefik 3.7.15 on the Gateway API v1.6.3 CRDs';
+
+/**
+ * What `deploy plan` says of this router: where Gateway API leaves room to implementations, what
+ * the router writes there, and what it is tested with. `orgHeader` and `unpinned` only with orgs.
+ */
+export function gatewayPlanNote(orgs?: { orgHeader: string; unpinned: 'stable' | 'weighted' }): string {
+  const byOrg = orgs
+    ? [
+        `org header ${orgs.orgHeader} matched by name in any case, by value exactly`,
+        orgs.unpinned === 'weighted'
+          ? 'unpinned orgs follow the split per request, not per org (Gateway API cannot hash a header)'
+          : 'unpinned orgs caught by one RegularExpression match `.+` (Extended support: implementation-specific)',
+      ]
+    : [];
+  return `gateway-api: ${[
+    ...byOrg,
+    'weights written as whole numbers, fractional percents scaled (finest step 0.0001%)',
+    `each implementation applies a route at its own pace (Cutover waits up to ${ACCEPT_TIMEOUT_MS / 1000} s for it to report the route Accepted with its backends resolved, then goes on unconfirmed)`,
+    `tested with real traffic: ${TESTED_WITH}`,
+  ].join('; ')}`;
+}
+
 /** Header value of the unpinned rule: any non-empty org id. */
 export const ANY_ORG_REGEX = '.+';
 
