@@ -110,6 +110,11 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
     .option('--group <group>', 'every org of a group').option('--all', 'every org').option('--reason <text>', 'why, for the audit log')
     .action(orgsCommand('unpin'));
   const router = program.command('router').description("act on the router's own machinery");
+  router.command('status').description("whether the router's own machinery runs, and what it serves (nginx)")
+    .action(lazy(async () => ({ run: (await import('../../commands/router-machinery.js')).status })));
+  router.command('stop').description("stop the nginx Cutover started (asks first; requests through it fail until the next deploy)")
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(lazy(async () => ({ run: (await import('../../commands/router-machinery.js')).stop })));
   router.command('rotate-secret').description("give the router's admin endpoint a new secret (nginx: written 0600, loaded by a reload)")
     .action(lazy(() => import('../../commands/router-rotate-secret.js')));
   program.command('iam-policy').description('print the least-privilege IAM policy the configured providers need')

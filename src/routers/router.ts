@@ -130,6 +130,10 @@ export interface Router {
   activate?(staged: StagedRoutes, atMs: number): Promise<ApplyResult>;
   /** Give the router's admin endpoint a new secret, where it has one (nginx). */
   rotateSecret?(): Promise<void>;
+  /** The router's own machinery, where Cutover runs it (nginx): lines for `deploy router status`. */
+  machinery?(): Promise<{ running: boolean; facts: Record<string, string | number> }>;
+  /** Stop the machinery Cutover runs (nginx: a graceful quit); traffic through it stops too. */
+  stopMachinery?(): Promise<void>;
 }
 
 /** Answer of `Router.targetsReady`. */

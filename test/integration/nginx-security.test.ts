@@ -162,3 +162,27 @@ describe('deploy router rotate-secret', () => {
     }
   });
 });
+
+describe('deploy router status and stop', () => {
+  it('says whether nginx runs and what it serves; stop asks first, quits it, and the next deploy starts it again', async () => {
+    const { startSandbox } = await import('../helpers/sandbox.js');
+    const sb = await startSandbox('    steps:\n      - { weight: 100 }\n');
+    try {
+      const status = await sb.deploy(['router', 'status']);
+      expect(status.exitCode, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(/^nginx: running\n[\s\S]*pid {6}\d+\n[\s\S]*workers {2}2\n {2}config {3}[0-9a-f]{16} \(as deploy\.yaml renders it\)\n {2}routing {2}generation \d+: \[v1=100%; 0 org pins; unpinned orgs by weight\]\n?$/);
+      const refused = await sb.deploy(['router', 'stop']);
+      expect([refused.exitCode, refused.stderr]).toEqual([2, expect.stringMatching(/stop nginx\? every request through it fails until the next deploy starts it: needs confirmation/)]);
+      const stopped = await sb.deploy(['router', 'stop', '-y', '-o', 'json']);
+      expect(stopped.exitCode, stopped.stderr).toBe(0);
+      const { waitFor } = await import('../helpers/sandbox.js');
+      await waitFor('nginx to quit', async () => JSON.parse((await sb.deploy(['router', 'status', '-o', 'json'])).stdout).running === false);
+      await expect(fetch(`http://${sb.listen}/`, { signal: AbortSignal.timeout(2_000) })).rejects.toThrow();
+      const promote = await sb.deploy(['promote', '--to', 'v2', '-y']);
+      expect(promote.exitCode, promote.stderr).toBe(0);
+      expect(await (await fetch(`http://${sb.listen}/`, { signal: AbortSignal.timeout(2_000) })).text()).toMatch(/v2/);
+    } finally {
+      await sb.stop();
+    }
+  });
+});

@@ -111,6 +111,37 @@ export class NginxRouter implements Router {
     }
   }
 
+  /** Whether Cutover's nginx runs for this prefix, and what it serves. */
+  async machinery(): Promise<{ running: boolean; facts: Record<string, string | number> }> {
+    const { prefix, listen, admin } = this.options;
+    const master = await readMasterPid(prefix);
+    const alive = master !== undefined && (() => {
+      try {
+        process.kill(master, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    const facts: Record<string, string | number> = { prefix, listen, admin };
+    if (!alive) return { running: false, facts };
+    facts.pid = master!;
+    const workers = await this.workers(master!);
+    if (workers) facts.workers = workers.filter((w) => !w.shuttingDown).length;
+    const served = await servedConfig(this.fetch, this.options, ADMIN_TIMEOUT_MS);
+    facts.config = 'hash' in served ? (served.hash === renderNginxConfigWithHash(this.options).hash ? `${served.hash} (as deploy.yaml renders it)` : `${served.hash} (deploy.yaml renders another: the next write reloads)`) : 'unanswered' in served ? `admin ${served.unanswered}` : 'none';
+    const live = await this.read().catch(() => undefined);
+    if (live) facts.routing = `generation ${live.generation ?? 0}: ${summarize(live)}`;
+    return { running: true, facts };
+  }
+
+  /** A graceful quit of Cutover's nginx: workers finish their requests, then exit. */
+  async stopMachinery(): Promise<void> {
+    const { prefix, binary } = this.options;
+    if ((await readMasterPid(prefix)) === undefined) return;
+    await runNginx(this.exec, binary, ['-p', `${prefix}/`, '-c', 'conf/nginx.conf', '-s', 'quit']);
+  }
+
   /** A new admin secret, loaded by a reload of the running nginx; the old one is refused after it. */
   async rotateSecret(): Promise<void> {
     const { prefix, binary } = this.options;
