@@ -48,7 +48,7 @@ function show(state: RolloutState | undefined, driver: Holder | undefined, gone:
       ? `driver    gone: ${gone.owner} (pid ${gone.pid} on ${gone.host}) no longer runs; \`deploy resume\` carries on, \`deploy abort\` acts at once`
       : 'driver    none';
   io.out.result(
-    { event: 'status', ...state, driver: driver ?? null, ...(gone ? { driverGone: { owner: gone.owner, pid: gone.pid, host: gone.host } } : {}), ...(targets ? { targets: targets.rows } : {}) },
+    { event: 'status', ...state, driver: driver ?? null, ...(gone ? { driverGone: { owner: gone.owner, pid: gone.pid, host: gone.host } } : {}), ...(targets ? { fleet: targets.rows } : {}) },
     `${renderStatus(state, io.clock(), io.out.color)}\n${targets ? `${targets.text}\n` : ''}${driverText}`,
   );
 }

@@ -43,9 +43,9 @@ describe('a fleet rollout through the CLI', () => {
       for (const r of fleet.regions) expect(sameWeights(live[r.name]!, { v1: 100 - step.weight, v2: step.weight }), `${r.name} at step ${step.step + 1}: ${JSON.stringify(live)}`).toBe(true);
     }
     for (const r of fleet.regions) expect(await sample(r.listen, 200, 8)).toEqual({ byVersion: { v2: 200 }, failed: 0 });
-    const status = jsonLines((await fleet.deploy(['status', '-o', 'json'])).stdout)[0] as { phase: string; targets?: { target: string; generation: number; weights: Record<string, number> }[] };
+    const status = jsonLines((await fleet.deploy(['status', '-o', 'json'])).stdout)[0] as { phase: string; fleet?: { target: string; generation: number; weights: Record<string, number> }[] };
     expect(status.phase).toBe('promoted');
-    expect(status.targets?.map((t) => [t.target, t.weights])).toEqual([['eu', { v1: 0, v2: 100 }], ['us', { v1: 0, v2: 100 }]]);
+    expect(status.fleet?.map((t) => [t.target, t.weights])).toEqual([['eu', { v1: 0, v2: 100 }], ['us', { v1: 0, v2: 100 }]]);
   });
 
   it('waves over 3 regions: one region through the ladder and its bake, then the next, the others untouched meanwhile', async () => {

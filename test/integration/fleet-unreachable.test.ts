@@ -54,10 +54,10 @@ describe('a region unreachable mid-step', () => {
 
     const statusRun = await fleet.deploy(['status', '-o', 'json']);
     expect(statusRun.exitCode, statusRun.stderr).toBe(0);
-    const status = jsonLines(statusRun.stdout)[0] as { phase: string; intent?: { to: string; reason: string }; targets: { target: string; error?: string; owes?: string; weights?: Record<string, number> }[] };
+    const status = jsonLines(statusRun.stdout)[0] as { phase: string; intent?: { to: string; reason: string }; fleet: { target: string; error?: string; owes?: string; weights?: Record<string, number> }[] };
     expect(status.phase).toBe('failed');
     expect(status.intent).toMatchObject({ to: 'rolled_back', reason: expect.stringMatching(/^gate reachable@eu failed: eu's router has not answered for \ds/) });
-    expect(status.targets.map((t) => [t.target, t.error !== undefined, t.owes !== undefined])).toEqual([['eu', true, true], ['us', false, false], ['ap', false, false]]);
+    expect(status.fleet.map((t) => [t.target, t.error !== undefined, t.owes !== undefined])).toEqual([['eu', true, true], ['us', false, false], ['ap', false, false]]);
     const text = (await fleet.deploy(['status'])).stdout;
     expect(text).toMatch(/target {4}eu {2}unreachable: .* — owes rolled back \(v1 100%\) recorded at .*; `deploy resume` applies it once it answers/);
 
