@@ -9,6 +9,7 @@ import { gatewayApiRouter } from '../routers/gateway-api/index.js';
 import { ingressNginxRouter } from '../routers/ingress-nginx/index.js';
 import { nginxRouter } from '../routers/nginx/index.js';
 import { noRouter } from '../routers/none/index.js';
+import { cloudwatchMetrics } from '../metrics/cloudwatch/index.js';
 import { prometheusMetrics } from '../metrics/prometheus/index.js';
 import { kubernetesState } from '../state/kubernetes/index.js';
 import { localState } from '../state/local/index.js';
@@ -27,4 +28,4 @@ export const workloads = [kubernetesWorkload, ecsWorkload, noWorkload, fleetWork
 export const states = [localState, kubernetesState, s3State] as const;
 
 /** Metrics sources, each its own top-level section (`prometheus:`). */
-export const metricsSources = [prometheusMetrics] as const;
+export const metricsSources = [prometheusMetrics, cloudwatchMetrics] as const;
