@@ -24,7 +24,7 @@ export class SlackChannel implements Channel {
   request(n: Notification): ChannelRequest {
     const fields = n.facts.slice(0, 10).map(([name, value]) => ({ type: 'mrkdwn', text: cut(`*${escapeMrkdwn(name)}*\n${escapeMrkdwn(value)}`, 2000) }));
     const message = {
-      text: cut(`${n.title}: ${n.text}`, 3000),
+      text: cut(escapeMrkdwn(`${n.title}: ${n.text}`), 3000),
       blocks: [
         { type: 'header', text: { type: 'plain_text', text: cut(`${ICON[n.severity]} ${n.title}`, 150), emoji: true } },
         { type: 'section', text: { type: 'mrkdwn', text: cut(escapeMrkdwn(n.text), 3000) } },

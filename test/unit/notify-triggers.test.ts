@@ -177,6 +177,7 @@ describe('payloads', () => {
     expect(body.blocks[0].type).toBe('header');
     expect(body.blocks[0].text.text.length).toBeLessThanOrEqual(150);
     expect(body.blocks[1].text.text).toBe('Rolled back: error rate 2.1% &gt; 0.6% &lt;@channel&gt; &amp; more');
+    expect(body.text).toContain('&lt;@channel&gt;');
     expect(body.blocks[2].fields).toEqual([{ type: 'mrkdwn', text: '*Traffic*\nv1 100%' }]);
   });
 
