@@ -31,6 +31,9 @@ import { S3AuditLog } from './audit.js';
 import { acquireS3Lock, readS3LockHolder, type LockRef } from './lock.js';
 import { backoff, WriteConflict, type StateObjects } from './objects.js';
 
+
+/** A claim older than this was left by a taker that died acting on it. */
+const CLAIM_STALE_MS = 60_000;
 /** Options of the s3 backend. */
 export interface S3StateStoreOptions<S> {
   /** Key prefix of every object, ending in '/'. */
@@ -229,8 +232,9 @@ export class S3StateStore<S> implements StateStore<S> {
         value = undefined;
       }
       if (isClaim(value)) {
-        // Claimed by a taker that did not get to remove it: it acted (or died acting) on it.
-        await this.objects.delete(key);
+        // Claimed by another taker, who removes it once it acts; one left for long was claimed
+        // by a taker that died acting on it, and is cleared (never acted on twice).
+        if (this.clock() - Date.parse(value.claimedAt) > CLAIM_STALE_MS) await this.objects.delete(key);
         continue;
       }
       const request = parseRequest(object.body);
@@ -247,6 +251,10 @@ export class S3StateStore<S> implements StateStore<S> {
         if (e instanceof WriteConflict) continue; // claimed by another taker first
         throw e;
       }
+      // Read the claim back: a store whose conditional write is not one atomic step (moto's is
+      // not) can let two claims through, and then only the one that stayed is the taker.
+      const back = await this.objects.get(key);
+      if (!back || !back.body.includes(`"claimedBy":"${me}"`)) continue;
       await this.objects.delete(key);
       taken.push(request);
     }
