@@ -21,7 +21,7 @@ import {
   ROLE_LABEL,
   type DeploymentObject,
 } from './deployment-spec.js';
-import type { Workload } from '../workload.js';
+import type { MemberStatus, Workload } from '../workload.js';
 
 /** What the workload needs from deploy.yaml. */
 export interface KubeWorkloadOptions {
@@ -90,13 +90,23 @@ export class KubernetesWorkload implements Workload {
   }
 
   async scaleFor(candidate: string, weight: number): Promise<TargetReadiness> {
+    return this.scaleCanary(candidate, (stable) => canaryReplicas(this.opts.replicas ?? stable.spec.replicas ?? 1, weight));
+  }
+
+  /**
+   * Run `candidate` in the canary Deployment at the replicas `replicasOf` derives from the stable
+   * Deployment just read (made from it when missing), and answer whether they are ready. A
+   * release group's consumers use this with their own share of replicas; `scaleFor` with the
+   * traffic weight's.
+   */
+  async scaleCanary(candidate: string, replicasOf: (stable: DeploymentObject) => number): Promise<TargetReadiness> {
     const kube = await this.client();
     const image = this.opts.images[candidate];
     if (!image) throw new UsageError(`version ${candidate} has no image in deploy.yaml`, `add versions.${candidate}.image`);
     await this.ensureCanaryService(kube);
     return retryOnConflict(`Deployment ${this.opts.canaryDeployment}`, async () => {
       const stable = await this.stable(kube);
-      const replicas = canaryReplicas(this.opts.replicas ?? stable.spec.replicas ?? 1, weight);
+      const replicas = replicasOf(stable);
       const live = await this.deployment(kube, this.opts.canaryDeployment);
       const desired = canaryDeployment(stable, this.opts.canaryDeployment, image, candidate, replicas, this.opts.container);
       if (!live) return rolloutStatus(await kube.create<DeploymentObject>(`/apis/apps/v1/namespaces/${kube.namespace}/deployments`, desired), replicas);
@@ -141,6 +151,28 @@ export class KubernetesWorkload implements Workload {
       const canary = await this.deployment(kube, this.opts.canaryDeployment);
       if (canary && canary.spec.replicas !== 0) await kube.replace(this.path(this.opts.canaryDeployment), { ...canary, spec: { ...canary.spec, replicas: 0 } });
     });
+  }
+
+  async describe(): Promise<MemberStatus[]> {
+    const kube = await this.client();
+    const [stable, canary] = await Promise.all([this.stable(kube), this.deployment(kube, this.opts.canaryDeployment)]);
+    const byVersion = new Map<string, { ready: number; desired: number }>();
+    for (const d of [stable, canary]) {
+      if (!d || (d !== stable && !d.spec.replicas && !d.status?.readyReplicas)) continue;
+      const version = this.versionRun(d);
+      const seen = byVersion.get(version) ?? { ready: 0, desired: 0 };
+      byVersion.set(version, { ready: seen.ready + (d.status?.readyReplicas ?? 0), desired: seen.desired + (d.spec.replicas ?? 0) });
+    }
+    return [{ name: this.opts.deployment, versions: [...byVersion].map(([version, n]) => ({ version, ...n })) }];
+  }
+
+  /** The version a Deployment runs: its label, else the version whose image it has, else the image. */
+  private versionRun(d: DeploymentObject): string {
+    const labelled = versionOf(d);
+    if (labelled) return labelled;
+    const containers = d.spec.template.spec.containers;
+    const image = (this.opts.container ? containers.find((c) => c.name === this.opts.container) : containers[0])?.image;
+    return Object.entries(this.opts.images).find(([, i]) => i !== undefined && i === image)?.[0] ?? image ?? 'unknown';
   }
 
   /** The canary Service: a twin of the stable one selecting only canary pods; made when missing. */
