@@ -148,6 +148,9 @@ async function checkTargets(state: RolloutState, intent: Omit<Intent, 'at'>, dep
   const weight = peakShare(state.candidate, intent.weights, intent.targets);
   const raises = intent.to === 'holding' && weight > peakShare(state.candidate, state.weights, state.targets);
   if (!raises || (!deps.router.targetsReady && !deps.workload)) return { state, go: true };
+  // A workload of several parts is scaled part by part: the step it is readied for is recorded
+  // before the first of them moves, so a crash in between leaves each on this step or the last.
+  if (deps.workload && state.readying?.step !== intent.step) state = await save(deps, { ...state, readying: { step: intent.step, since: iso(deps.clock()) } });
   const answer = await candidateReadiness(state.candidate, weight, deps);
   const audit = (action: string, detail: Record<string, unknown>) => deps.store.audit.append({ actor: deps.actor.owner, action, rolloutId: state.rolloutId, detail: { version: state.candidate, detail: answer.detail, ...detail } });
   // The step it waits to enter is kept, so a promote that skipped a hold is not forgotten.
@@ -253,10 +256,12 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       ...(intent.evidence ? { gates: intent.evidence } : {}),
     },
   });
-  const { intent: _done, lastError: _cleared, paused: _p, gates: _g, waitingForTargets: _w, promotion, ...rest } = state;
+  const { intent: _done, lastError: _cleared, paused: _p, gates: _g, waitingForTargets: _w, readying: _r, promotion: _pr, ...rest } = state;
   let next: RolloutState = {
     ...rest,
     ...(holding ? {} : state.gates ? { gates: state.gates } : {}),
+    // The workload is tidied after this save: recorded, so a crash before it is done is finished by `deploy resume`.
+    ...(!holding && deps.workload ? { retiring: { restoreStable: intent.to !== 'promoted' } } : {}),
     phase: intent.to,
     step: intent.step,
     weights: intent.weights,
@@ -272,7 +277,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
     next = ended;
   }
   next = await save(deps, next);
-  if (!holding) await retireCanary(next, promotion !== undefined && intent.to !== 'promoted', deps);
+  if (!holding) next = await retireWorkload(next, deps);
   emit(deps, next, { event: 'weights', weights: intent.weights, changed: result.changed, ...(result.generation !== undefined ? { generation: result.generation } : {}) });
   if (holding && step) {
     emit(deps, next, {
@@ -305,12 +310,14 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
 
 /**
  * After traffic has left the canary (a rollback, or a promotion now served by stable), scale the
- * canary down — never before, so no request meets a pod being stopped. A rollback during a
- * promotion also puts the stable Deployment back on the stable version. A failure here leaves
- * traffic where it safely is: it is recorded and shown, and the rollout's outcome stands.
+ * canary down — never before, so no request meets a pod being stopped. A rollback also puts back
+ * on stable whatever else the rollout changed (a promotion begun, a CronJob switched at a step).
+ * A failure here leaves traffic where it safely is: it is recorded and shown, the rollout's
+ * outcome stands, and `retiring` stays recorded for `deploy resume` to try again.
  */
-async function retireCanary(state: RolloutState, restoreStable: boolean, deps: EngineDeps): Promise<void> {
-  if (!deps.workload) return;
+export async function retireWorkload(state: RolloutState, deps: EngineDeps): Promise<RolloutState> {
+  if (!deps.workload || !state.retiring) return state;
+  const restoreStable = state.retiring.restoreStable;
   try {
     if (restoreStable) await deps.workload.restoreStable(state.stable);
     await deps.workload.retire();
@@ -319,7 +326,10 @@ async function retireCanary(state: RolloutState, restoreStable: boolean, deps: E
     const message = (e as Error).message;
     await deps.store.audit.append({ actor: deps.actor.owner, action: 'workload.retire_failed', rolloutId: state.rolloutId, detail: { error: message } });
     emit(deps, state, { event: 'error', message: `traffic is on ${servingOf(state)}, but the canary could not be scaled down: ${message}`, retrying: false });
+    return state;
   }
+  const { retiring: _done, ...rest } = state;
+  return save(deps, rest);
 }
 
 const servingOf = (state: RolloutState) => (state.phase === 'promoted' ? state.candidate : state.stable);
@@ -336,6 +346,9 @@ async function promoteWorkload(state: RolloutState, workload: Workload, deps: En
     await deps.store.audit.append({ actor: deps.actor.owner, action: 'promotion.started', rolloutId: state.rolloutId, detail: { version: state.candidate } });
     state = await save(deps, { ...state, promotion: { since: iso(deps.clock()) } });
   }
+  // A run of the candidate failing meanwhile (a CronJob's Job) is a failed gate, promotion or not.
+  const failure = await workload.failure?.(state.candidate);
+  if (failure) return rollback(state, 'gate', failure, deps);
   const answer = await workload.promote(state.candidate);
   const wait = await awaitReadiness(state, answer, undefined, (leftS) => `promoting ${state.candidate} into the stable Deployment: ${answer.detail}; waiting up to ${leftS}s more`, deps);
   switch (wait.outcome) {
@@ -427,6 +440,8 @@ async function hold(state: RolloutState, deps: EngineDeps): Promise<RolloutState
 
 /** Evaluate the current step's gates and record them; a failed gate rolls back at once. */
 async function checkGates(state: RolloutState, deps: EngineDeps): Promise<RolloutState> {
+  const failure = await deps.workload?.failure?.(state.candidate);
+  if (failure) return rollback(state, 'gate', failure, deps);
   const step = state.plan.steps[state.step]!;
   if (step.gates.length === 0) return state;
   if (!deps.gates) throw new OperationError(`step ${step.index + 1} has gates (${step.gates.join(', ')}) but no metrics provider is configured`, 'add prometheus: to deploy.yaml');

@@ -75,6 +75,17 @@ export interface RolloutState {
   /** Weight is due to move to the candidate but its targets are not ready yet (since when, what was seen). */
   waitingForTargets?: { since: string; detail: string; step?: number };
   /**
+   * The workload is being readied for step `step` (recorded before it is first asked to scale):
+   * from here until the step's intent, its parts may be on the recorded step or on this one.
+   */
+  readying?: { step: number; since: string };
+  /**
+   * The rollout is over but its workload has not been tidied yet (the canary scaled down, and
+   * after a rollback everything else put back on stable): recorded with the outcome and cleared
+   * once done, so a crash in between is finished by `deploy resume`.
+   */
+  retiring?: { restoreStable: boolean };
+  /**
    * A workload promotion has begun: the stable Deployment was given the candidate's pod template
    * (since when). Recorded before that write, so a rollback knows to put stable back.
    */

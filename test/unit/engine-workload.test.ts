@@ -4,7 +4,7 @@
  * there, and the canary is scaled down only after traffic has left it.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { promoteNow, rollback, startRollout, tick, unpause, type EngineDeps } from '../../src/engine/machine.js';
+import { promoteNow, retireWorkload, rollback, startRollout, tick, unpause, type EngineDeps } from '../../src/engine/machine.js';
 import type { RolloutState } from '../../src/engine/state.js';
 import type { ApplyResult, RouteSpec, TargetReadiness } from '../../src/routers/router.js';
 import type { Workload } from '../../src/workloads/workload.js';
@@ -17,9 +17,13 @@ class FakeWorkload implements Workload {
   ready = true;
   promoteReady = true;
   stuck?: string;
+  failed?: string;
+  /** Called as a scale begins, to look at what is recorded then. */
+  onScale?: () => Promise<void>;
   constructor(readonly log: string[]) {}
   async preflight(): Promise<void> {}
   async scaleFor(candidate: string, weight: number): Promise<TargetReadiness> {
+    await this.onScale?.();
     this.log.push(`scale ${candidate} ${weight}`);
     return { ready: this.ready, detail: this.ready ? 'ready' : `0/1 replicas of api-canary ready on ${candidate}` };
   }
@@ -32,6 +36,9 @@ class FakeWorkload implements Workload {
   }
   async retire(): Promise<void> {
     this.log.push('retire');
+  }
+  async failure(): Promise<string | undefined> {
+    return this.failed;
   }
 }
 
@@ -95,7 +102,7 @@ describe('the engine with a workload', () => {
     s = await run(s, 2);
     expect(s.phase).toBe('rolled_back');
     expect(s.outcome?.reason).toMatch(/^v2's targets were not ready within 120s: 0\/1 replicas of api-canary ready on v2$/);
-    expect(log.filter((l) => !l.startsWith('scale'))).toEqual(['route {"v1":100} {"v1":"stable","v2":"canary"}', 'retire']);
+    expect(log.filter((l) => !l.startsWith('scale'))).toEqual(['route {"v1":100} {"v1":"stable","v2":"canary"}', 'restore v1', 'retire']);
   });
 
   it('waits for a promotion to roll out, and pauses when it is stuck, traffic staying on the canary', async () => {
@@ -137,6 +144,55 @@ describe('the engine with a workload', () => {
     clock.now += 1_000;
     s = await tick(s, deps);
     expect([s.phase, s.step, s.weights, s.waitingForTargets]).toEqual(['holding', 1, { v1: 0, v2: 100 }, undefined]);
+  });
+
+  it('records the step it readies the workload for before the workload moves, until that step’s intent', async () => {
+    const seen: unknown[] = [];
+    workload.onScale = async () => {
+      const recorded = await store.load();
+      seen.push([recorded?.step, recorded?.readying?.step]);
+    };
+    let s = await tick(await start(), deps);
+    expect([s.step, s.readying]).toEqual([0, undefined]);
+    s = await run(s, 1);
+    expect(seen).toEqual([[-1, 0], [0, 1]]);
+    expect([s.step, s.readying]).toEqual([1, undefined]);
+  });
+
+  it('rolls back on a failed run of the candidate, during a hold and during a promotion, and puts everything back', async () => {
+    let s = await tick(await start(), deps);
+    workload.failed = 'cron: Job cron-29 of v2 failed: BackoffLimitExceeded';
+    s = await run(s, 1);
+    expect([s.phase, s.outcome?.reason]).toEqual(['rolled_back', 'cron: Job cron-29 of v2 failed: BackoffLimitExceeded']);
+    expect(log.slice(-3)).toEqual(['route {"v1":100} {"v1":"stable","v2":"canary"}', 'restore v1', 'retire']);
+
+    log.length = 0;
+    workload.failed = undefined;
+    workload.promoteReady = false;
+    s = await tick(await start(), deps);
+    s = await run(s, 3);
+    expect([s.phase, s.promotion !== undefined]).toEqual(['holding', true]);
+    workload.failed = 'cron: Job cron-30 of v2 failed: DeadlineExceeded';
+    s = await run(s, 1);
+    expect([s.phase, s.outcome?.reason]).toEqual(['rolled_back', 'cron: Job cron-30 of v2 failed: DeadlineExceeded']);
+    expect(log.slice(-4)).toEqual(['promote v2', 'route {"v1":100} {"v1":"stable","v2":"canary"}', 'restore v1', 'retire']);
+  });
+
+  it('keeps a workload not yet tidied after the rollout recorded, and finishes it later', async () => {
+    let fail = true;
+    workload.retire = async () => {
+      if (fail) throw new Error('the API server went away');
+      log.push('retire');
+    };
+    let s = await tick(await start(), deps);
+    s = await rollback(s, 'gate', 'errors failed', deps);
+    expect([s.phase, s.retiring]).toEqual(['rolled_back', { restoreStable: true }]);
+    expect((await store.load())?.retiring).toEqual({ restoreStable: true });
+    fail = false;
+    s = await retireWorkload(s, deps);
+    expect([s.phase, s.retiring, (await store.load())?.retiring]).toEqual(['rolled_back', undefined, undefined]);
+    expect(log.slice(-2)).toEqual(['restore v1', 'retire']);
+    expect((await store.audit.read()).at(-1)?.action).toBe('workload.retired');
   });
 
   it('records a failed scale-down and keeps the rollback', async () => {
