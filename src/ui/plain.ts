@@ -8,6 +8,7 @@ import type { EngineEvent } from '../engine/events.js';
 import type { RolloutState } from '../engine/state.js';
 import type { GateResult } from '../gates/types.js';
 import type { Weights } from '../routers/router.js';
+import type { MemberStatus } from '../workloads/workload.js';
 
 /** `v1 95% · v2 5%`. */
 export function formatWeights(weights: Weights): string {
@@ -78,8 +79,17 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
   }
 }
 
-/** A multi-line summary of the stored state, for `deploy status`. */
-export function renderStatus(s: RolloutState, now: number, c: ChalkInstance): string {
+/** One part of the workload as a line for status: `lis (consumer)  v1 1/1 · v2 1/1`. */
+export function formatMember(m: MemberStatus): string {
+  const versions = m.versions.map((v) => `${v.version} ${v.ready}/${v.desired}`).join(' · ');
+  return `${`${m.name}${m.role ? ` (${m.role})` : ''}`.padEnd(26)} ${[versions, m.detail].filter(Boolean).join('; ')}`;
+}
+
+/**
+ * A multi-line summary of the stored state, for `deploy status`; `members` is what the workload
+ * runs now, part by part (or why it could not be read).
+ */
+export function renderStatus(s: RolloutState, now: number, c: ChalkInstance, members?: MemberStatus[] | Error): string {
   const step = s.plan.steps[s.step];
   const lines = [
     `${c.bold(s.service)}  ${s.stable} → ${c.cyan(s.candidate)}  rollout ${s.rolloutId}`,
@@ -89,7 +99,11 @@ export function renderStatus(s: RolloutState, now: number, c: ChalkInstance): st
   ];
   if (s.intent) lines.push(`in flight ${s.intent.to === 'holding' ? `step ${s.intent.step + 1}` : s.intent.to.replace('_', ' ')}: ${formatWeights(s.intent.weights)} (recorded ${clock(s.intent.at)}; \`deploy resume\` finishes it)`);
   if (s.phase === 'holding' && s.holdUntil) lines.push(`hold      ${formatDuration(Math.max(0, Date.parse(s.holdUntil) - now))} left (until ${clock(s.holdUntil)})`);
+  if (s.readying && !s.intent) lines.push(`readying  step ${s.readying.step + 1} since ${clock(s.readying.since)}: the workload's parts are on step ${s.step + 1} or ${s.readying.step + 1}`);
   for (const g of s.gates ?? []) lines.push(`gate      ${formatGate(g, c)}`);
+  if (members instanceof Error) lines.push(c.red(`member    could not be read: ${members.message}`));
+  else for (const m of members ?? []) lines.push(`member    ${formatMember(m)}`);
+  if (s.retiring) lines.push(c.yellow(`tidying   the workload was not tidied after the rollout (${s.retiring.restoreStable ? 'back on stable, ' : ''}canary down): \`deploy resume\` finishes it`));
   if (s.outcome) lines.push(`outcome   ${s.outcome.reason} (${s.outcome.by}, ${s.outcome.at})`);
   if (s.lastError) lines.push(c.red(`error     ${s.lastError.message} (${s.lastError.at})`));
   lines.push(c.dim(`started   ${s.startedAt} by ${s.startedBy}; updated ${s.updatedAt}`));
