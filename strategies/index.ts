@@ -12,10 +12,18 @@ import { planOrgWaves } from './org-waves.js';
 
 /** The plan of `config` (canary unless orgWaves or blueGreen is chosen); `dir` resolves orgs.file. */
 export function planFor(config: Config, dir: string): Plan {
-  const plan = shapedByRouter(config, strategyPlan(config, dir));
+  const plan = shapedByRouter(config, gatedByWorkload(config, strategyPlan(config, dir)));
   // A workload's readiness deadline (Kubernetes: its progress deadline) bounds every wait for ready servers.
   const deadline = readinessTimeoutOf(config);
   return deadline !== undefined ? { ...plan, readinessTimeoutMs: deadline } : plan;
+}
+
+/** The steps' gates as the workload narrows them (a member's gate from its first candidate replica on). */
+function gatedByWorkload(config: Config, plan: Plan): Plan {
+  const workload = config.workload ? chosenProviders(config).workload : undefined;
+  if (!config.workload || !workload?.gatesAt) return plan;
+  const section = config.workload;
+  return { ...plan, steps: plan.steps.map((step) => ({ ...step, gates: workload.gatesAt!(section, config, step) })) };
 }
 
 /** The plan as the router shapes it (a fleet: its targets in waves, and how long a write may fail). */

@@ -29,6 +29,8 @@ const errorRateGate = z.strictObject({
   requests: z.string().min(1).optional().meta({ description: 'PromQL template counting requests of {{version}} over [{{window}}]' }),
   errors: z.string().min(1).optional().meta({ description: 'PromQL template counting failed requests of {{version}} over [{{window}}]' }),
   perOrg: z.boolean().optional().meta({ description: "Also judge each org's error rate on the candidate (metrics must carry prometheus.orgLabel)" }),
+  member: name('member').optional()
+    .meta({ description: "A release group's member this gate judges (a consumer's counters): checked from the step its candidate runs on" }),
 });
 
 const latencyGate = z
@@ -288,6 +290,12 @@ export const configSchema = configObject.superRefine((c, ctx) => {
   }
   // The rules each provider sets across sections (a version without endpoints, a router that needs a workload).
   const chosen = chosenProviders(c);
+  const members = c.workload ? chosen.workload?.members?.(c.workload) : undefined;
+  c.gates?.forEach((g, i) => {
+    if (g.type !== 'errorRate' || g.member === undefined) return;
+    if (!members) ctx.addIssue({ code: 'custom', path: ['gates', i, 'member'], message: 'only a workload with members (type group) has members to tie a gate to' });
+    else if (!members.includes(g.member)) ctx.addIssue({ code: 'custom', path: ['gates', i, 'member'], message: `no member "${g.member}" in workload.members (members: ${members.join(', ')})` });
+  });
   const issue: Issue = (path, message) => ctx.addIssue({ code: 'custom', path, message });
   chosen.router.validate?.(c.router, c, issue, chosen);
   if (c.targets && c.router.type !== 'fleet') issue(['router', 'type'], 'targets: are driven together by router: { type: fleet }');

@@ -14,7 +14,7 @@ import type { z } from 'zod';
 import type { PolicyStatement } from '../aws/iam.js';
 import type { ProviderConfig as Config } from '../config/schema.js';
 import type { GateRunner } from '../engine/machine.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan, PlanStep } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import type { PolicyRule } from '../kube/rbac.js';
 import type { Router } from '../routers/router.js';
@@ -115,6 +115,14 @@ export interface WorkloadProvider<S extends z.ZodType = any> extends ProviderBas
   readonly makesCanaryService?: boolean;
   /** Longest wait for the candidate's servers to be ready, when the section sets one. */
   readinessTimeout?(section: z.output<S>): number | undefined;
+  /** The names of its parts (a release group's members), which a gate's `member:` may name. */
+  members?(section: z.output<S>): string[];
+  /**
+   * The gates a step of the plan checks, of those the strategy gave it (`step.gates`): a gate
+   * tied to a member that runs no candidate at this step could only ever be silent, so it is
+   * left out until that member has candidate replicas. Absent: every gate on every held step.
+   */
+  gatesAt?(section: z.output<S>, config: Config, step: PlanStep): string[];
 }
 
 /**
