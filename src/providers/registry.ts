@@ -15,6 +15,7 @@ import { kubernetesState } from '../state/kubernetes/index.js';
 import { localState } from '../state/local/index.js';
 import { s3State } from '../state/s3/index.js';
 import { ecsWorkload } from '../workloads/ecs/index.js';
+import { groupWorkload } from '../workloads/group/index.js';
 import { kubernetesWorkload } from '../workloads/kubernetes/index.js';
 import { noWorkload } from '../workloads/none/index.js';
 
@@ -22,7 +23,7 @@ import { noWorkload } from '../workloads/none/index.js';
 export const routers = [nginxRouter, albRouter, gatewayApiRouter, ingressNginxRouter, noRouter, fleetRouter] as const;
 
 /** Workloads (`workload.type`). */
-export const workloads = [kubernetesWorkload, ecsWorkload, noWorkload, fleetWorkload] as const;
+export const workloads = [kubernetesWorkload, groupWorkload, ecsWorkload, noWorkload, fleetWorkload] as const;
 
 /** State backends (`state.type`); the first is the default. */
 export const states = [localState, kubernetesState, s3State] as const;
