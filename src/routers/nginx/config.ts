@@ -207,6 +207,7 @@ ${upstreams.join('\n\n')}
     keepalive_requests 100000;
     set $cutover_backend "";
     set $cutover_route "";
+    set $cutover_routed_at "";
 
     location / {
       access_by_lua_block {
@@ -217,7 +218,7 @@ ${indent(lua.ACCESS_LUA, '        ')}
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
-${o.exposeRoute ? '      add_header X-Cutover-Route $cutover_route always;\n' : ''}    }
+${o.exposeRoute ? '      add_header X-Cutover-Route $cutover_route always;\n      add_header X-Cutover-Routed-At $cutover_routed_at always;\n' : ''}    }
   }
 
   server {

@@ -473,6 +473,8 @@ end
 local version = cutover.route(t, cutover.org())
 local generation = string.format("%d", t.generation)
 ngx.var.cutover_route = version .. " g" .. generation
+-- When it was routed, by the clock of this nginx (with exposeRoute): what measures a switch.
+ngx.var.cutover_routed_at = string.format("%.3f", ngx.now())
 local upstream = cutover.settings.upstreams[version]
 if not upstream then
   ngx.log(ngx.ERR, "cutover: routing generation ", generation, " sends a request to version ", version, ", which has no upstream in this worker")
