@@ -9,7 +9,7 @@ import type { Router } from '../routers/router.js';
 import { DEFAULT_LEASE_MS, type StateStore } from '../state/store.js';
 import type { Workload } from '../workloads/workload.js';
 import type { Chosen, Platform, ProviderBase, ProviderContext, ProviderEvent } from './provider.js';
-import { routers, states, workloads } from './registry.js';
+import { metricsSources, routers, states, workloads } from './registry.js';
 
 /** The sections a config has, by kind (only `type` is needed to look a provider up). */
 type Sections = { router: { type: string }; workload?: { type: string } | undefined; state?: { type: string } | undefined };
@@ -30,16 +30,18 @@ export function chosenProviders(config: Sections): Chosen {
   };
 }
 
-/** The connections the config's providers use. */
+/** The connections the config's providers (and its metrics source) use. */
 export function platformsOf(config: Config): Set<Platform> {
   const chosen = chosenProviders(config);
-  return new Set([chosen.router, chosen.workload, chosen.state].flatMap((p) => p?.platforms ?? []));
+  const sources = metricsSources.filter((m) => (config as Record<string, unknown>)[m.section] !== undefined);
+  return new Set([chosen.router, chosen.workload, chosen.state, ...sources].flatMap((p) => p?.platforms ?? []));
 }
 
 /** The providers that use `platform`, as `router type alb`, for messages about its flags. */
 export function providersOn(platform: Platform): string[] {
   const kinds = [['router', routers], ['workload', workloads], ['state', states]] as const;
-  return kinds.flatMap(([kind, list]) => (list as readonly ProviderBase[]).filter((p) => p.platforms?.includes(platform)).map((p) => `${kind} type ${p.type}`));
+  const named = kinds.flatMap(([kind, list]) => (list as readonly ProviderBase[]).filter((p) => p.platforms?.includes(platform)).map((p) => `${kind} type ${p.type}`));
+  return [...named, ...metricsSources.filter((m) => m.platforms?.includes(platform)).map((m) => `${m.section}:`)];
 }
 
 /** The driver lease the state section sets, else the default. */

@@ -274,9 +274,7 @@ describe('cloudwatch gates through the CLI', () => {
     expect(replay!.points).toHaveLength(10);
   });
 
-  // Kept failing (it.fails) until commands/iam-policy.ts adds the metrics source's statements
-  // (metricsSources' iam()) to the router's, workload's and state's: today it asks only those three.
-  it.fails('`deploy iam-policy` includes cloudwatch:GetMetricData on * (fails: iam-policy does not ask the metrics source)', async () => {
+  it('`deploy iam-policy` includes cloudwatch:GetMetricData on *', async () => {
     const run = await runCli(['iam-policy', '-f', writeConfig(canary)]);
     expect(run.code, run.stderr).toBe(0);
     const policy = JSON.parse(run.stdout) as { Statement: { Action: string[]; Resource: unknown }[] };

@@ -122,7 +122,7 @@ describe('bad input', () => {
 
   it('AWS flags on a router that is not alb are refused', async () => {
     writeFileSync(file, CONFIG);
-    await expectBad(['status', '--region', 'eu-west-1'], /--region, --profile and --endpoint-url apply to router type alb(, [a-z]+ type [a-z0-9-]+)*; .* uses none/);
+    await expectBad(['status', '--region', 'eu-west-1'], /--region, --profile and --endpoint-url apply to router type alb(, ([a-z]+ type [a-z0-9-]+|[a-z]+:))*; .* uses none/);
   });
 
   it.each<[string, [string, string], RegExp, string?]>([
