@@ -4,11 +4,11 @@
  * here, its holds shortened, and `deploy promote` drives ECS + ALB with state in S3 and a gate on
  * CloudWatch. Then the same with the candidate's 5XX counts written: rolled back, blue serving.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMoto, type MotoProcess } from '../../src/sandbox/moto-process.js';
 import { createAlb, REGION, useEmulatorCredentials, type AlbFixture } from '../helpers/alb.js';
@@ -90,12 +90,42 @@ describe("the README's AWS example on moto", () => {
     const s3 = new S3Client({ region: REGION, endpoint: moto.url, forcePathStyle: true });
     const keys = ((await s3.send(new ListObjectsV2Command({ Bucket: 'acme-cutover-state' }))).Contents ?? []).map((o) => o.Key!);
     expect(keys).toContain('cutover/patient-api/state.json');
+    // The record in the bucket says what the ALB holds.
+    const state = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: 'acme-cutover-state', Key: 'cutover/patient-api/state.json' }))).Body!.transformToString()) as { phase: string; weights: Record<string, number> };
+    expect(state.phase).toBe('promoted');
+    expect(Object.fromEntries(Object.entries(state.weights).filter(([, w]) => w > 0))).toEqual(Object.fromEntries(Object.entries(await alb.listenerWeights()).filter(([, w]) => w > 0)));
     expect(keys.filter((k) => k.startsWith('cutover/patient-api/audit/')).length).toBeGreaterThan(3);
     const history = await runCli(['history', '-f', file, ...flags()]);
     expect(history.stdout).toMatch(/chain verified: \d+ records/);
     const policy = JSON.parse((await runCli(['iam-policy', '-f', file, ...flags()])).stdout) as { Statement: { Action: string[] }[] };
     const actions = policy.Statement.flatMap((st) => st.Action);
     for (const a of ['elasticloadbalancing:ModifyListener', 'ecs:UpdateService', 'ecs:RegisterTaskDefinition', 's3:PutObject', 'cloudwatch:GetMetricData']) expect(actions).toContain(a);
+  });
+
+  it('runs the same stack as a canary: 10% → 50% → 100% on the green service, gated on CloudWatch', async () => {
+    const file = readmeExample();
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/blueGreen: \{[^}]*\}/, 'canary: { checkInterval: 100ms, steps: [{ weight: 10, hold: 300ms }, { weight: 50, hold: 300ms }] }'));
+    await traffic(30);
+    const run = await runCli(['promote', '--to', 'v2', '-y', '-f', file, '-o', 'json', ...flags()]);
+    expect(run.code, run.stderr).toBe(0);
+    const steps = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'step');
+    expect(steps.map((e) => e.weights)).toEqual([{ v1: 90, v2: 10 }, { v1: 50, v2: 50 }, { v1: 0, v2: 100 }]);
+    expect(await alb.listenerWeights()).toEqual({ v1: 0, v2: 100 });
+  });
+
+  it('two drivers on two machines (their own folders) race for the S3 lock: one drives, the other exits 5 naming it', async () => {
+    const file = readmeExample();
+    await traffic(30);
+    const machines = ['ci-runner-a', 'ci-runner-b'].map((name) => {
+      const folder = path.join(dir, name);
+      mkdirSync(folder);
+      writeFileSync(path.join(folder, 'deploy.yaml'), readFileSync(file, 'utf8'));
+      return path.join(folder, 'deploy.yaml');
+    });
+    const runs = await Promise.all(machines.map((f) => runCli(['promote', '--to', 'v2', '-y', '-f', f, '-o', 'json', ...flags()])));
+    expect(runs.map((r) => r.code).sort()).toEqual([0, 5]);
+    expect(runs.find((r) => r.code === 5)!.stderr).toMatch(/locked by .* since .*; lease renewed at .*, expires at /);
+    expect(await alb.listenerWeights()).toEqual({ v1: 0, v2: 100 });
   });
 
   it("rolls back when the green target group's 5XX counts rise: traffic on blue first, green scaled down", async () => {
