@@ -89,6 +89,6 @@ describe('blue/green in the engine', () => {
     const before = router.writes.length;
     s = await rollback(s, 'abort', 'pager went off', deps);
     expect(s.phase).toBe('aborted');
-    expect(router.writes.slice(before)).toEqual([{ weights: { v1: 100 } }]);
+    expect(router.writes.slice(before)).toEqual([{ weights: { v1: 100 }, rollback: true }]);
   });
 });
