@@ -4,6 +4,7 @@
  * by a failed gate, then a second one aborted with a hostile reason.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EngineDeps, type GateRunner, pauseByOperator, rollback, startRollout, tick, unpause } from '../../src/engine/machine.js';
@@ -16,6 +17,8 @@ import { loadReport } from '../../src/report/index.js';
 import { markdownCell, renderMarkdown } from '../../src/report/markdown.js';
 import type { RolloutReport } from '../../src/report/model.js';
 import type { LocalStateStore } from '../../src/state/local/store.js';
+import { createOutput } from '../../src/ui/output.js';
+import { run as reportCommand } from '../../commands/report.js';
 import { planCanary } from '../../strategies/canary.js';
 import { engineHarness, FakeRouter, type ManualClock } from '../helpers/fakes.js';
 
@@ -207,10 +210,41 @@ describe('deploy report: data and Markdown', () => {
     }
   });
 
+  it('a rollout still going on: no end, its time so far, the step it is at', async () => {
+    const h = engineHarness(new FakeRouter(), { gates: new ScriptedGates() });
+    try {
+      const plan = planCanary({ steps: [{ weight: 10, hold: 60_000 }, { weight: 100 }] }, ['errors']);
+      const s = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, h.deps), h.deps);
+      h.clock.now += 12_000;
+      const r = extractReport({ service: 'patient-api', records: await h.store.audit.read(), state: s, verification: await h.store.audit.verify(), now: h.clock.now })!;
+      expect(r).toMatchObject({ phase: 'holding', serving: 'v1', durationMs: 12_000 });
+      expect(r.endedAt).toBeUndefined();
+      expect(r.steps.map((x) => x.ended)).toEqual(['still here', 'not reached']);
+      expect(renderMarkdown(r)).toContain(', still going on.');
+      expect(renderHtml(r)).toContain('<span class="phase phase-holding" id="phase">IN PROGRESS</span>');
+    } finally {
+      h.dispose();
+    }
+  });
+
   it('loadReport names the recorded rollouts when --rollout matches none', async () => {
     const project = { store, config: { service: 'patient-api' } } as never;
     await expect(loadReport(project, 'feedbeef', clock.now)).rejects.toThrow(UsageError);
     await expect(loadReport(project, 'feedbeef', clock.now)).rejects.toMatchObject({ hint: `recorded rollouts, latest last: ${first}, ${second}` });
     expect((await loadReport(project, first, clock.now)).phase).toBe('rolled_back');
+  });
+
+  it('the command refuses what it cannot write well, before opening anything', async () => {
+    const io = (format: 'text' | 'json', tty: boolean) => {
+      const stdout = Object.assign(new PassThrough(), { isTTY: tty });
+      const streams = { stdout, stderr: new PassThrough(), env: {} };
+      return { ...streams, stdin: new PassThrough(), clock: () => T0, out: createOutput(format, false, streams) };
+    };
+    const opts = { file: '/nonexistent/deploy.yaml', output: 'text' as const, color: false };
+    await expect(reportCommand({ ...opts, format: 'pdf' }, io('text', false))).rejects.toThrow('--format pdf: must be html or markdown');
+    await expect(reportCommand({ ...opts, output: 'json' }, io('json', false))).rejects.toThrow(/--output json keeps stdout for JSON lines/);
+    await expect(reportCommand(opts, io('text', true))).rejects.toThrow(/an HTML page is not for a terminal/);
+    // Markdown on a terminal is fine: it gets as far as the config.
+    await expect(reportCommand({ ...opts, format: 'markdown' }, io('text', true))).rejects.toThrow(/no such file/);
   });
 });
