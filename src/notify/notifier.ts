@@ -147,12 +147,14 @@ export class Notifier {
       this.finish(destination, dropped, 'notify.dropped', { attempts: 0, reason: `${limit} notifications were waiting for this receiver; the oldest was dropped` });
     }
     outbox.waiting.push(job);
-    if (!outbox.running) void this.work(outbox);
+    if (outbox.running) return;
+    // Started on the next turn of the event loop: even the first fetch's set-up stays off the caller.
+    outbox.running = true;
+    setImmediate(() => void this.work(outbox));
   }
 
   /** The destination's worker: one delivery at a time, oldest first, until the queue is empty. */
   private async work(outbox: Outbox): Promise<void> {
-    outbox.running = true;
     const { destination } = outbox;
     const { url, channel } = destination.target!;
     try {

@@ -308,8 +308,8 @@ describe('notifications to a real receiver on loopback', () => {
     const rx = await startReceiver(() => 'hang');
     const { notifier, records } = notifierFor([{ type: 'webhook', url: `${rx.base}/hang`, timeout: 5_000 }], {}, { queueLimit: 2 });
     notifier.event(started);
+    await new Promise((r) => setTimeout(r, 50)); // in flight, hanging
     for (const n of [0, 1, 0, 1]) notifier.event(step(n));
-    await new Promise((r) => setTimeout(r, 50));
     expect(await notifier.close(100)).toEqual({ delivered: 0, failed: 0, dropped: 2, abandoned: 3 });
     expect(records.filter((r) => r.action === 'notify.dropped').map((r) => r.detail.reason)).toEqual([
       '2 notifications were waiting for this receiver; the oldest was dropped',
