@@ -74,6 +74,11 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
   program.command('watch').description('follow the rollout in the console; its keys ask the driver to act')
     .option('--no-tui', 'plain lines (as status --watch) instead of the console')
     .action(lazy(() => import('../../commands/watch.js')));
+  program.command('report').description('the rollout as one self-contained HTML page, or Markdown, for the change record')
+    .addOption(new Option('--format <format>', 'html: a page with charts that fetches nothing when opened; markdown: the summary for any CI').choices(['html', 'markdown']).default('html'))
+    .option('--out <file>', 'write it to FILE instead of stdout')
+    .option('--rollout <id>', 'the rollout to report (default: the latest in the audit log)')
+    .action(lazy(() => import('../../commands/report.js')));
   program.command('history').description('show the audit log and verify its hash chain')
     .option('-n, --limit <count>', 'only the last N records', (v) => {
       if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('must be a whole number of records, 1 or more, like -n 20');
