@@ -12,6 +12,7 @@ import { currentActor } from '../state/actor.js';
 import type { Lock } from '../state/store.js';
 import type { EngineEvent } from '../engine/events.js';
 import type { ProviderEvent } from '../providers/provider.js';
+import type { Notifier } from '../notify/index.js';
 import { checkIntervalOf } from '../../strategies/index.js';
 import type { Io, Project } from './context.js';
 import { excessFailuresOf } from '../gates/types.js';
@@ -36,7 +37,8 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * For one-shot moves (abort, pause) when no driver is running.
  */
 export async function actUnderLock<T>(project: Project, io: Io, act: (state: RolloutState | undefined, deps: EngineDeps) => Promise<T>): Promise<T> {
-  const events = eventsOf(project, io);
+  const notifier = await notifierOf(project, io);
+  const events = eventsOf(project, io, notifier);
   const router = await createRouter(project, events.report, io.clock);
   await router.preflight();
   const workload = await createWorkload(project, io.clock, events.report);
@@ -47,7 +49,11 @@ export async function actUnderLock<T>(project: Project, io: Io, act: (state: Rol
     const routes = await routeSource(project);
     return await act(await project.store.load(), { router, store: project.store, clock: io.clock, emit: events.emit, actor, fence: () => renewed(lock), ...(routes ? { routes } : {}), ...(workload ? { workload } : {}) });
   } finally {
-    await lock.release();
+    try {
+      await lock.release();
+    } finally {
+      await notifier?.close();
+    }
   }
 }
 
@@ -64,7 +70,8 @@ export async function driveUnderLock(
   routerOverride?: Router,
   detach?: AbortSignal,
 ): Promise<number> {
-  const events = eventsOf(project, io);
+  const notifier = await notifierOf(project, io);
+  const events = eventsOf(project, io, notifier);
   const router = routerOverride ?? (await createRouter(project, events.report, io.clock));
   await router.preflight();
   const workload = await createWorkload(project, io.clock, events.report);
@@ -110,7 +117,11 @@ export async function driveUnderLock(
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     detach?.removeEventListener('abort', stop);
-    await lock.release();
+    try {
+      await lock.release();
+    } finally {
+      await notifier?.close();
+    }
   }
 }
 
@@ -124,13 +135,24 @@ async function renewed(lock: Lock): Promise<number | undefined> {
  * Where a command's events go: the engine's as they are, and what providers report (a retried
  * call) as events of the rollout last heard of.
  */
-function eventsOf(project: Project, io: Io): { emit: (e: EngineEvent) => void; report: (e: ProviderEvent) => void } {
+function eventsOf(project: Project, io: Io, notifier?: Notifier): { emit: (e: EngineEvent) => void; report: (e: ProviderEvent) => void } {
   let rolloutId = '';
   return {
     emit: (e) => {
       rolloutId = e.rolloutId;
       io.out.event(e);
+      notifier?.event(e);
     },
     report: (e) => io.out.event({ ...e, at: new Date(io.clock()).toISOString(), service: project.config.service, rolloutId }),
   };
+}
+
+/**
+ * Notifications for deploy.yaml's `notify:`, their deliveries recorded in the audit log. Loaded
+ * only when the section is there; `close()` gives pending deliveries a 5 s grace at the end.
+ */
+async function notifierOf(project: Project, io: Io): Promise<Notifier | undefined> {
+  if (!project.config.notify) return undefined;
+  const { auditedNotifier } = await import('../notify/index.js');
+  return auditedNotifier(project.config.notify, { audit: project.store.audit, actor: currentActor().owner, env: io.env, clock: io.clock });
 }

@@ -8,6 +8,7 @@ import { chosenProviders } from '../providers/chosen.js';
 import type { Issue, MetricsSourceProvider, ProviderBase } from '../providers/provider.js';
 import { metricsSources, routers, states, workloads } from '../providers/registry.js';
 import { TARGET_PATTERN, targetConfig, targetPath, type TargetSection } from '../fleet/config.js';
+import { notifySchema } from '../notify/schema.js';
 import { duration, hostPort, interval, kubeName, name, orgId, percent } from './fields.js';
 
 export { NAME_PATTERN, ORG_PATTERN, shown } from './fields.js';
@@ -238,6 +239,7 @@ const core = {
     .optional(),
   orgs: orgs.optional(),
   audit: audit.optional(),
+  notify: notifySchema.optional(),
   ...metricsSections(metricsSources),
   gates: z.array(gate).optional(),
 };

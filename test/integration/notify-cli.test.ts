@@ -9,11 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { configSchema } from '../../src/config/schema.js';
 import { verifySignature } from '../../src/notify/index.js';
 import { runCli } from '../helpers/cli.js';
 
-const wired = 'notify' in configSchema.shape;
 
 interface Received {
   path: string;
@@ -81,7 +79,7 @@ notify:
 
 const triggers = (path: string) => received.filter((r) => r.path.startsWith(path)).map((r) => JSON.parse(r.body).trigger ?? JSON.parse(r.body).blocks[0].text.text);
 
-describe.skipIf(!wired)('notifications from the CLI', () => {
+describe('notifications from the CLI', () => {
   it('promote to a pause, then abort without a driver: every notification delivered, signed, and in the audit log', async () => {
     writeFileSync(file, config('      - { weight: 50, hold: 0s, pause: true }\n      - { weight: 100 }'));
     const env = { HOOK_SECRET: SECRET, SLACK_URL: `${base}/slack/services/T0/B0/${SLACK_TOKEN}` };
