@@ -65,7 +65,7 @@ async function apply(opts: OrgsOptions, io: Io, ids: string[], version: string |
   const result = await actUnderLock(project, io, (_state, deps) => moveOrgs(project, deps, { orgs, version, reason }));
   const at = new Date(io.clock()).toISOString();
   io.out.result(
-    { event: 'orgs', at, action: verb, to: version ?? null, moved: result.moved, unchanged: result.unchanged.length, generation: result.generation ?? null },
+    { event: 'orgs', at, action: verb, to: version ?? null, moved: result.moved, unchanged: result.unchanged.length, generation: result.generation ?? null, ...(result.activatedAt ? { activatedAt: result.activatedAt } : {}) },
     result.moved.length
       ? `${verb === 'unpin' ? 'unpinned' : `moved to ${version}`}: ${result.moved.length} org${result.moved.length > 1 ? 's' : ''}${result.moved.length <= 10 ? ` (${result.moved.join(', ')})` : ''} in one write${result.generation !== undefined ? `, generation ${result.generation}` : ''}${result.unchanged.length ? `; ${result.unchanged.length} already there` : ''}`
       : `nothing to change: ${result.unchanged.length} org${result.unchanged.length === 1 ? ' is' : 's are'} already there`,

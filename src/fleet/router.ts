@@ -217,14 +217,16 @@ export class FleetRouter implements Router {
   }
 
   /**
-   * Stage in every target, then activate at one instant: the slowest staging's round trip (at
-   * least the minimum lead) after the last staging answered, so the activation reaches every
-   * target before its time.
+   * Stage in every target, then activate at one instant after the last staging answered: as
+   * long after it as three of the slowest read round trips, or the staging took, at least the
+   * minimum lead — so the activation, one request, reaches every target before its time.
    */
   private async staged(targets: FleetTarget[], spec: RouteSpec): Promise<ApplyResult> {
+    const readStart = this.clock();
     const before = await this.readAll(targets, 'nothing was staged');
+    const roundTripMs = this.clock() - readStart;
     const generation = Math.max(...[...before.values()].map((l) => l.generation ?? 0)) + 1;
-    const started = this.clock();
+    const stagingStart = this.clock();
     const staged = new Map<string, StagedRoutes>();
     const stages = await this.each(targets, async (t) => {
       const s = await t.router.stage!(this.specOf(t.name, spec), generation);
@@ -238,14 +240,15 @@ export class FleetRouter implements Router {
     const changing = targets.filter((t) => staged.get(t.name)!.changed);
     if (changing.length === 0) return { changed: false, generation: Math.max(...[...before.values()].map((l) => l.generation ?? 0)) };
     const stagedMs = this.clock();
-    const atMs = stagedMs + Math.max(this.options.minActivationLeadMs ?? DEFAULT_MIN_LEAD_MS, 2 * (stagedMs - started));
+    // The activation is one request like the reads, and must not arrive later than a staging took.
+    const atMs = stagedMs + Math.max(this.options.minActivationLeadMs ?? DEFAULT_MIN_LEAD_MS, 3 * roundTripMs, stagedMs - stagingStart);
     this.lastActivation = { generation, atMs, stagedMs };
     const activations = await this.each(changing, (t) => t.router.activate!(staged.get(t.name)!, atMs));
     if (activations.some((o) => !o.ok)) {
       rethrowRefusal(activations);
       throw new FleetWriteError(`${describe(activations, 'activated')}; the write is retried (the targets that activated carry it already)`, activations);
     }
-    return { changed: true, generation };
+    return { changed: true, generation, activatedAt: atMs };
   }
 
   /** Every target's live routing before a write; any unread target fails the write before it starts. */

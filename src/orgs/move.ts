@@ -24,6 +24,8 @@ export interface OrgMoveResult {
   moved: string[];
   unchanged: string[];
   generation?: number;
+  /** A fleet that switched every target at one instant: that instant. */
+  activatedAt?: string;
 }
 
 /** The spec to write for `pins`, given the rollout (if any) in progress. */
@@ -64,7 +66,8 @@ export async function moveOrgs(project: Project, deps: EngineDeps, move: OrgMove
   // The router refuses what it could never carry before anything is recorded (exit 2).
   router.check?.(specFor(project, state, after));
   registry = await commit(project, deps, state, registry, after, move.reason, now(), actor.owner, moved, move.version);
-  return { moved, unchanged: move.orgs.filter((o) => !moved.includes(o)), ...(registry.pins[moved[0]!]?.generation !== undefined ? { generation: registry.pins[moved[0]!]!.generation! } : {}) };
+  const pin = registry.pins[moved[0]!];
+  return { moved, unchanged: move.orgs.filter((o) => !moved.includes(o)), ...(pin?.generation !== undefined ? { generation: pin.generation } : {}), ...(pin?.activatedAt ? { activatedAt: pin.activatedAt } : {}) };
 }
 
 /** Record the intent, write, verify, commit — or put the previous routing back and throw. */
@@ -84,10 +87,13 @@ async function commit(
   const previous = specFor(project, state, pinMap(registry));
   await saveRegistry(project.store, { ...registry, intent: { pins, reason, at, by } });
   let generation: number | undefined;
+  let activatedAt: string | undefined;
   let fence: number | undefined;
   try {
     fence = await deps.fence?.();
-    generation = (await router.apply({ ...specFor(project, state, pins), ...(fence === undefined ? {} : { fence }) })).generation;
+    const applied = await router.apply({ ...specFor(project, state, pins), ...(fence === undefined ? {} : { fence }) });
+    generation = applied.generation;
+    if (applied.activatedAt !== undefined) activatedAt = new Date(applied.activatedAt).toISOString();
   } catch (e) {
     // A router refuses a layout past its limits before writing (exit 2), which is not a failed move.
     if (e instanceof UsageError) {
@@ -114,13 +120,13 @@ async function commit(
   const next: OrgRegistry = { schema: 1, pins: {} };
   for (const [org, v] of Object.entries(pins)) {
     const old = registry.pins[org];
-    next.pins[org] = old && old.version === v ? old : { version: v, since: at, by, ...(generation !== undefined ? { generation } : {}) };
+    next.pins[org] = old && old.version === v ? old : { version: v, since: at, by, ...(generation !== undefined ? { generation } : {}), ...(activatedAt ? { activatedAt } : {}) };
   }
   await project.store.audit.append({
     actor: by,
     action: 'orgs.moved',
     ...(state ? { rolloutId: state.rolloutId } : {}),
-    detail: { orgs: moved, to: version ?? null, generation, reason, pinned: Object.keys(pins).length },
+    detail: { orgs: moved, to: version ?? null, generation, ...(activatedAt ? { activatedAt } : {}), reason, pinned: Object.keys(pins).length },
   });
   await saveRegistry(project.store, next);
   return next;

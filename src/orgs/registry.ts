@@ -13,6 +13,8 @@ export interface OrgPin {
   by: string;
   /** Router generation that made it live. */
   generation?: number;
+  /** Routers that switch at one instant (a fleet): when it went live, by their clocks. */
+  activatedAt?: string;
 }
 
 /** A move in flight: the whole pin map it writes. */

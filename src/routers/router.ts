@@ -77,6 +77,8 @@ export interface StagedRoutes {
 export interface ApplyResult {
   changed: boolean;
   generation?: number;
+  /** Routers that switch at one instant (a fleet that staged the write): that instant, epoch ms. */
+  activatedAt?: number;
   /**
    * Set when the live object had been changed by someone else since the router last wrote it
    * (detected by its resourceVersion or content): what differed. The write was made on the fresh

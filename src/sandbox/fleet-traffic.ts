@@ -44,6 +44,12 @@ export interface MoveVerdict {
   switches: { lo: number; hi: number }[];
   /** Upper bound of the spread of the regions' switch instants: max hi − min lo (ms). */
   skewMs: number;
+  /**
+   * How finely the traffic pinned the switches: the widest region's hi − lo (ms). A bound no
+   * finer than this says nothing below it: when no request reached any region for a while
+   * (a machine starved of CPU), the skew is not measured, only bounded loosely.
+   */
+  resolutionMs: number;
 }
 
 /** Epoch ms with the precision of performance.now(). */
@@ -163,6 +169,7 @@ export function judgeMoves(moves: FleetMove[], answers: FleetAnswer[], regions: 
       covered: new Set(checked.map((a) => a.org)).size,
       switches,
       skewMs: Math.max(...switches.map((s) => s.hi)) - Math.min(...switches.map((s) => s.lo)),
+      resolutionMs: Math.max(...switches.map((s) => s.hi - s.lo)),
     };
   });
 }

@@ -65,10 +65,11 @@ async function start(): Promise<TestCluster> {
       await delay(200);
     }
   }
-  return connect(dir);
+  return connectCluster(dir);
 }
 
-function connect(dir: string): TestCluster {
+/** Admin access to the cluster `scripts/test-cluster up DIR` started in `dir`. */
+export function connectCluster(dir: string): TestCluster {
   const server = readFileSync(join(dir, 'server'), 'utf8').trim();
   const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
   const ca = join(dir, 'pki', 'apiserver.crt');

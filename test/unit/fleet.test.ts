@@ -226,7 +226,7 @@ describe('fleet router and engine', () => {
     b.failStage = false;
     now = 2_000;
     const result = await staged.apply({ weights: { v1: 100 }, orgs: { 'st-marys': 'v2' } });
-    expect(result).toEqual({ changed: true, generation: 10 });
+    expect(result).toEqual({ changed: true, generation: 10, activatedAt: 2_050 });
     expect([a.live.generation, b.live.generation]).toEqual([10, 10]);
     expect(a.activatedAt).toEqual([2_050]);
     expect(b.activatedAt).toEqual([2_050]);
