@@ -6,7 +6,7 @@ import { confirm } from '../src/cli/confirm.js';
 import { openProject, type Io } from '../src/cli/context.js';
 import { requestOfDriver } from '../src/cli/requests.js';
 import { driveInTerminal, type ConsoleOptions } from '../src/cli/tui.js';
-import { promoteNow, startRollout } from '../src/engine/machine.js';
+import { promoteNow, retireWorkload, startRollout } from '../src/engine/machine.js';
 import type { Traffic } from '../src/engine/plan.js';
 import { isTerminal, servingVersion, type RolloutState } from '../src/engine/state.js';
 import { ExitCode, OperationError, UsageError } from '../src/errors.js';
@@ -93,6 +93,10 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
   return driveInTerminal(project, io, opts, async (state: RolloutState | undefined, deps) => {
     const stillActive = state && !isTerminal(state) ? state : undefined;
     if (!stillActive) {
+      // The last rollout's workload must be tidied first (a consumer or a CronJob left on its candidate).
+      if (state?.retiring && (await retireWorkload(state, deps)).retiring) {
+        throw new OperationError(`the workload of the last rollout (${state.phase.replace('_', ' ')}) could not be tidied; no new rollout starts on it`, 'fix what the error above names, then `deploy resume`');
+      }
       const stable = state ? servingVersion(state) : config.stable;
       const plan = planFor(config, project.dir);
       const started = await startRollout({ service: config.service, stable, candidate: to, plan: traffic ? { ...plan, traffic } : plan }, deps);

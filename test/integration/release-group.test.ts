@@ -580,7 +580,8 @@ describe('SIGKILL during a group’s steps and its promotion', () => {
     let candidate = 'v2';
     for (let kill = 1; kill <= KILLS; kill++) {
       const s = await status();
-      const over = ['promoted', 'rolled_back', 'aborted', 'none'].includes(s.phase) && !s.retiring;
+      // A rollout over with its workload not yet tidied is finished by resume, or by the next promote.
+      const over = ['promoted', 'rolled_back', 'aborted', 'none'].includes(s.phase) && !(s.retiring && kill % 2 === 1);
       if (over && s.phase === 'promoted') candidate = candidate === 'v2' ? 'v1' : 'v2';
       const args = over ? ['promote', '--to', candidate, '-o', 'json'] : ['resume', '-o', 'json'];
       const child = p.deploy(args);

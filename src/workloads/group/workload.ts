@@ -97,6 +97,7 @@ async function inReverse(order: readonly Member[], act: (m: Member) => Promise<v
       errors.push(`${member.name}: ${(e as Error).message}`);
     }
   }
-  if (errors.length === 1) throw new OperationError(errors[0]!, 'fix it, then `deploy resume` finishes the rollback');
-  if (errors.length > 1) throw new OperationError(`${errors.length} members could not be put back: ${errors.join('; ')}`, 'fix them, then `deploy resume` finishes the rollback');
+  const hint = 'fix what it names, then `deploy resume` finishes tidying the group';
+  if (errors.length === 1) throw new OperationError(errors[0]!, hint);
+  if (errors.length > 1) throw new OperationError(`${errors.length} members failed: ${errors.join('; ')}`, hint);
 }
