@@ -15,6 +15,7 @@ import { IngressNginxRouter } from '../../src/routers/ingress-nginx/router.js';
 import type { RouteSpec } from '../../src/routers/router.js';
 import { startBackendNetwork, type Backend, type BackendNetwork } from '../helpers/backend-netns.js';
 import { testCluster, type TestCluster } from '../helpers/cluster.js';
+import { endpointsFor, serviceFor, serviceOnly } from '../helpers/kube-backends.js';
 import { waitFor } from '../helpers/sandbox.js';
 import { startTraefik, type Traefik } from '../helpers/traefik.js';
 import { expectShare, load, send } from '../helpers/traffic.js';
@@ -61,6 +62,8 @@ async function expectSplit(p: number, headers: Headers, n = 2_000): Promise<void
   expect(tally.failures).toEqual([]);
   expect((tally.byVersion.v1 ?? 0) + (tally.byVersion.v2 ?? 0), JSON.stringify(tally.byVersion)).toBe(n);
   expectShare(tally.byVersion.v2 ?? 0, n, p);
+  const { host, ...rest } = headers;
+  console.log(`${host}${Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : ''}: ${tally.byVersion.v2 ?? 0} of ${n} on v2 (${(((tally.byVersion.v2 ?? 0) / n) * 100).toFixed(2)}%, expected ${+(p * 100).toFixed(4)}%), none failed`);
 }
 
 /** 400 requests (8 clients), every one answered by `version`. */
@@ -68,29 +71,6 @@ async function expectPinned(version: string, headers: Headers): Promise<void> {
   const tally = await send(`${traefik.url}/`, 400, headers, 8);
   expect(tally.failures).toEqual([]);
   expect(tally.byVersion, `versions that answered ${JSON.stringify(headers)}`).toEqual({ [version]: 400 });
-}
-
-/** A Service `name` without selector, and an EndpointSlice naming `backend` as its one endpoint. */
-async function serviceFor(ns: string, name: string, backend: Backend): Promise<void> {
-  await serviceOnly(ns, name, backend);
-  await endpointsFor(ns, name, backend);
-}
-
-/** A Service `name` without selector, to `backend`'s port, and no EndpointSlice yet. */
-async function serviceOnly(ns: string, name: string, backend: Backend): Promise<void> {
-  await cluster.api('POST', `/api/v1/namespaces/${ns}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { ports: [{ name: 'http', port: 80, targetPort: backend.port }] } });
-}
-
-/** The EndpointSlice of Service `name`, naming `backend` as its one endpoint. */
-async function endpointsFor(ns: string, name: string, backend: Backend): Promise<void> {
-  await cluster.api('POST', `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, labels: { 'kubernetes.io/service-name': name, 'endpointslice.kubernetes.io/managed-by': 'cutover-test' } },
-    addressType: 'IPv4',
-    endpoints: [{ addresses: [backend.address], conditions: { ready: true, serving: true } }],
-    ports: [{ name: 'http', port: backend.port, protocol: 'TCP' }],
-  });
 }
 
 /**
@@ -101,9 +81,9 @@ async function endpointsFor(ns: string, name: string, backend: Backend): Promise
 async function namespaceWithBackends(prefix: string, others: Record<string, Backend> = {}): Promise<{ ns: string; at: (headers?: Headers) => Headers }> {
   const ns = await cluster.namespace(prefix);
   used.push(ns);
-  for (const [name, backend] of Object.entries(others)) await serviceFor(ns, name, backend);
-  await serviceFor(ns, 'patient-api-canary', backends.v2!);
-  await serviceFor(ns, 'patient-api', backends.v1!);
+  for (const [name, backend] of Object.entries(others)) await serviceFor(cluster, ns, name, backend);
+  await serviceFor(cluster, ns, 'patient-api-canary', backends.v2!);
+  await serviceFor(cluster, ns, 'patient-api', backends.v1!);
   return { ns, at: (headers = {}) => ({ host: `${ns}.test`, ...headers }) };
 }
 
@@ -146,8 +126,8 @@ type Condition = { type: string; status: string; reason?: string; message?: stri
 async function unresolvedFixture(prefix: string) {
   const ns = await cluster.namespace(prefix);
   used.push(ns);
-  await serviceOnly(ns, 'patient-api-canary', backends.v2!);
-  await serviceFor(ns, 'patient-api', backends.v1!);
+  await serviceOnly(cluster, ns, 'patient-api-canary', backends.v2!);
+  await serviceFor(cluster, ns, 'patient-api', backends.v1!);
   const host = `${ns}.test`;
   const kube = await connectKube({ kubeconfig: cluster.kubeconfig, namespace: ns });
   const routerFor = (acceptTimeoutMs: number) =>
@@ -248,7 +228,7 @@ describe('gateway-api router through Traefik', () => {
       ResolvedRefs: { status: 'False', reason: 'BackendNotFound', message: `Cannot load HTTPBackendRef ${ns}/patient-api-canary: endpointslices not found` },
     });
     expect(outcome, 'the apply still waits').toBeUndefined();
-    await endpointsFor(ns, 'patient-api-canary', backends.v2!);
+    await endpointsFor(cluster, ns, 'patient-api-canary', backends.v2!);
     await applying;
     expect(outcome).toEqual({ result: { changed: true, generation: 2 } });
     // It returned because Traefik resolved the ref, well before the timeout.
