@@ -373,7 +373,7 @@ state: ${state}
     const out = join(file, '..', 'audit-archive.jsonl');
     const run = await runCli(['history', '-f', file, '--archive', out]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/is local: it has no size bound, so there is nothing to archive/);
+    expect(run.stderr).toMatch(/has no size bound, so there is nothing to archive/);
     expect(existsSync(out)).toBe(false);
   });
 });
