@@ -3,6 +3,7 @@ import { chosenProviders } from '../src/providers/chosen.js';
 import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
 import type { Config } from '../src/config/schema.js';
 import { formatDuration } from '../src/config/units.js';
+import { formatShares } from '../src/ui/plain.js';
 import type { StepMargin } from '../src/gates/runner.js';
 import { metricsSources } from '../src/providers/registry.js';
 import { planFor } from '../strategies/index.js';
@@ -37,7 +38,7 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
   const routerLimit = chosenProviders(config).router.planNote?.(config.router, config);
   const short = margins.filter((m) => m.requestsExpected !== undefined && m.requestsExpected < m.requestsNeeded);
   const lines = plan.steps.map((s) => {
-    const head = `  ${String(s.index + 1).padStart(2)}. ${s.orgs ? `${String(s.orgs.length).padStart(5)} orgs${s.weight === 100 ? ' and all traffic' : ''}` : `${String(s.weight).padStart(5)}%`}  hold ${s.holdMs ? formatDuration(s.holdMs) : '-'}${s.gates.length ? `  gates ${s.gates.join(', ')}` : ''}${s.pause ? '  then pause for `deploy promote`' : ''}`;
+    const head = `  ${String(s.index + 1).padStart(2)}. ${s.orgs ? `${String(s.orgs.length).padStart(5)} orgs${s.weight === 100 ? ' and all traffic' : ''}` : s.targets ? formatShares(s.targets) : `${String(s.weight).padStart(5)}%`}  hold ${s.holdMs ? formatDuration(s.holdMs) : '-'}${s.gates.length ? `  gates ${s.gates.join(', ')}` : ''}${s.pause ? '  then pause for `deploy promote`' : ''}`;
     const notes = margins
       .filter((m) => m.step === s.index)
       .map((m) => `        ${m.gate}: rules out +${points(m.margin)} points${m.written ? ' (as written)' : ''}, ~${count(m.requestsNeeded)} candidate requests needed${m.requestsExpected !== undefined ? `, ~${count(m.requestsExpected)} expected by the hold's end` : ''}`);

@@ -17,6 +17,11 @@ export function formatWeights(weights: Weights): string {
     .join(' · ');
 }
 
+/** A fleet in waves: the candidate's share in each target, `eu 100% · us 5%`. */
+export function formatShares(targets: Record<string, number>): string {
+  return Object.entries(targets).map(([t, w]) => `${t} ${w}%`).join(' · ');
+}
+
 /** The step ladder, current step in brackets: `1 → [5] → 25 → 50 → 100`. */
 export function formatLadder(state: Pick<RolloutState, 'plan' | 'step'>): string {
   return state.plan.steps.map((s) => (s.index === state.step ? `[${s.weight}]` : String(s.weight))).join(' → ');
@@ -51,7 +56,7 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
     case 'started':
       return `${c.bold(e.service)}: rolling out ${c.cyan(e.candidate)} over ${e.stable} in ${e.steps.length} steps: ${e.steps.map((s) => `${s.weight}%`).join(' → ')}`;
     case 'step':
-      return `${clock(e.at)} step ${e.step + 1}/${e.steps} ${c.cyan(e.orgs !== undefined ? `${e.orgs} orgs` : `${String(e.weight).padStart(3)}%`)}  ${formatWeights(e.weights)}${e.generation !== undefined ? c.dim(` (generation ${e.generation})`) : ''}${e.holdMs ? `, hold ${formatDuration(e.holdMs)} until ${clock(e.holdUntil)}` : ''}`;
+      return `${clock(e.at)} step ${e.step + 1}/${e.steps} ${c.cyan(e.orgs !== undefined ? `${e.orgs} orgs` : e.targets ? formatShares(e.targets) : `${String(e.weight).padStart(3)}%`)}  ${formatWeights(e.weights)}${e.generation !== undefined ? c.dim(` (generation ${e.generation})`) : ''}${e.holdMs ? `, hold ${formatDuration(e.holdMs)} until ${clock(e.holdUntil)}` : ''}`;
     case 'weights':
       return undefined; // shown as part of the step or rollback line
     case 'hold':
