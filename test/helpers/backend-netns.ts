@@ -20,6 +20,7 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import type { SampleFault } from '../../src/sandbox/sample-service.js';
 import { spawnServer, type ServerProcess } from '../../src/sandbox/server-process.js';
 import { waitFor } from './sandbox.js';
 
@@ -32,6 +33,8 @@ export interface Backend {
   /** The namespace-side address, as written into EndpointSlices. */
   address: string;
   port: number;
+  /** Change its injected faults (src/sandbox/sample-service.ts), through a control port of its own. */
+  setFault(fault: SampleFault): Promise<void>;
 }
 
 /** The network namespace and the backends in it. */
@@ -49,12 +52,28 @@ export interface BackendNetwork {
 /**
  * The sample service run inside the namespace: node loads the TypeScript source directly
  * (type stripping), prints its port, and exits when the test process that started it is gone.
+ * Its faults are set over a second port (a JSON SampleFault POSTed to it), so the service's own
+ * port serves nothing but the application's requests.
  */
 const CHILD = `
 const [version, host, parent] = process.argv.slice(1);
 const { startSampleService } = await import(${JSON.stringify(SAMPLE_SERVICE)});
+const { createServer } = await import('node:http');
 const service = await startSampleService({ version, host });
-console.log(JSON.stringify({ port: service.port }));
+const control = createServer((req, res) => {
+  let body = '';
+  req.on('data', (chunk) => (body += chunk));
+  req.on('end', () => {
+    try {
+      service.setFault(JSON.parse(body));
+      res.end('ok');
+    } catch (e) {
+      res.writeHead(400).end(String(e));
+    }
+  });
+});
+await new Promise((listening) => control.listen(0, host, listening));
+console.log(JSON.stringify({ port: service.port, control: control.address().port }));
 setInterval(() => { if (String(process.ppid) !== parent) process.exit(0); }, 500).unref();
 process.on('SIGTERM', () => service.stop().finally(() => process.exit(0)));
 `;
@@ -106,12 +125,18 @@ export async function startBackendNetwork(): Promise<BackendNetwork> {
       const child = spawnServer('ip', ['netns', 'exec', name, process.execPath, '--experimental-strip-types', '--disable-warning=ExperimentalWarning', '--input-type=module', '-e', CHILD, version, inside, String(process.pid)]);
       backends.push(child);
       let port = 0;
+      let control = 0;
       await waitFor(`the ${version} backend to listen in namespace ${name}`, () => {
         if (child.result()) throw new Error(`the ${version} backend exited: ${child.output()}`);
-        port = Number(/\{"port":(\d+)\}/.exec(child.output())?.[1] ?? 0);
+        const ports = /\{"port":(\d+),"control":(\d+)\}/.exec(child.output());
+        [port, control] = [Number(ports?.[1] ?? 0), Number(ports?.[2] ?? 0)];
         return port > 0;
       }, 15_000);
-      return { version, address: inside, port };
+      const setFault = async (fault: SampleFault) => {
+        const answer = await fetch(`http://${inside}:${control}/`, { method: 'POST', body: JSON.stringify(fault) });
+        if (!answer.ok) throw new Error(`the ${version} backend refused fault ${JSON.stringify(fault)}: ${await answer.text()}`);
+      };
+      return { version, address: inside, port, setFault };
     },
     async stop() {
       await Promise.all(backends.map((b) => b.stop(5_000)));

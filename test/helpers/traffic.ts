@@ -38,15 +38,21 @@ function get(url: string, agent: Agent, headers: Record<string, string>, tally: 
 }
 
 /**
- * `clients` keep-alive clients sending GETs with `headers` back to back, until `count` were sent
- * or `stop()` is called.
+ * `clients` keep-alive clients sending GETs with `headers` back to back (or, with `ratePerSecond`,
+ * about that many in all), until `count` were sent or `stop()` is called.
  */
-export function load(url: string, { headers = {}, clients = 32, count = Infinity }: { headers?: Record<string, string>; clients?: number; count?: number } = {}) {
+export function load(url: string, { headers = {}, clients = 32, count = Infinity, ratePerSecond }: { headers?: Record<string, string>; clients?: number; count?: number; ratePerSecond?: number } = {}) {
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const tally: Tally = { sent: 0, byVersion: {}, failures: [] };
+  const gapMs = ratePerSecond ? (1000 * clients) / ratePerSecond : 0;
   let stopped = false;
   const client = async () => {
-    while (!stopped && tally.sent < count) await get(url, agent, headers, tally);
+    while (!stopped && tally.sent < count) {
+      const started = performance.now();
+      await get(url, agent, headers, tally);
+      const rest = gapMs - (performance.now() - started);
+      if (rest > 0 && !stopped) await new Promise((r) => setTimeout(r, rest));
+    }
   };
   const done = Promise.all(Array.from({ length: clients }, client)).then(() => {
     agent.destroy();

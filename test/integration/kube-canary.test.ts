@@ -1,19 +1,24 @@
 /**
  * Whole rollouts through the CLI on the real control plane: the kubernetes workload (Deployments
  * made Ready by kwok), the gateway-api router (an HTTPRoute), state and lock in the cluster (a
- * ConfigMap and a Lease). Gates read a real Prometheus scraping real sample services.
+ * ConfigMap and a Lease). The rollout with a gate failure runs with real traffic: Traefik serves
+ * the HTTPRoute (test/helpers/traefik.ts), the Services' endpoints are sample services in a
+ * network namespace standing in for the kwok pods (test/helpers/backend-netns.ts), and the gate
+ * reads a real Prometheus scraping those services, so it judges the requests the route sent them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { startLoad, type LoadGenerator } from '../../src/sandbox/load.js';
 import { startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
-import { startSampleService, type SampleService } from '../../src/sandbox/sample-service.js';
 import type { DeploymentObject } from '../../src/workloads/kubernetes/deployment-spec.js';
+import { startBackendNetwork, type Backend, type BackendNetwork } from '../helpers/backend-netns.js';
 import { testCluster, type TestCluster } from '../helpers/cluster.js';
+import { serviceFor } from '../helpers/kube-backends.js';
 import { DEPLOY, followEvents, jsonLines, waitFor } from '../helpers/sandbox.js';
+import { startTraefik, type Traefik } from '../helpers/traefik.js';
+import { expectShare, load, send } from '../helpers/traffic.js';
 
 let cluster: TestCluster;
 
@@ -26,8 +31,12 @@ interface HttpRoute {
   spec: { hostnames?: string[]; rules: { matches?: unknown[]; backendRefs?: { name: string; weight?: number }[] }[] };
 }
 
-/** A namespace with Deployment api (4 replicas of v1) and Service api, and a deploy.yaml for it. */
-async function project(opts: { steps?: string; gates?: string; kubeconfig?: string; lease?: string; namespace?: string; deployment?: string } = {}) {
+/**
+ * A namespace with Deployment api (4 replicas of v1) and Service api, and a deploy.yaml for it.
+ * With `backends`, Services api and api-canary have no selector and their endpoints are those
+ * backends (the kwok pods serve nothing); `router` replaces the router section, given the namespace.
+ */
+async function project(opts: { steps?: string; gates?: string; kubeconfig?: string; lease?: string; namespace?: string; deployment?: string; backends?: { stable: Backend; canary: Backend }; router?: (ns: string) => string } = {}) {
   const ns = await cluster.namespace('canary');
   await cluster.api('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, {
     apiVersion: 'apps/v1',
@@ -42,12 +51,17 @@ async function project(opts: { steps?: string; gates?: string; kubeconfig?: stri
       },
     },
   });
-  await cluster.api('POST', `/api/v1/namespaces/${ns}/services`, {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: 'api' },
-    spec: { selector: { app: 'api' }, ports: [{ port: 80, targetPort: 8080 }] },
-  });
+  if (opts.backends) {
+    await serviceFor(cluster, ns, 'api-canary', opts.backends.canary);
+    await serviceFor(cluster, ns, 'api', opts.backends.stable);
+  } else {
+    await cluster.api('POST', `/api/v1/namespaces/${ns}/services`, {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'api' },
+      spec: { selector: { app: 'api' }, ports: [{ port: 80, targetPort: 8080 }] },
+    });
+  }
   const dir = mkdtempSync(join(tmpdir(), 'cutover-kube-'));
   const file = join(dir, 'deploy.yaml');
   writeFileSync(
@@ -64,11 +78,7 @@ workload:
   type: kubernetes
   deployment: ${opts.deployment ?? 'api'}
   progressDeadline: 60s
-router:
-  type: gateway-api
-  httpRoute: api
-  service: api
-  parentRefs: [{ name: public-gateway }]
+${opts.router?.(ns) ?? 'router:\n  type: gateway-api\n  httpRoute: api\n  service: api\n  parentRefs: [{ name: public-gateway }]'}
 state:
   type: kubernetes
   lease: ${opts.lease ?? '2s'}
@@ -143,50 +153,122 @@ describe('a canary on Kubernetes', () => {
   }, 120_000);
 });
 
-describe('a gate failure on Kubernetes', () => {
-  let v1: SampleService;
-  let v2: SampleService;
-  let prometheus: PrometheusProcess;
-  let loads: LoadGenerator[];
+describe('a gate failure on Kubernetes, with real traffic through Traefik', () => {
+  let network: BackendNetwork | undefined;
+  let traefik: Traefik | undefined;
+  let prometheus: PrometheusProcess | undefined;
+  const backends: Record<string, Backend> = {};
 
   beforeAll(async () => {
-    v1 = await startSampleService({ version: 'v1' });
-    v2 = await startSampleService({ version: 'v2' });
+    network = await startBackendNetwork();
+    for (const b of await Promise.all(['v1', 'v2'].map((v) => network!.start(v)))) backends[b.version] = b;
+    traefik = await startTraefik(cluster);
     prometheus = await startPrometheus({
       dataDir: mkdtempSync(join(tmpdir(), 'cutover-kube-prom-')),
       scrapeIntervalMs: 1000,
-      scrapeTargets: [{ job: 'api', targets: [`127.0.0.1:${v1.port}`, `127.0.0.1:${v2.port}`] }],
+      scrapeTargets: [{ job: 'api', targets: Object.values(backends).map((b) => `${b.address}:${b.port}`) }],
     });
-    loads = [startLoad(v1.url, { ratePerSecond: 100 }), startLoad(v2.url, { ratePerSecond: 100 })];
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
-    await Promise.all(loads.map((l) => l.stop()));
     await prometheus?.stop();
-    await Promise.all([v1?.stop(), v2?.stop()]);
+    await traefik?.stop();
+    await network?.stop();
   });
 
-  it('rolls back by itself: traffic to stable first, then the canary scaled down', async () => {
+  it('rolls back by itself: traffic to stable first, then the canary scaled down; no request through Traefik fails, and all land on stable after', async () => {
+    const { parentRef } = traefik!;
     const p = await project({
-      gates: `prometheus: { url: "${prometheus.url}" }\ngates:\n  - { name: errors, type: errorRate, maxIncrease: 5% }\n`,
-      steps: '      - { weight: 5, hold: 2s }\n      - { weight: 50, hold: 60s }\n      - { weight: 100, hold: 2s }',
+      // A slow canary fails the gate while every request still succeeds, so any failed request is the data plane's.
+      gates: `prometheus: { url: "${prometheus!.url}" }\ngates:\n  - { name: latency, type: latencyP99, max: 250ms, minRequests: 50 }\n`,
+      steps: '      - { weight: 5, hold: 6s }\n      - { weight: 50, hold: 60s }\n      - { weight: 100, hold: 2s }',
+      backends: { stable: backends.v1!, canary: backends.v2! },
+      router: (ns) => `router:\n  type: gateway-api\n  httpRoute: api\n  service: api\n  parentRefs: [{ name: ${parentRef.name}, namespace: ${parentRef.namespace} }]\n  hostnames: ["${ns}.test"]`,
     });
+    const host = `${p.ns}.test`;
+    // The route as the team had it before Cutover: all of the host to Service api. Cutover takes it over.
+    await cluster.api('POST', `/apis/gateway.networking.k8s.io/v1/namespaces/${p.ns}/httproutes`, {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'api' },
+      spec: { parentRefs: [parentRef], hostnames: [host], rules: [{ backendRefs: [{ name: 'api', port: 80 }] }] },
+    });
+    await waitFor('Traefik to serve the route', async () => (await send(`${traefik!.url}/`, 1, { host }, 1)).byVersion.v1 === 1);
+
+    const traffic = load(`${traefik!.url}/`, { headers: { host }, clients: 8, ratePerSecond: 200 });
     const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
     const events = followEvents(run);
-    await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 60_000);
+    // What the load had seen at each step, at the fault and at the rollback, to tell the windows
+    // apart. A step's event comes once its write is live, so the requests just before it were
+    // already split the new way: a step's share is judged on its first requests only.
+    const marks: { label: string; byVersion: Record<string, number> }[] = [];
+    const mark = (label: string) => marks.push({ label, byVersion: { ...traffic.tally.byVersion } });
+    let finished = false;
+    let marked = 0;
+    void run.then(() => (finished = true));
+    const watcher = (async () => {
+      while (!finished) {
+        const seen = events().filter((e) => e.event === 'step' || e.event === 'rollback');
+        for (const e of seen.slice(marked)) mark(e.event === 'step' ? `step ${Number(e.step) + 1} (${e.weight}%)` : 'rollback');
+        marked = seen.length;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const requestsAfter = async (label: string, n: number) => {
+      await waitFor(label, () => marks.some((m) => m.label === label), 90_000);
+      const at = traffic.tally.sent;
+      await waitFor(`${n} requests at ${label}`, () => traffic.tally.sent >= at + n, 30_000);
+    };
+    // The 5% step holds 6 s: at most 200 req/s, its first 800 requests are all sent within it.
+    await requestsAfter('step 1 (5%)', 800);
+    mark('step 1, the rest');
+    await requestsAfter('step 2 (50%)', 1_000);
     expect((await p.deployment('api-canary')).status?.readyReplicas).toBe(2);
-    v2.setFault({ errorRate: 0.5 });
+    // Then v2 turns slow.
+    mark('step 2, v2 slow');
+    await backends.v2!.setFault({ latencyMs: 400 });
     const result = await run;
-    v2.setFault({ errorRate: 0 });
+    await watcher;
+    const during = await traffic.stop();
+    await backends.v2!.setFault({ latencyMs: 0 });
+
     expect(result.exitCode, result.stderr).toBe(3);
     const rollback = events().find((e) => e.event === 'rollback')!;
-    expect(rollback.reason).toMatch(/^gate errors failed: /);
+    expect(rollback.reason).toMatch(/^gate latency failed: v2 P99 [\d.]+ms > 250ms/);
+    expect(during.failures, 'requests that failed during the steps and the rollback').toEqual([]);
     expect(shares(await p.weights()).api).toBe(100);
     expect((await p.deployment('api-canary')).spec.replicas).toBe(0);
     expect((await p.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:1.0');
     const actions = jsonLines((await p.deploy(['history', '-o', 'json'])).stdout).filter((e) => e.event === 'audit').map((e) => e.action);
     expect(actions.slice(-2)).toEqual(['rollout.rolled_back', 'workload.retired']);
-  }, 120_000);
+
+    // The load's answers by version between one mark and the next (an answer counts when it arrives).
+    marks.push({ label: 'end', byVersion: { ...during.byVersion } });
+    const windows = marks.slice(0, -1).map((m, i) => {
+      const next = marks[i + 1]!.byVersion;
+      const [v1, v2] = ['v1', 'v2'].map((v) => (next[v] ?? 0) - (m.byVersion[v] ?? 0)) as [number, number];
+      return { label: m.label, v1, v2 };
+    });
+    expect(windows.map((w) => w.label)).toEqual(['step 1 (5%)', 'step 1, the rest', 'step 2 (50%)', 'step 2, v2 slow', 'rollback']);
+    expectShare(windows[0]!.v2, windows[0]!.v1 + windows[0]!.v2, 0.05);
+    expectShare(windows[2]!.v2, windows[2]!.v1 + windows[2]!.v2, 0.5);
+
+    // Once Traefik serves the rollback, every request lands on stable.
+    const stableServer = `${backends.v1!.address}:${backends.v1!.port}`;
+    const canaryWeighted = new RegExp(`${backends.v2!.address.replaceAll('.', '\\.')}:${backends.v2!.port} ×[1-9]`);
+    await waitFor('Traefik to serve the rollback', async () => {
+      const routing = await traefik!.routing(p.ns);
+      return routing.includes(stableServer) && !canaryWeighted.test(routing);
+    });
+    const after = await send(`${traefik!.url}/`, 2_000, { host });
+    expect(after.failures).toEqual([]);
+    expect(after.byVersion).toEqual({ v1: 2_000 });
+    console.log(
+      `kube canary through Traefik: ${during.sent} requests during the steps and the rollback, ${during.failures.length} failed; ` +
+        windows.map((w) => `${w.label}: ${w.v2} of ${w.v1 + w.v2} on v2 (${((100 * w.v2) / Math.max(1, w.v1 + w.v2)).toFixed(2)}%)`).join('; ') +
+        `; after the rollback ${after.byVersion.v1 ?? 0} of 2,000 on v1, ${after.failures.length} failed`,
+    );
+  }, 180_000);
 });
 
 describe('drivers sharing the cluster', () => {
