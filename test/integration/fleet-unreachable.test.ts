@@ -2,7 +2,7 @@
  * One region's nginx stopped in the middle of a step, on a fleet of three driven by the CLI: the
  * fleet holds (no region moves past the step), then rolls back the regions that answer; the
  * stopped one owes the rollback, `deploy status` says so, and the rollback is applied when it
- * returns — by the driver still retrying, or by `deploy resume` after the driver gave up.
+ * returns — by the driver still retrying, or by `deploy resume --target` after the driver gave up.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { sameWeights } from '../../src/routers/router.js';
@@ -33,7 +33,7 @@ describe('a region unreachable mid-step', () => {
     fleet = undefined;
   });
 
-  it('holds, rolls back the others after the timeout, shows the owed rollback, and `deploy resume` applies it once the region is back', async () => {
+  it('holds, rolls back the others after the timeout, shows the owed rollback, and `deploy resume --target eu` applies it once the region is back', async () => {
     fleet = await startFleetSandbox({ regions: ['eu', 'us', 'ap'], fleet: '  unreachableTimeout: 3s', steps: STEPS });
     const [eu] = fleet.regions;
     const run = fleet.deploy(['promote', '--to', 'v2', '-o', 'json']);
@@ -58,13 +58,16 @@ describe('a region unreachable mid-step', () => {
     expect(status.phase).toBe('failed');
     expect(status.intent).toMatchObject({ to: 'rolled_back', reason: expect.stringMatching(/^gate reachable@eu failed: eu's router has not answered for \ds/) });
     expect(status.fleet.map((t) => [t.target, t.error !== undefined, t.owes !== undefined])).toEqual([['eu', true, true], ['us', false, false], ['ap', false, false]]);
+    const one = jsonLines((await fleet.deploy(['status', '--target', 'us', '-o', 'json'])).stdout)[0] as { fleet: { target: string }[] };
+    expect(one.fleet.map((t) => t.target)).toEqual(['us']);
     const text = (await fleet.deploy(['status'])).stdout;
     expect(text).toMatch(/target {4}eu {2}unreachable: .* — owes rolled back \(v1 100%\) recorded at .*; `deploy resume` applies it once it answers/);
 
     // eu comes back on the table it last had (step 1), still owing the rollback.
     await eu!.startNginx();
     expect(sameWeights((await eu!.router.read()).weights, { v1: 80, v2: 20 })).toBe(true);
-    const resume = await fleet.deploy(['resume', '-o', 'json']);
+    // A repair of eu alone: us and ap already carry the rollback, so they are only read.
+    const resume = await fleet.deploy(['resume', '--target', 'eu', '-o', 'json']);
     expect(resume.exitCode, resume.stderr).toBe(3);
     expect(jsonLines(resume.stdout).find((e) => e.event === 'rollback')).toMatchObject({ cause: 'gate', weights: { v1: 100 } });
     for (const r of fleet.regions) expect(await sample(r.listen, 200, 8), r.name).toEqual({ byVersion: { v1: 200 }, failed: 0 });
