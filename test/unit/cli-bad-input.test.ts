@@ -282,6 +282,31 @@ describe('in a GitHub Actions step', () => {
   });
 });
 
+describe('GitLab CI', () => {
+  it("the README's job: JSON lines, then the Markdown and HTML reports as artifacts, after a rollback too", async () => {
+    const dir = tempDir();
+    const file = join(dir, 'deploy.yaml');
+    writeFileSync(file, CONFIG.replace('hold: 1s', 'hold: 10m'));
+    const env = { GITLAB_CI: 'true', CI_COMMIT_SHORT_SHA: 'v2' };
+    const { main } = await import('../../src/cli/main.js');
+    const { PassThrough, Writable } = await import('node:stream');
+    const sink = () => Object.assign(new Writable({ write(c, _e, done) { (this as unknown as { text: string }).text += String(c); done(); } }), { text: '' });
+    const out = sink();
+    const driving = main(['promote', '--to', env.CI_COMMIT_SHORT_SHA, '--yes', '--output', 'json', '-f', file], { stdout: out, stderr: sink(), env: { CI: 'true', ...env } }, new PassThrough());
+    await waitFor('the first step', () => out.text.includes('"event":"step"'));
+    expect((await runCli(['abort', '--reason', 'lab results wrong', '-f', file])).code).toBe(0);
+    expect(await driving).toBe(3);
+    writeFileSync(join(dir, 'rollout.jsonl'), out.text);
+    const md = await runCli(['report', '--format', 'markdown', '--out', join(dir, 'rollout.md'), '-f', file], env);
+    const html = await runCli(['report', '--out', join(dir, 'rollout.html'), '-f', file], env);
+    expect([md.code, html.code], md.stderr + html.stderr).toEqual([0, 0]);
+    const events = readFileSync(join(dir, 'rollout.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.at(-1)).toMatchObject({ event: 'done', phase: 'aborted', exitCode: 3 });
+    expect(readFileSync(join(dir, 'rollout.md'), 'utf8')).toMatch(/aborted[\s\S]*lab results wrong/);
+    expect(readFileSync(join(dir, 'rollout.html'), 'utf8')).toMatch(/^<!doctype html>/i);
+  });
+});
+
 describe('help', () => {
   it('every command shows the global options and the exit codes', async () => {
     for (const args of [['--help'], ['promote', '--help'], ['abort', '--help'], ['orgs', 'move', '--help'], ['router', 'rotate-secret', '--help']]) {
