@@ -100,14 +100,14 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
       // then a forward write is rolled back (the targets that answer go back to stable) and a
       // rollback stays recorded, owed, for the next command. Without one, a few attempts.
       const timeoutMs = state.plan.writeTimeoutMs;
-      const pastDeadline = timeoutMs !== undefined && state.intent !== undefined && deps.clock() - Date.parse(state.intent.at) >= timeoutMs;
+      const age = state.intent !== undefined ? deps.clock() - Date.parse(state.intent.at) : 0;
       const forward = state.intent?.to === 'holding' || state.intent?.to === 'promoted';
-      if (pastDeadline && forward) {
+      // A rollback that cannot even be recorded (no target answers a read) is tried for one more
+      // timeout, then the driver stops like any other: the forward intent stays for the next command.
+      const giveUp = timeoutMs !== undefined && state.intent !== undefined ? age >= (forward ? 2 * timeoutMs : timeoutMs) : attempts >= maxAttempts;
+      if (timeoutMs !== undefined && forward && age >= timeoutMs && !giveUp) {
         rollBack = `a write did not complete within ${Math.round(timeoutMs / 1000)}s: ${(e as Error).message}`;
-        emit(deps, state, { event: 'error', message: (e as Error).message, retrying: true });
-        continue;
       }
-      const giveUp = timeoutMs !== undefined && state.intent !== undefined ? pastDeadline : attempts >= maxAttempts;
       emit(deps, state, { event: 'error', message: (e as Error).message, retrying: !giveUp });
       if (giveUp) {
         await deps.store.audit.append({ actor: deps.actor.owner, action: 'rollout.failed', rolloutId: state.rolloutId, detail: { error: (e as Error).message, intent: state.intent } });
