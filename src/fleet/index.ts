@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { duration } from '../config/fields.js';
 import type { RouterProvider, WorkloadProvider } from '../providers/provider.js';
-import { planFleet } from '../../strategies/fleet.js';
+import { planFleet, REACHABLE_GATE } from '../../strategies/fleet.js';
 import { TARGET_PATTERN, targetNames } from './config.js';
 
 /** How long a target may not answer before the fleet rolls back the others, by default. */
@@ -45,6 +45,9 @@ export const fleetRouter: RouterProvider<typeof schema> = {
       if (!names.includes(n)) issue(['router', 'order', i], `no target "${n}" under targets: (${names.join(', ')})`);
     });
     if (section.order && new Set(section.order).size !== section.order.length) issue(['router', 'order'], 'names a target twice');
+    config.gates?.forEach((g, i) => {
+      if (g.name === REACHABLE_GATE) issue(['gates', i, 'name'], `a fleet checks its targets' routers as the gate "${REACHABLE_GATE}": name this gate otherwise`);
+    });
     if (section.strategy !== 'waves') return;
     // Waves put targets on different weights at once: anything that routes orgs by those weights
     // would put one org on different versions in different regions.
