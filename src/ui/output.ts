@@ -61,9 +61,10 @@ export function createOutput(format: Format, colorFlag: boolean, streams: Stream
       }
       // The step line already says how long the hold is; hold lines are reminders after that.
       if (event.event === 'step') lastHold = Date.parse(event.at);
-      // Gates are checked every few seconds; a person needs a line only when a verdict changes.
+      // Gates are checked every few seconds; a person needs a line only when a verdict changes —
+      // within this rollout: the next one (the demo runs two) starts its steps with no verdicts.
       if (event.event === 'gate') {
-        const key = `${event.step}:${event.gate}`;
+        const key = `${event.rolloutId}:${event.step}:${event.gate}`;
         if (lastVerdict.get(key) === event.verdict) return;
         lastVerdict.set(key, event.verdict);
       }

@@ -9,6 +9,7 @@ import type { RolloutState } from '../engine/state.js';
 import type { GateResult } from '../gates/types.js';
 import type { Weights } from '../routers/router.js';
 import type { MemberStatus } from '../workloads/workload.js';
+import { requestCount } from './numbers.js';
 
 /** `v1 95% · v2 5%`. */
 export function formatWeights(weights: Weights): string {
@@ -44,10 +45,20 @@ export function verdictColour(verdict: GateResult['verdict'], c: ChalkInstance):
   return c.yellow(verdict);
 }
 
+/**
+ * `n=5,234`, `n=437/1,600`, `n=52k/130k`: the canary's requests, and those still needed while the
+ * gate is inconclusive — beside a decided verdict a "needed" reads as unfinished.
+ */
+export function formatSamples(r: Pick<GateResult, 'verdict' | 'samples'>): string {
+  if (!r.samples) return '';
+  const open = r.verdict === 'inconclusive' && r.samples.needed !== undefined;
+  return `n=${requestCount(r.samples.canary)}${open ? `/${requestCount(r.samples.needed!)}` : ''}`;
+}
+
 /** One gate result as a line for status. */
 export function formatGate(r: GateResult, c: ChalkInstance): string {
-  const n = r.samples ? `  n=${r.samples.canary}${r.samples.needed ? `/${r.samples.needed}` : ''}` : '';
-  return `${r.gate.padEnd(12)} ${verdictColour(r.verdict, c).padEnd(12)} ${r.reason}${c.dim(n)}`;
+  const n = formatSamples(r);
+  return `${r.gate.padEnd(12)} ${verdictColour(r.verdict, c).padEnd(12)} ${r.reason}${n ? c.dim(`  ${n}`) : ''}`;
 }
 
 /** One human line for an event, or undefined when the event is not worth a line. */
