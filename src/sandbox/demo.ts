@@ -3,14 +3,19 @@
  * three sample versions at 1 s, keep-alive load, and two rollouts driven by the same code as
  * `deploy promote` — a good release through every step, then a bad one whose error rate rises
  * mid-step and is rolled back by its gate. It measures the time to safety (fault start to 100%
- * on stable, verified) and the failed requests users got meanwhile.
+ * on stable, verified) and the failed requests users got meanwhile. An operator may pause or
+ * abort either release from `deploy watch`: a pause keeps the demo waiting (and driving, so the
+ * watcher's keys reach it), an abort ends that release and the demo goes on with the next.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { openProject, type Io } from '../cli/context.js';
-import { driveUnderLock } from '../cli/drive.js';
-import { startRollout } from '../engine/machine.js';
+import { driveUnderLock, sleep } from '../cli/drive.js';
+import { startRollout, type EngineDeps } from '../engine/machine.js';
+import { servingVersion, type RolloutState } from '../engine/state.js';
+import { ExitCode, OperationError } from '../errors.js';
+import { requestCount } from '../ui/numbers.js';
 import { nginxRouterOptions } from '../routers/nginx/index.js';
 import { NginxRouter } from '../routers/nginx/router.js';
 import { planFor } from '../../strategies/index.js';
@@ -31,10 +36,19 @@ export interface DemoSettings {
   faultAfterMs: number;
 }
 
+/** How one of the demo's releases ended: its exit code, phase and why. */
+export interface ReleaseEnd {
+  exit: number;
+  phase: RolloutState['phase'] | 'not run';
+  reason?: string;
+}
+
 /** What the demo measured. */
 export interface DemoOutcome {
   goodExit: number;
   badExit: number;
+  good: ReleaseEnd;
+  bad: ReleaseEnd;
   timeToSafetyMs?: number;
   badRequests?: number;
   /** The candidate's failed requests beyond stable's rate, as the gate counted them. */
@@ -96,7 +110,7 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
           if ((e.event === 'weights' || e.event === 'done') && !fault) {
             const w = load.window();
             if (w.total > 0) {
-              const text = `         traffic since the last change: ${share(w, candidate)}% of ${w.total} requests answered by ${candidate}, ${w.failed} failed`;
+              const text = `         traffic since the last change: ${share(w, candidate)}% of ${requestCount(w.total)} requests answered by ${candidate}, ${requestCount(w.failed)} failed`;
               out.result({ event: 'traffic', ...w, candidate, candidateShare: share(w, candidate) }, out.color.dim(text));
             }
           }
@@ -116,33 +130,101 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
             out.event({ ...e, ...safety });
             return;
           }
+          // In text, a pause is told by the demo itself: it waits, and `deploy resume` cannot take over its lock.
+          if (out.format === 'text' && (e.event === 'paused' || (e.event === 'done' && e.phase === 'paused'))) return;
           out.event(e);
         },
       },
     };
 
-    const rollout = (stable: string, to: string) =>
-      driveUnderLock(project, demoIo, (_s, deps) =>
-        startRollout({ service: project.config.service, stable, candidate: to, plan: planFor(project.config, project.dir) }, deps),
-      router);
+    const watchHint = { deploy: deployBin, file };
+    const rollout = async (stable: string, to: string): Promise<ReleaseEnd> => {
+      const exit = await driveThroughPauses(
+        (move) => driveUnderLock(project, demoIo, move, router),
+        (_s, deps) => startRollout({ service: project.config.service, stable, candidate: to, plan: planFor(project.config, project.dir) }, deps),
+        project.leaseMs,
+        (paused) => out.note(waitingNote(paused, watchHint)),
+      );
+      const state = await project.store.load();
+      return { exit, phase: state?.phase ?? 'failed', ...(state?.outcome ? { reason: state.outcome.reason } : {}) };
+    };
 
     out.note('\n— a good release: v2 over v1, through every step —');
-    const goodExit = await rollout('v1', 'v2');
-    if (goodExit !== 0) return { goodExit, badExit: -1, totals: load.totals() };
+    const good = await rollout('v1', 'v2');
+    // An operator's abort ends that release only; anything else ends the demo.
+    if (good.exit !== ExitCode.Done && good.phase !== 'aborted') return { goodExit: good.exit, badExit: -1, good, bad: { exit: -1, phase: 'not run' }, totals: load.totals() };
+    const stable = servingVersion((await project.store.load())!);
     candidate = 'v3';
-    out.note('\n— a bad release: v3 over v2; its errors rise in the third step —');
-    const badExit = await rollout('v2', 'v3');
+    out.note(`\n— a bad release: v3 over ${stable}; its errors rise in the third step —`);
+    const bad = await rollout(stable, 'v3');
     await new Promise((r) => setTimeout(r, 1000));
     const after = load.window();
     out.result(
       { event: 'after', requests: after.total, failed: after.failed, byVersion: after.byVersion },
-      `after the rollback: ${after.total} requests in 1 s, ${share(after, 'v2')}% on v2, ${after.failed} failed`,
+      `after the ${bad.phase === 'aborted' ? 'abort' : 'rollback'}: ${requestCount(after.total)} requests in 1 s, ${share(after, stable)}% on ${stable}, ${requestCount(after.failed)} failed`,
     );
-    return { goodExit, badExit, ...(safety ?? {}), totals: load.totals() };
+    return { goodExit: good.exit, badExit: bad.exit, good, bad, ...(safety ?? {}), totals: load.totals() };
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     if (!settings.keep) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A first move of a driver, as `driveUnderLock` takes it. */
+type FirstMove = (state: RolloutState | undefined, deps: EngineDeps) => Promise<RolloutState>;
+
+/**
+ * Drive a rollout to its end, waiting through pauses. After a pause the driver goes on holding
+ * the lock (renewed) and waits for an operator's request — space, p or a in `deploy watch`,
+ * `deploy abort` — which the next drive takes first. Ctrl-C while waiting ends it as detached.
+ */
+export async function driveThroughPauses(drive: (move: FirstMove) => Promise<number>, start: FirstMove, leaseMs: number, onPause: (state: RolloutState) => void): Promise<number> {
+  const stop = new AbortController();
+  const interrupt = () => stop.abort();
+  process.on('SIGINT', interrupt);
+  process.on('SIGTERM', interrupt);
+  try {
+    let move = start;
+    for (;;) {
+      const exit = await drive(move);
+      if (exit !== ExitCode.Paused || stop.signal.aborted) return exit;
+      move = async (state, deps) => {
+        if (!state) throw new OperationError('the demo\'s rollout vanished from its state');
+        onPause(state);
+        return awaitRequest(state, deps, leaseMs, stop.signal);
+      };
+    }
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+  }
+}
+
+/** Hold on to the lock, renewing it, until an operator's request is waiting (or `signal` aborts). */
+async function awaitRequest(state: RolloutState, deps: EngineDeps, leaseMs: number, signal: AbortSignal): Promise<RolloutState> {
+  let renewAt = deps.clock() + leaseMs / 3;
+  while (!signal.aborted && !(await deps.store.hasRequests())) {
+    if (deps.clock() >= renewAt) {
+      await deps.fence?.();
+      renewAt = deps.clock() + leaseMs / 3;
+    }
+    await sleep(200, signal);
+  }
+  return (await deps.store.load()) ?? state;
+}
+
+/** What the demo says when a release pauses: it waits, and how to go on. */
+export function waitingNote(state: RolloutState, hint: { deploy: string; file: string }): string {
+  const watch = `\`${hint.deploy} watch -f ${hint.file}\``;
+  const abort = `\`${hint.deploy} abort -f ${hint.file}\``;
+  const at = `step ${state.step + 1}`;
+  const why =
+    state.paused?.reason === 'operator' ? `paused by ${state.paused.by} at ${at}`
+    : state.paused?.reason === 'inconclusive' ? `the gates stayed inconclusive at ${at}`
+    : state.paused?.reason === 'step' ? `${at} waits for a manual go`
+    : `paused at ${at}`;
+  const go = state.paused?.reason === 'step' ? 'p in it promotes' : state.paused?.reason === 'inconclusive' ? 'space in it gives the gates more time, p promotes' : 'space in it resumes, p promotes';
+  return `${why}: the demo waits, its traffic still flowing. Go on from ${watch}: ${go}, a aborts (as ${abort} does)`;
 }
 
 /** The weights of the demo's ladder before 100%. */
