@@ -75,6 +75,22 @@ export function rolledBackModel(): ConsoleModel {
   return foldEvent(rolled, { ...base(T0 + 361_000), event: 'done', phase: 'rolled_back', exitCode: 3, step: 2, weights: { v1: 100 } });
 }
 
+/**
+ * Rolled back by the errors gate at 25%: inconclusive checks, then a failing one at 10:05:00 that
+ * counted 37 failed requests beyond v1's rate, and all traffic on v1 400 ms later.
+ */
+export function safeModel(): ConsoleModel {
+  let m = createModel('drive', 'patient-api', T0);
+  for (const e of eventsToStep3()) m = foldEvent(m, e);
+  const errors = GATES[0]!;
+  for (let i = 0; i < 3; i++) m = foldEvent(m, gateEvent({ ...errors, verdict: 'inconclusive', reason: 'more requests needed' }, T0 + 200_000 + i * 10_000));
+  const reason = 'v2 errors 2.1% vs v1 0.2%: 37 failed requests more than v1\'s rate gives';
+  m = foldEvent(m, gateEvent({ ...errors, verdict: 'failed', value: 2.1, reason, samples: { canary: 1900, excessFailures: 37 } }, T0 + 300_000));
+  m = foldEvent(m, { ...base(T0 + 300_400), event: 'rollback', cause: 'gate', reason: `gate errors failed: ${reason}`, weights: { v1: 100 }, excessFailures: 37 });
+  m = foldEvent(m, { ...base(T0 + 300_400), event: 'done', phase: 'rolled_back', exitCode: 3, step: 2, weights: { v1: 100 }, excessFailures: 37 });
+  return foldTick(m, T0 + 302_000);
+}
+
 /** A stored state at step `step` (holding), as the engine saves it. */
 export function storedState(step: number, over: Partial<RolloutState> = {}): RolloutState {
   const weight = PLAN.steps[step]!.weight;

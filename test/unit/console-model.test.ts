@@ -8,16 +8,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EngineEvent } from '../../src/engine/events.js';
-import { pauseByOperator, rollback, startRollout, tick, unpause, type EngineDeps, type GateRunner } from '../../src/engine/machine.js';
+import { pauseByOperator, promoteNow, rollback, startRollout, tick, unpause, type EngineDeps, type GateRunner } from '../../src/engine/machine.js';
 import { validateState, type RolloutState } from '../../src/engine/state.js';
 import type { GateResult } from '../../src/gates/types.js';
+import type { AuditRecord } from '../../src/state/store.js';
 import { LocalStateStore } from '../../src/state/local/store.js';
-import { compactCount, gateValue, sparkline, splitCells, valueVsThreshold } from '../../src/ui/console/format.js';
+import { compactCount, gateValue, requestCount, sparkline, splitCells, timeLeft, valueVsThreshold } from '../../src/ui/console/format.js';
+import { onAppend } from '../../src/ui/console/audit.js';
 import { keyHints, pressKey } from '../../src/ui/console/keys.js';
-import { createModel, foldClose, foldEvent, foldState, foldTick, GATE_HISTORY, type ConsoleModel } from '../../src/ui/console/model.js';
+import { createModel, foldAudit, foldClose, foldEvent, foldState, foldTick, GATE_HISTORY, type ConsoleModel } from '../../src/ui/console/model.js';
 import { countOrgs } from '../../src/ui/console/orgs.js';
+import { eraseAddedRows, reflowedRows } from '../../src/ui/console/resize.js';
 import { planCanary } from '../../strategies/canary.js';
-import { eventsToStep3, GATES, gateEvent, holdingModel, pausedModel, storedState, T0 } from '../helpers/console-models.js';
+import { eventsToStep3, GATES, gateEvent, holdingModel, pausedModel, safeModel, storedState, T0 } from '../helpers/console-models.js';
 import { FakeRouter, ManualClock } from '../helpers/fakes.js';
 
 describe('folding engine events', () => {
@@ -73,6 +76,42 @@ describe('folding engine events', () => {
     expect(rolled.hold).toBeUndefined();
     expect(rolled.weights).toEqual([{ version: 'v1', percent: 100, role: 'stable' }]);
     expect(rolled.log.at(-1)).toMatchObject({ tone: 'bad', text: expect.stringMatching(/aborted: v1 100% — aborted by nurse@ward/) });
+  });
+
+  it('says SAFE once all traffic is on stable: since when, how long after the failing check, and the users harmed', () => {
+    const m = safeModel();
+    expect(m.phase).toBe('rolled_back');
+    expect(m.safety).toEqual({ at: T0 + 300_400, stable: 'v1', afterGate: { gate: 'errors', ms: 400 }, excessFailures: 37 });
+    // The demo knows when its fault began: its rollback carries the time to safety from there.
+    const demo = foldEvent(holdingModel(), { at: new Date(T0 + 361_000).toISOString(), service: 'patient-api', rolloutId: 'r1', event: 'rollback', cause: 'gate', reason: 'gate errors failed', weights: { v1: 100 }, timeToSafetyMs: 6_200, badRequests: 40, excessFailures: 35 });
+    expect(demo.safety).toMatchObject({ timeToSafetyMs: 6_200, excessFailures: 35 });
+    // A new rollout is not safe or unsafe yet.
+    expect(foldEvent(m, { ...eventsToStep3()[0]!, rolloutId: 'r2' }).safety).toBeUndefined();
+  });
+
+  it('carries on through a pause without a "done" line', () => {
+    const m = foldEvent(pausedModel(), { at: new Date(T0 + 240_000).toISOString(), service: 'patient-api', rolloutId: 'r1', event: 'done', phase: 'paused', exitCode: 4, step: 2, weights: { v1: 75, v2: 25 } });
+    expect(m.log.map((l) => l.text).filter((t) => /done|paused/.test(t))).toEqual([]);
+    expect(m.phase).toBe('paused');
+  });
+
+  it('never shows more time left than the hold has, even with a clock read just before the step began', () => {
+    // The console's clock was last moved 400 ms before the driver entered step 3.
+    let m = createModel('drive', 'patient-api', T0);
+    const events = eventsToStep3();
+    for (const e of events.slice(0, 3)) m = foldEvent(m, e);
+    m = foldTick(m, T0 + 120_000 - 400);
+    m = foldEvent(m, { ...events[3]!, event: 'step', holdMs: 60_000, holdUntil: new Date(T0 + 180_000).toISOString() } as EngineEvent);
+    expect(m.hold).toMatchObject({ totalMs: 60_000, remainingMs: 60_000 });
+    expect(`${timeLeft(m.hold!.remainingMs)} left of ${timeLeft(m.hold!.totalMs)}`).toBe('1m left of 1m');
+  });
+
+  it('follows only its own rollout once it drives one', () => {
+    const m: ConsoleModel = { ...holdingModel(), follow: 'r1' };
+    const later = foldEvent(m, { ...eventsToStep3()[0]!, rolloutId: 'r2', candidate: 'v3' } as EngineEvent);
+    expect([later.rolloutId, later.candidate, later.log.length]).toEqual(['r1', 'v2', m.log.length]);
+    const state = foldState(m, storedState(1, { rolloutId: 'r2', candidate: 'v3', phase: 'promoted' }), T0 + 400_000, false);
+    expect([state.rolloutId, state.candidate, state.phase]).toEqual(['r1', 'v2', 'holding']);
   });
 
   it('leaves out a state read older than the events already folded', () => {
@@ -168,6 +207,135 @@ describe('the same rollout seen by its driver and by a watcher', () => {
     m = foldState(m, s, clock.now + 800, false);
     expect(m.log).toHaveLength(lines);
     expect(m.phase).toBe('paused');
+  });
+
+  /** Save hook: every saved state with the audit log as it stood right after the save. */
+  function recordSaves(): { state: RolloutState; audit: AuditRecord[] }[] {
+    const saved: { state: RolloutState; audit: AuditRecord[] }[] = [];
+    const save = deps.store.save.bind(deps.store);
+    deps.store.save = async (st) => {
+      await save(st);
+      saved.push({ state: structuredClone(st), audit: await deps.store.audit.read() });
+    };
+    return saved;
+  }
+
+  /** The driver's console, as the runner builds it: its events, and each record its driver appends. */
+  function drivenConsole(): () => ConsoleModel {
+    let driven = createModel('drive', 'patient-api', T0);
+    deps.emit = (e) => (driven = foldEvent(driven, e));
+    deps.store = onAppend(deps.store, (record) => (driven = foldAudit(driven, [record])));
+    return () => driven;
+  }
+
+  it('shows who promoted early, paused and resumed, before what followed, to its driver and to a watcher alike', async () => {
+    const saved = recordSaves();
+    const driven = drivenConsole();
+    const plan = planCanary({ steps: [{ weight: 1, hold: 60_000 }, { weight: 50, hold: 60_000 }] }, ['errors']);
+    let s = await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps);
+    s = await tick(s, deps);
+    clock.now += 10_000;
+    s = await promoteNow(s, false, deps, 'nurse@ward');
+    clock.now += 10_000;
+    s = await pauseByOperator(s, deps, 'charge-nurse@ward');
+    // Who paused, for the status line, ahead of the state that says so too.
+    expect(driven().pausedBy).toEqual({ by: 'charge-nurse@ward', at: '10:00:20' });
+    clock.now += 5_000;
+    s = await unpause(s, 'resume', deps, 'nurse@ward');
+    await rollback(s, 'abort', 'aborted by nurse@ward', deps);
+
+    const lines = driven().log.map((l) => l.text);
+    const operator = lines.filter((l) => /@ward (promoted|paused|resumed)/.test(l));
+    expect(operator).toEqual([
+      "10:00:10 nurse@ward promoted early: skipped the rest of step 1's hold",
+      '10:00:20 charge-nurse@ward paused the rollout at step 2',
+      '10:00:25 nurse@ward resumed the rollout at step 2',
+    ]);
+    // Each before the step it led to; the pause once, with who; no "done".
+    expect(lines.indexOf(operator[0]!)).toBe(lines.findIndex((l) => l.includes('step 2/3')) - 1);
+    expect(lines.filter((l) => l.includes('paused'))).toHaveLength(1);
+    expect(lines.at(-1)).toMatch(/aborted: v1 100% — aborted by nurse@ward/);
+
+    // A watcher reading each saved state, and the audit log when it reads it, logs the same.
+    let watched: ConsoleModel = createModel('watch', 'patient-api', T0);
+    for (const { state, audit } of saved) watched = foldState(watched, state, clock.now, false, audit);
+    expect(watched.log.map((l) => l.text)).toEqual(lines.slice(1));
+    expect(watched.pausedBy).toBeUndefined();
+    expect(watched.safety).toMatchObject({ stable: 'v1' });
+  });
+
+  it('logs the end of a rollout a watcher missed, the next one already begun', async () => {
+    const saved = recordSaves();
+    const plan = planCanary({ steps: [{ weight: 1, hold: 60_000 }] }, ['errors']);
+    const first = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps), deps);
+    clock.now += 5_000;
+    await rollback(first, 'abort', 'aborted by nurse@ward from the console', deps);
+    await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v3', plan }, deps);
+    // The watcher read the first rollout holding, then the second one pending: never the abort.
+    const holding = saved.findIndex((x) => x.state.phase === 'holding');
+    let watched = foldState(createModel('watch', 'patient-api', T0), saved[holding]!.state, clock.now, false, saved[holding]!.audit);
+    watched = foldState(watched, saved.at(-1)!.state, clock.now, false, saved.at(-1)!.audit);
+    expect(watched.log.map((l) => l.text)).toEqual(['10:00:05 aborted: v1 100% — aborted by nurse@ward from the console', 'patient-api: rolling out v3 over v1 in 2 steps: 1% → 100%']);
+    expect(watched.candidate).toBe('v3');
+  });
+
+  it('logs each verdict change from the check that made it, to a watcher that missed checks too', async () => {
+    const saved = recordSaves();
+    const driven = drivenConsole();
+    let check = 0;
+    deps.gates = {
+      evaluate: async (_s, names, atMs) =>
+        names.map((gate) => {
+          check += 1;
+          const verdict = check < 4 ? ('inconclusive' as const) : ('passed' as const);
+          return { gate, type: 'errorRate' as const, verdict, value: 0.2, threshold: 0.6, samples: { canary: check * 100, needed: 400 }, queries: [], reason: `${check * 100} requests, check ${check}`, at: new Date(atMs).toISOString() };
+        }),
+    };
+    const plan = planCanary({ steps: [{ weight: 1, hold: 600_000 }, { weight: 50, hold: 60_000 }] }, ['errors']);
+    let s = await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps);
+    for (let i = 0; i < 7; i++) {
+      clock.now += 10_000;
+      s = await tick(s, deps);
+    }
+    const verdictLines = (m: ConsoleModel) => m.log.filter((l) => l.text.includes(' gate ')).map((l) => l.text);
+    expect(verdictLines(driven())).toEqual(['10:00:20 gate errors inconclusive: 100 requests, check 1', '10:00:50 gate errors passed: 400 requests, check 4']);
+
+    // This watcher's reads come too seldom: it misses the checks where the verdict changed.
+    const seldom = saved.filter((x) => !/check [14]$/.test(x.state.gates?.[0]?.reason ?? ''));
+    expect(seldom.length).toBe(saved.length - 2);
+    const fromStates = seldom.reduce((m, x) => foldState(m, x.state, clock.now, false), createModel('watch', 'patient-api', T0));
+    const withAudit = seldom.reduce((m, x) => foldState(m, x.state, clock.now, false, x.audit), createModel('watch', 'patient-api', T0));
+    // From the states alone it showed a later check than the driver did; the audit log has the one.
+    expect(verdictLines(fromStates)).not.toEqual(verdictLines(driven()));
+    expect(verdictLines(withAudit)).toEqual(verdictLines(driven()));
+    expect(withAudit.gates[0]!.reason).toBe(driven().gates[0]!.reason);
+  });
+
+  it('is SAFE to its driver and to a watcher alike after a gate rolls back', async () => {
+    const saved = recordSaves();
+    const driven = drivenConsole();
+    let checks = 0;
+    deps.gates = {
+      evaluate: async (_s, names, atMs) =>
+        names.map((gate) => {
+          checks += 1;
+          const failed = checks >= 3;
+          return { gate, type: 'errorRate' as const, verdict: failed ? ('failed' as const) : ('inconclusive' as const), value: failed ? 4 : 0.2, threshold: 0.6, samples: { canary: 900, excessFailures: failed ? 31 : 0 }, queries: [], reason: failed ? 'harm' : 'more', at: new Date(atMs).toISOString() };
+        }),
+    };
+    const plan = planCanary({ steps: [{ weight: 5, hold: 60_000 }] }, ['errors']);
+    let s = await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps);
+    for (let i = 0; i < 4 && s.phase !== 'rolled_back'; i++) {
+      clock.now += 5_000;
+      s = await tick(s, deps);
+    }
+    expect(s.phase).toBe('rolled_back');
+    const watched = saved.reduce((m, x) => foldState(m, x.state, clock.now, false, x.audit), createModel('watch', 'patient-api', T0));
+    expect(driven().safety).toEqual({ at: clock.now, stable: 'v1', afterGate: { gate: 'errors', ms: 0 }, excessFailures: 31 });
+    expect(watched.safety).toEqual(driven().safety);
+    // A watcher that opens after the rollback reads the same from the state alone.
+    const late = foldState(createModel('watch', 'patient-api', T0), s, clock.now, false);
+    expect(late.safety).toEqual(driven().safety);
   });
 });
 
@@ -271,5 +439,30 @@ describe('text shapes', () => {
     expect(gateValue('query', undefined)).toBe('—');
     expect(valueVsThreshold({ ...GATES[1]!, history: [] })).toBe('740ms > 500ms');
     expect(compactCount(130_000)).toBe('130k');
+    expect([requestCount(37), requestCount(1_387), requestCount(52_400), requestCount(1_387_397)]).toEqual(['37', '1,387', '52k', '1.4M']);
+  });
+
+  it('compares a value with its threshold only as far as the verdict agrees', () => {
+    const line = (over: Partial<typeof GATES[number]>) => ({ ...GATES[0]!, history: [], ...over });
+    expect(valueVsThreshold(line({ verdict: 'passed', value: 0.21, threshold: 0.62 }))).toBe('0.21% < 0.62%');
+    // Too few requests to say: the numbers, no sign that reads as a pass.
+    expect(valueVsThreshold(line({ verdict: 'inconclusive', value: 0, threshold: 5 }))).toBe('0% vs 5%');
+    // Failed on the whole rollout's evidence while this step's rate is still below the line.
+    expect(valueVsThreshold(line({ verdict: 'failed', value: 0.5, threshold: 0.62 }))).toBe('0.5% vs 0.62%');
+    expect(valueVsThreshold(line({ verdict: 'failed', value: 0.9, threshold: 0.62 }))).toBe('0.9% > 0.62%');
+    // A query gate may pass above its threshold: its sign is the plain comparison.
+    expect(valueVsThreshold({ ...GATES[2]!, verdict: 'passed', value: 0.9, history: [] })).toBe('0.9 > 0.8');
+  });
+
+  it('erases, at a narrower terminal, the rows its re-wrap added to the last frame', () => {
+    const frame = ['', `${'x'.repeat(50)}HOLDING step 1/3`, 'steps    [1] → 5', 'y'.repeat(120)].join('\n');
+    expect(reflowedRows(frame, 120)).toBe(4);
+    // At 80 columns the two long lines take two rows each: two rows more than ink erases.
+    expect(reflowedRows(frame, 80)).toBe(5);
+    expect(reflowedRows(frame, 50)).toBe(7);
+    expect(eraseAddedRows(frame, 120)).toBe('');
+    expect(eraseAddedRows(frame, 80)).toBe('\u001b[2K\u001b[1A\u001b[2K\u001b[G');
+    // Colour codes take no cells.
+    expect(reflowedRows(`\u001b[36m${'x'.repeat(80)}\u001b[39m`, 80)).toBe(1);
   });
 });

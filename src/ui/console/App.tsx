@@ -1,7 +1,7 @@
 /**
  * The cutover console: finished log lines in `<Static>`, and below them the live area — rollout,
- * ladder, traffic, hold, gates (or orgs, or help) and the keys. It renders the model and hands
- * keys to `onKey`; what a key means is decided in keys.ts, what it does by the console's runner.
+ * ladder, traffic, hold or safety, gates (or orgs, or help) and the keys. It renders the model and
+ * hands keys to `onKey`; what a key means is decided in keys.ts, what it does by the console's runner.
  */
 import { Box, useInput, useWindowSize } from 'ink';
 import { EventLog } from './EventLog.js';
@@ -9,7 +9,7 @@ import { Footer, Help } from './Footer.js';
 import { Gates, Orgs } from './Gates.js';
 import type { KeyPress } from './keys.js';
 import type { ConsoleModel } from './model.js';
-import { Header, Hold, Ladder, Status, Traffic } from './Rollout.js';
+import { Header, Hold, Ladder, Safety, Status, Traffic, type ViewProps } from './Rollout.js';
 
 /** Props of the console. */
 export interface AppProps {
@@ -24,19 +24,27 @@ export interface AppProps {
 export function App({ model, color, onKey }: AppProps) {
   const { columns } = useWindowSize();
   useInput((input, key) => onKey?.({ input, ctrl: key.ctrl, escape: key.escape }), { isActive: onKey !== undefined });
-  const view = { model, columns, color };
   return (
     <>
       <EventLog log={model.log} color={color} />
-      <Box flexDirection="column" width={columns} marginTop={1}>
-        <Header {...view} />
-        <Ladder {...view} />
-        <Traffic {...view} />
-        <Hold {...view} />
-        <Status {...view} />
-        {model.showHelp ? <Help {...view} /> : model.showOrgs ? <Orgs {...view} /> : <Gates {...view} />}
-        <Footer {...view} />
-      </Box>
+      <LiveArea model={model} columns={columns} color={color} />
     </>
+  );
+}
+
+/** The part redrawn in place, `columns` wide; also rendered alone to measure the last frame at a resize. */
+export function LiveArea(view: ViewProps) {
+  const { model } = view;
+  return (
+    <Box flexDirection="column" marginTop={1}>
+      <Header {...view} />
+      <Ladder {...view} />
+      <Traffic {...view} />
+      <Hold {...view} />
+      <Safety {...view} />
+      <Status {...view} />
+      {model.showHelp ? <Help {...view} /> : model.showOrgs ? <Orgs {...view} /> : <Gates {...view} />}
+      <Footer {...view} />
+    </Box>
   );
 }

@@ -13,14 +13,20 @@ const HELP: [string, string][] = [
   ['space', 'pause the hold, or resume a paused rollout'],
   ['o', 'orgs by version instead of the gates'],
   ['?', 'this help; Esc closes it'],
-  ['q', 'leave, as Ctrl-C: `deploy resume` carries on from here'],
 ];
 
+/** What leaving does: a driving console stops its driver; a watcher drives nothing. */
+const LEAVE: Record<ViewProps['model']['mode'], string> = {
+  drive: 'leave, as Ctrl-C: the driver stops between ticks; `deploy resume` carries on from there',
+  watch: 'leave: watching drives nothing, so the rollout goes on as it is',
+};
+
 /** What each key does, in full. */
-export function Help({ color }: ViewProps) {
+export function Help({ model, color }: ViewProps) {
+  const help: [string, string][] = [...HELP, ['q', LEAVE[model.mode]]];
   return (
     <Box flexDirection="column">
-      {HELP.map(([key, text], i) => (
+      {help.map(([key, text], i) => (
         <Row key={key} label={i === 0 ? 'keys' : ''}>
           <Box width={7} flexShrink={0}>
             <Text bold {...paint(color, 'accent')}>{key}</Text>

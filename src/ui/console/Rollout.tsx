@@ -4,7 +4,7 @@
 import { Box, Text } from 'ink';
 import type { ReactNode } from 'react';
 import { canMoveOn } from './keys.js';
-import { fit, LABEL_WIDTH, percent, progressCells, splitCells, timeLeft } from './format.js';
+import { fit, LABEL_WIDTH, percent, progressCells, requestCount, seconds, splitCells, timeLeft } from './format.js';
 import type { ConsoleModel, Share, Tone } from './model.js';
 import { paint } from './theme.js';
 
@@ -39,15 +39,21 @@ export function Row({ label, children }: { label: string; children: ReactNode })
   );
 }
 
-/** `patient-api  v1 → v2  rollout 3f2a1c9d` … `HOLDING step 2/5`. */
+/**
+ * `patient-api  v1 → v2  rollout 3f2a1c9d` … `HOLDING step 2/5`. The row takes the width ink
+ * lays out, never a width of its own: right after a resize ink draws once more with the
+ * previous `columns`, and a row wider than the terminal would wrap in it and be left behind.
+ */
 export function Header({ model: m, columns, color }: ViewProps) {
   const where = m.step >= 0 && m.ladder.length ? ` step ${m.step + 1}/${m.ladder.length}` : '';
   const right = `${m.phase.replace('_', ' ').toUpperCase()}${where}`;
   const left = m.rolloutId ? `${m.service}  ${m.stable} → ${m.candidate}  rollout ${m.rolloutId}` : `${m.service}  no rollout yet`;
   return (
-    <Box width={columns} justifyContent="space-between">
-      <Text bold>{fit(left, Math.max(10, columns - right.length - 2)).trimEnd()}</Text>
-      <Text bold {...paint(color, PHASE_TONE[m.phase])}>{right}</Text>
+    <Box justifyContent="space-between">
+      <Text bold wrap="truncate-end">{fit(left, Math.max(10, columns - right.length - 2)).trimEnd()}</Text>
+      <Box flexShrink={0} marginLeft={2}>
+        <Text bold {...paint(color, PHASE_TONE[m.phase])}>{right}</Text>
+      </Box>
     </Box>
   );
 }
@@ -97,12 +103,15 @@ export function Traffic({ model: m, columns, color }: ViewProps) {
   if (!m.weights.length) return null;
   const ordered = [...m.weights].sort((a, b) => order(a) - order(b));
   const legend = ordered.map((s) => `${ROLE_CELL[s.role]} ${s.version} ${percent(s.percent)}`).join('  ');
-  const width = Math.max(10, Math.min(50, columns - LABEL_WIDTH - legend.length - 2));
+  // The bar takes whatever the terminal leaves beside the legend: a wide terminal, a long bar.
+  const width = Math.max(10, columns - LABEL_WIDTH - legend.length - 2);
   return (
     <>
       <Row label="traffic">
-        <SplitBar shares={m.weights} width={width} color={color} />
-        <Text>{`  ${legend}`}</Text>
+        <Text wrap="truncate-end">
+          <SplitBar shares={m.weights} width={width} color={color} />
+          {`  ${legend}`}
+        </Text>
       </Row>
       {m.inFlight ? (
         <Row label="">
@@ -122,19 +131,46 @@ export function Hold({ model: m, columns, color }: ViewProps) {
     : h.remainingMs > 0
       ? `${timeLeft(h.remainingMs)} left of ${timeLeft(h.totalMs)}`
       : 'hold over: waiting for the gates to pass';
-  const width = Math.max(10, Math.min(50, columns - LABEL_WIDTH - text.length - 2));
+  const width = Math.max(10, columns - LABEL_WIDTH - text.length - 2);
   const { filled, empty } = progressCells(h.fraction, width);
   return (
     <Row label="hold">
-      <Text {...paint(color, h.frozen ? 'warn' : 'accent')}>{'█'.repeat(filled)}</Text>
-      <Text {...paint(color, 'dim')}>{'░'.repeat(empty)}</Text>
-      <Text>{`  ${text}`}</Text>
+      <Text wrap="truncate-end">
+        <Text {...paint(color, h.frozen ? 'warn' : 'accent')}>{'█'.repeat(filled)}</Text>
+        <Text {...paint(color, 'dim')}>{'░'.repeat(empty)}</Text>
+        {`  ${text}`}
+      </Text>
+    </Row>
+  );
+}
+
+/**
+ * SAFE once a rollback or an abort has all traffic on stable, verified: since when, how long it
+ * took (from the fault's start when the demo knows it, else from the check that failed), and the
+ * users harmed — the candidate's failed requests beyond stable's error rate.
+ */
+export function Safety({ model: m, color }: ViewProps) {
+  const s = m.safety;
+  if (!s || (m.phase !== 'rolled_back' && m.phase !== 'aborted')) return null;
+  const parts = [
+    `all traffic on ${s.stable} since ${new Date(s.at).toISOString().slice(11, 19)}`,
+    s.timeToSafetyMs !== undefined ? `time to safety ${seconds(s.timeToSafetyMs)} from the fault's start`
+    : s.afterGate ? `${seconds(s.afterGate.ms)} after gate ${s.afterGate.gate} failed`
+    : undefined,
+    s.excessFailures !== undefined ? `${requestCount(s.excessFailures)} failed request${s.excessFailures === 1 ? '' : 's'} beyond ${s.stable}'s error rate` : undefined,
+  ];
+  return (
+    <Row label="safety">
+      <Text>
+        <Text bold {...paint(color, 'good')}>SAFE</Text>
+        {`  ${parts.filter(Boolean).join(' · ')}`}
+      </Text>
     </Row>
   );
 }
 
 const PAUSE_HINT = {
-  operator: 'paused by an operator: space resumes, p promotes, a aborts',
+  operator: 'space resumes, p promotes, a aborts',
   step: 'the plan waits for a manual go: p promotes, a aborts',
   inconclusive: 'the gates stayed inconclusive: space gives them more time, p promotes, a aborts',
   stuck: 'the stable Deployment did not roll out the candidate: space tries again, a aborts',
@@ -142,7 +178,7 @@ const PAUSE_HINT = {
 
 /** The same, for a watcher with no driver to ask. */
 const PAUSE_HINT_NO_DRIVER = {
-  operator: 'paused by an operator: `deploy resume` carries on, a aborts',
+  operator: '`deploy resume` carries on, a aborts',
   step: 'the plan waits for a manual go: `deploy promote` carries on, a aborts',
   inconclusive: 'the gates stayed inconclusive: `deploy resume` gives them more time, a aborts',
   stuck: 'the stable Deployment did not roll out the candidate: `deploy resume` tries again, a aborts',
@@ -151,7 +187,8 @@ const PAUSE_HINT_NO_DRIVER = {
 /** One line on why the rollout stands where it does: a pause, its outcome, or the last error. */
 export function Status({ model: m, color }: ViewProps) {
   const line: [string, Tone] | undefined =
-    m.phase === 'paused' && m.pauseReason ? [(canMoveOn(m) ? PAUSE_HINT : PAUSE_HINT_NO_DRIVER)[m.pauseReason], 'warn']
+    m.phase === 'paused' && m.pauseReason === 'operator' ? [`paused by ${m.pausedBy ? `${m.pausedBy.by} at ${m.pausedBy.at}` : 'an operator'}: ${(canMoveOn(m) ? PAUSE_HINT : PAUSE_HINT_NO_DRIVER).operator}`, 'warn']
+    : m.phase === 'paused' && m.pauseReason ? [(canMoveOn(m) ? PAUSE_HINT : PAUSE_HINT_NO_DRIVER)[m.pauseReason], 'warn']
     : m.phase === 'promoted' ? [`promoted: ${m.outcome ?? `${m.candidate} took all traffic`}`, 'good']
     : m.phase === 'aborted' ? [m.outcome?.startsWith('aborted') ? m.outcome : `aborted: ${m.outcome ?? ''}`, 'bad']
     : m.phase === 'rolled_back' ? [`rolled back: ${m.outcome ?? ''}`, 'bad']

@@ -5,6 +5,7 @@
  */
 import type { EngineEvent } from '../../engine/events.js';
 import type { RolloutState } from '../../engine/state.js';
+import { excessFailuresOf } from '../../gates/types.js';
 
 /** What the previous read of the state looked like. */
 export interface Seen {
@@ -55,7 +56,9 @@ export function stateChanges(before: Seen, state: RolloutState): EngineEvent[] {
     const at = state.updatedAt;
     if (state.phase === 'paused' && state.paused) events.push({ ...base, at, event: 'paused', step: state.step, reason: state.paused.reason });
     if (state.phase === 'rolled_back' || state.phase === 'aborted') {
-      events.push({ ...base, at, event: 'rollback', cause: state.phase === 'aborted' ? 'abort' : 'gate', reason: state.outcome?.reason ?? state.phase, weights: state.weights });
+      // As the driver's rollback event counts the users harmed: from the gates it rolled back on.
+      const excessFailures = excessFailuresOf(state.gates);
+      events.push({ ...base, at: state.outcome?.at ?? at, event: 'rollback', cause: state.phase === 'aborted' ? 'abort' : 'gate', reason: state.outcome?.reason ?? state.phase, weights: state.weights, ...(excessFailures !== undefined ? { excessFailures } : {}) });
     }
     if (state.phase === 'promoted') events.push({ ...base, at, event: 'done', phase: 'promoted', exitCode: 0, step: state.step, weights: state.weights });
     if (state.phase === 'failed') events.push({ ...base, at, event: 'error', message: state.lastError?.message ?? 'router writes kept failing', retrying: false });

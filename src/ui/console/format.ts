@@ -3,6 +3,7 @@
  * which bar, which value and which verdict comes from the model.
  */
 import { formatDuration } from '../../config/units.js';
+import { compactCount } from '../numbers.js';
 import type { GateLine, Share } from './model.js';
 
 /** Width of the left label column ("traffic ", "gates   "). */
@@ -46,12 +47,7 @@ export function percent(p: number): string {
   return `${+p.toFixed(2)}%`;
 }
 
-/** `12`, `5.2k`, `1.3M`: sample sizes in a narrow column. */
-export function compactCount(n: number): string {
-  if (n < 1_000) return String(Math.round(n));
-  if (n < 1_000_000) return `${+(n / 1_000).toFixed(n < 10_000 ? 1 : 0)}k`;
-  return `${+(n / 1_000_000).toFixed(1)}M`;
-}
+export { compactCount, requestCount } from '../numbers.js';
 
 /** A gate's value in its unit: error rates in %, P99 in ms, a query's plain number. */
 export function gateValue(type: GateLine['type'], v: number | undefined): string {
@@ -61,11 +57,22 @@ export function gateValue(type: GateLine['type'], v: number | undefined): string
   return String(+v.toPrecision(4));
 }
 
-/** `0.21% < 0.62%`: the value, how it compares, the threshold. */
+/** Gates whose value passes below its threshold: error rates, latencies, failed journeys. */
+const LOWER_IS_BETTER: readonly GateLine['type'][] = ['errorRate', 'latencyP99', 'journey'];
+
+/**
+ * `0.21% < 0.62%`: the value, how it compares, the threshold. The comparison is drawn only when
+ * it agrees with a decided verdict: beside "inconclusive", "0% < 5%" would read as a pass, and a
+ * gate the ladder failed on the evidence of the whole rollout may still sit below this step's
+ * line — those get a neutral "vs".
+ */
 export function valueVsThreshold(g: GateLine): string {
   const value = gateValue(g.type, g.value);
   if (g.threshold === undefined) return value;
-  const rel = g.value === undefined ? 'vs' : g.value < g.threshold ? '<' : g.value > g.threshold ? '>' : '=';
+  let rel = g.value === undefined ? 'vs' : g.value < g.threshold ? '<' : g.value > g.threshold ? '>' : '=';
+  const decided = g.verdict === 'passed' || g.verdict === 'failed';
+  const agrees = !LOWER_IS_BETTER.includes(g.type) || (g.verdict === 'passed' ? rel !== '>' : rel === '>');
+  if (!decided || !agrees) rel = 'vs';
   return `${value} ${rel} ${gateValue(g.type, g.threshold)}`;
 }
 
@@ -75,6 +82,11 @@ export function sampleText(g: GateLine): string {
   // A decided gate needs no more requests: "n 437/1.6k" beside "failed" would read as unfinished.
   const open = g.verdict === 'inconclusive' && g.samples.needed !== undefined;
   return `n ${compactCount(g.samples.canary)}${open ? `/${compactCount(g.samples.needed!)}` : ''}`;
+}
+
+/** `0.4 s`, `6.2 s`, `1m5s`: a time to safety. */
+export function seconds(ms: number): string {
+  return ms < 60_000 ? `${+(ms / 1000).toFixed(1)} s` : formatDuration(Math.round(ms / 1000) * 1000);
 }
 
 /** `2m10s`, rounded to the second above a minute so the countdown does not flicker. */

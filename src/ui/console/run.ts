@@ -6,7 +6,7 @@
  * Imported lazily, so commands that do not open the console never load ink or React.
  */
 import { randomUUID } from 'node:crypto';
-import { render, type Instance } from 'ink';
+import { render, renderToString, type Instance } from 'ink';
 import { createElement } from 'react';
 import type { Io, Project } from '../../cli/context.js';
 import { actUnderLock, driveUnderLock } from '../../cli/drive.js';
@@ -14,11 +14,14 @@ import { pauseByOperator, promoteNow, rollback, unpause, type EngineDeps } from 
 import { isTerminal, type RolloutState } from '../../engine/state.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { currentActor } from '../../state/actor.js';
+import type { AuditRecord } from '../../state/store.js';
 import type { Output } from '../output.js';
-import { App } from './App.js';
+import { App, LiveArea } from './App.js';
+import { endOf, onAppend } from './audit.js';
 import { pressKey, type KeyPress, type OperatorAction } from './keys.js';
-import { createModel, foldClose, foldDriver, foldEvent, foldOrgs, foldState, withLogLine, withNotice, type ConsoleModel } from './model.js';
+import { createModel, foldAudit, foldClose, foldDriver, foldEvent, foldOrgs, foldState, withLogLine, withNotice, type ConsoleModel } from './model.js';
 import type { OrgSource } from './orgs.js';
+import { eraseAddedRows, terminalRewraps } from './resize.js';
 
 /** What a driver does first under the lock (start, promote, unpause…), as in driveUnderLock. */
 export type FirstMove = (state: RolloutState | undefined, deps: EngineDeps) => Promise<RolloutState>;
@@ -65,15 +68,25 @@ class CutoverConsole {
   private chain: Promise<void> = Promise.resolve();
   private polling = false;
   private orgIds?: string[];
+  private columns = 80;
+  /** The terminal ink draws on. */
+  private readonly screen: NodeJS.WritableStream & { columns?: number; rows?: number };
   private readonly driverIo: Io;
   private readonly actor = currentActor();
+  /**
+   * The project with its audit log watched: a record this process appends (an operator's pause,
+   * resume or early promote) becomes a log line before the event it leads to.
+   */
+  private readonly project: Project;
 
   constructor(
-    private readonly project: Project,
+    project: Project,
     private readonly io: Io,
     private readonly mode: 'drive' | 'watch',
     private readonly settings: ConsoleSettings,
   ) {
+    this.project = { ...project, store: onAppend(project.store, (record) => this.set(foldAudit(this.model, [record]))) };
+    this.screen = io.stdout;
     this.model = createModel(mode, project.config.service, io.clock());
     const out: Output = {
       format: 'text',
@@ -98,6 +111,9 @@ class CutoverConsole {
   /** Start rendering, reading the state and listening to keys. */
   open(): void {
     if (this.instance || this.closed) return;
+    // Before ink's own resize handler, which is registered by render().
+    this.columns = this.screen.columns ?? 80;
+    this.io.stdout.on('resize', this.beforeInkResize);
     this.instance = render(this.element(), { stdout: this.io.stdout, stderr: this.io.stderr, stdin: this.io.stdin, exitOnCtrlC: false, interactive: true });
     this.timer = setInterval(() => void this.poll(false), this.settings.pollMs ?? 400);
     process.on('SIGINT', this.quit);
@@ -115,7 +131,8 @@ class CutoverConsole {
     try {
       code = await driveUnderLock(this.project, this.driverIo, async (state, deps) => {
         const next = await move(state, deps);
-        this.set(foldDriver(this.model, { owner: this.actor.owner, pid: process.pid, here: true }));
+        // From here on this console shows this rollout only, and ends with its exit code.
+        this.set(foldDriver({ ...this.model, follow: next.rolloutId }, { owner: this.actor.owner, pid: process.pid, here: true }));
         this.open();
         return next;
       }, undefined, this.detach.signal);
@@ -149,15 +166,49 @@ class CutoverConsole {
       const state = await store.load();
       const holder = await store.lockHolder();
       const orgs = config.orgs ? await this.orgSource(state) : undefined;
+      const live = forceLive || this.driving;
+      // The audit log after the state, so it holds every record the state shows the effect of.
+      const audit = !live && state && this.auditWorthReading(state) ? await store.audit.read().catch(() => undefined) : undefined;
       // All reads first, then one synchronous fold: events folded meanwhile are not overwritten.
       const now = this.io.clock();
-      let m = foldState(this.model, state, now, forceLive || this.driving);
-      const live = holder && Date.parse(holder.leaseExpiresAt) > now;
-      m = foldDriver(m, live ? { owner: holder.owner, pid: holder.pid, here: this.driving && holder.pid === process.pid } : undefined);
+      let m = foldState(this.model, state, now, live, audit);
+      const leased = holder && Date.parse(holder.leaseExpiresAt) > now;
+      m = foldDriver(m, leased ? { owner: holder.owner, pid: holder.pid, here: this.driving && holder.pid === process.pid } : undefined);
       this.set(orgs ? foldOrgs(m, orgs) : m);
+      if (state && !this.driving) await this.closeIfOwnRolloutEnded(state, audit);
     } catch (e) {
       this.set(withNotice(this.model, `cannot read the state: ${(e as Error).message}`));
     }
+  }
+
+  /**
+   * Read the audit log only when the state shows something it records: a first look, another
+   * rollout, step or phase, or a gate's verdict changed. (A log kept as one object per record is
+   * not read at every check.)
+   */
+  private auditWorthReading(state: RolloutState): boolean {
+    const m = this.model;
+    const seen = m.seen;
+    if (m.auditSeq === undefined || !seen) return true;
+    if (seen.rolloutId !== state.rolloutId || seen.step !== state.step || seen.phase !== state.phase) return true;
+    return (state.gates ?? []).some((g) => m.gates.find((l) => l.gate === g.gate)?.verdict !== g.verdict);
+  }
+
+  /**
+   * A driving console that no longer drives (a pause left it open) closes once its own rollout
+   * ends by another hand — with that rollout's exit code, never following a later rollout.
+   */
+  private async closeIfOwnRolloutEnded(state: RolloutState, audit: AuditRecord[] | undefined): Promise<void> {
+    const own = this.model.follow;
+    if (this.mode !== 'drive' || own === undefined || this.closed) return;
+    let end: string | undefined;
+    if (state.rolloutId === own) end = ended(this.model) ? this.model.phase : undefined;
+    else end = endOf(audit ?? (await this.project.store.audit.read()), own) ?? 'unknown';
+    if (end === undefined) return;
+    const code = end === 'promoted' ? ExitCode.Done : end === 'unknown' ? ExitCode.Unexpected : ExitCode.RolledBack;
+    if (end === 'unknown') this.note(`rollout ${own} ended by another hand, and the audit log does not say how: \`deploy history\` shows it`);
+    // Not awaited: closing waits for the reads in progress, this one among them.
+    void this.close(code);
   }
 
   private async orgSource(state: RolloutState | undefined): Promise<OrgSource> {
@@ -186,6 +237,17 @@ class CutoverConsole {
     const { model, action } = pressKey(this.model, key);
     this.set(model);
     if (action) this.perform(action).catch((e: Error) => this.set(withNotice(this.model, e.message)));
+  };
+
+  /** Erase what a narrower terminal re-wrapped of the last frame; ink then erases the rest and redraws. */
+  private readonly beforeInkResize = (): void => {
+    const columns = this.screen.columns ?? this.columns;
+    if (columns < this.columns && terminalRewraps(this.io.env)) {
+      const frame = renderToString(createElement(LiveArea, { model: this.model, columns: this.columns, color: this.settings.color }), { columns: this.columns });
+      // A frame as tall as the terminal is redrawn from the top by ink itself.
+      if (frame.split('\n').length < (this.screen.rows ?? 24)) this.screen.write(eraseAddedRows(frame, columns));
+    }
+    this.columns = columns;
   };
 
   private readonly quit = (): void => {
@@ -224,8 +286,7 @@ class CutoverConsole {
       return;
     }
     this.set(withNotice(this.model, undefined));
-    // Resuming emits no event of its own; promote and abort are logged by their step or rollback.
-    if (action === 'resume') this.note(`resumed by ${this.actor.owner} from the console`);
+    // Who resumed or promoted is logged from the audit record the move appends.
     void this.drive(async (s, deps) => {
       if (!s || isTerminal(s)) throw new UsageError('the rollout ended meanwhile');
       if (action === 'abort') return rollback(s, 'abort', reason, deps);
@@ -240,6 +301,7 @@ class CutoverConsole {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.io.stdout.off('resize', this.beforeInkResize);
     process.off('SIGINT', this.quit);
     process.off('SIGTERM', this.quit);
     await this.chain.catch(() => undefined);

@@ -61,6 +61,22 @@ export interface DriverView {
   here: boolean;
 }
 
+/**
+ * Traffic is back on stable, verified: when, and what the rollback cost. Shown as SAFE beside the
+ * rolled-back (or aborted) phase.
+ */
+export interface SafetyView {
+  /** When all traffic was on stable, verified (epoch ms). */
+  at: number;
+  stable: string;
+  /** From the fault's start (known to the demo, which injects it) to all traffic on stable. */
+  timeToSafetyMs?: number;
+  /** From the check that found the failing gate to all traffic on stable, and that gate's name. */
+  afterGate?: { gate: string; ms: number };
+  /** The candidate's failed requests beyond stable's error rate over the rollout. */
+  excessFailures?: number;
+}
+
 /** A risky key waiting for y/n. */
 export interface Confirmation {
   action: 'promote' | 'abort';
@@ -86,6 +102,10 @@ export interface ConsoleModel {
   pauseReason?: PauseReason;
   /** Why the rollout ended as it did. */
   outcome?: string;
+  /** Present once a rollback or an abort put all traffic back on stable. */
+  safety?: SafetyView;
+  /** Who paused the rollout and when (`HH:MM:SS`), for an operator's pause. */
+  pausedBy?: { by: string; at: string };
   lastError?: string;
   /** Weight is due to move but the candidate's servers are not ready yet: what was seen. */
   waitingFor?: string;
@@ -118,5 +138,14 @@ export interface ConsoleModel {
   lastEventAt: number;
   /** The last folded state, to turn its changes into log lines when no events flow. */
   seen?: Seen;
+  /**
+   * A driving console's own rollout: it shows that one only, and never a rollout started after
+   * it ended. Unset for `deploy watch`, which follows whatever the service runs.
+   */
+  follow?: string;
+  /** Sequence number of the last audit record folded. */
+  auditSeq?: number;
+  /** Time and name of the first failing check of the current step's gates, for the time to safety. */
+  failedGate?: { gate: string; at: number };
 }
 
