@@ -5,6 +5,8 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminSecret } from '../../src/routers/nginx/secrets.js';
@@ -34,6 +36,28 @@ function leaks(secrets: Record<string, string>, places: { path: string; text: st
   return found;
 }
 
+/** A webhook receiver on loopback keeping every request it got. */
+interface Receiver {
+  url: string;
+  received: { path: string; body: string; headers: Record<string, unknown> }[];
+  stop(): Promise<void>;
+}
+
+async function startReceiver(): Promise<Receiver> {
+  const received: Receiver['received'] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', body, headers: req.headers });
+      res.writeHead(200).end('ok');
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, received, stop: () => new Promise((done) => server.close(() => done())) };
+}
+
 const signing = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 // The base64 body of the key, the part that is the secret (the PEM armour lines are not).
 const signingBody = signing.split('\n').slice(1, -2).join('');
@@ -41,30 +65,50 @@ const signingBody = signing.split('\n').slice(1, -2).join('');
 describe('secrets stay where they belong', () => {
   let sb: Sandbox;
   let moto: MotoProcess;
+  let receiver: Receiver;
   beforeAll(async () => {
-    sb = await startSandbox('    steps:\n      - { weight: 50, hold: 200ms }\n      - { weight: 100 }\n', 'audit:\n  signingKey: { env: CUTOVER_AUDIT_KEY }\n');
+    receiver = await startReceiver();
+    sb = await startSandbox('    steps:\n      - { weight: 50, hold: 200ms }\n      - { weight: 100 }\n', `audit:\n  signingKey: { env: CUTOVER_AUDIT_KEY }\nnotify:\n  - { type: webhook, url: "${receiver.url}", secretEnv: CUTOVER_WEBHOOK_SECRET }\n  - { type: slack, urlEnv: CUTOVER_SLACK_URL }\n`);
     moto = await startMoto();
   }, 60_000);
   afterAll(async () => {
     await sb?.stop();
     await moto?.stop();
+    await receiver?.stop();
   });
 
-  it('nginx rollout with the admin secret and the signing key: none in the state, the audit log or any output', async () => {
-    const env = { CUTOVER_AUDIT_KEY: signing, AWS_SECRET_ACCESS_KEY: 'leak-canary-aws-secret-0123456789abcdef' };
+  it('nginx rollout with the admin secret, a signing key and notifier secrets: none in the state, the audit log, the reports, any output or any notification', async () => {
+    const slackPath = '/services/T000LEAK/B000LEAK/leak-canary-slack-token-42';
+    const env = {
+      CUTOVER_AUDIT_KEY: signing,
+      AWS_SECRET_ACCESS_KEY: 'leak-canary-aws-secret-0123456789abcdef',
+      CUTOVER_WEBHOOK_SECRET: 'leak-canary-webhook-secret-5150',
+      CUTOVER_SLACK_URL: `${receiver.url}${slackPath}`,
+    };
     const outputs: { path: string; text: string }[] = [];
-    for (const [i, args] of [['promote', '--to', 'v2', '-y'], ['status'], ['history', '--verify'], ['router', 'rotate-secret'], ['promote', '--to', 'v1', '-y', '-o', 'json'], ['abort', '--reason', 'drill', '-o', 'json'], ['status', '-o', 'json'], ['history', '-o', 'json']].entries()) {
+    const report = join(sb.dir, 'report');
+    for (const [i, args] of [['promote', '--to', 'v2', '-y'], ['status'], ['history', '--verify'], ['router', 'rotate-secret'], ['promote', '--to', 'v1', '-y', '-o', 'json'], ['abort', '--reason', 'drill', '-o', 'json'], ['status', '-o', 'json'], ['history', '-o', 'json'], ['report', '--out', `${report}.html`], ['report', '--format', 'markdown', '--out', `${report}.md`]].entries()) {
       const run = await sb.deploy(args, { env });
       outputs.push({ path: `stdout of deploy ${args.join(' ')} (${i})`, text: run.stdout }, { path: `stderr of deploy ${args.join(' ')} (${i})`, text: run.stderr });
     }
     expect(outputs.find((o) => o.path.startsWith('stdout of deploy promote --to v2'))!.text).toMatch(/promoted/);
     const admin = adminSecret(join(sb.dir, 'nginx'));
-    const secrets = { 'the nginx admin secret': admin, 'the audit signing key': signingBody, 'the AWS secret key': env.AWS_SECRET_ACCESS_KEY };
+    const secrets = {
+      'the nginx admin secret': admin,
+      'the audit signing key': signingBody,
+      'the AWS secret key': env.AWS_SECRET_ACCESS_KEY,
+      'the webhook secret': env.CUTOVER_WEBHOOK_SECRET,
+      "the Slack URL's token": 'leak-canary-slack-token-42',
+    };
     // The nginx prefix keeps its own secret (0600); everything else in the sandbox is searched.
     const files = filesUnder(sb.dir, (p) => p.endsWith('admin.secret') || p.endsWith('org-cookie.key'));
-    expect(files.some((f) => f.path.endsWith('audit.jsonl'))).toBe(true);
-    expect(files.some((f) => f.path.endsWith('state.json'))).toBe(true);
-    expect(leaks(secrets, [...files, ...outputs])).toEqual([]);
+    for (const kept of ['audit.jsonl', 'state.json', 'report.html', 'report.md']) expect(files.some((f) => f.path.endsWith(kept)), kept).toBe(true);
+    // Every notification as the receivers got it: bodies and headers (the signature is the
+    // secret's HMAC of the body, never the secret).
+    expect(receiver.received.some((r) => r.path === slackPath)).toBe(true);
+    expect(receiver.received.filter((r) => r.path !== slackPath).length).toBeGreaterThan(3);
+    const payloads = receiver.received.map((r, i) => ({ path: `notification ${i} to ${r.path === slackPath ? 'slack' : 'the webhook'}`, text: `${r.body}\n${JSON.stringify(r.headers)}` }));
+    expect(leaks(secrets, [...files, ...outputs, ...payloads])).toEqual([]);
   });
 
   it('ALB rollout with AWS credentials in the environment: none in the state, the audit log or any output', async () => {
