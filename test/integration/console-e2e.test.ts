@@ -209,7 +209,7 @@ describe('the demo watched from a second terminal', () => {
     // The good release's end is in the history though the next one began before the watcher looked.
     expect(text).toMatch(/\d\d:\d\d:\d\d aborted: v1 100% — aborted by \S+ from the console/);
     text = (await waitForScreen(/ROLLED BACK step [34]\/5/, 120_000)).replace(/\n {9,}(?=\S)/g, ' ');
-    expect(text).toMatch(/safety\s+SAFE {2}all traffic on v1 since \d\d:\d\d:\d\d · [\d.]+ s after gate errors failed · [\d,]+ failed requests? beyond v1's error rate/);
+    expect(text).toMatch(/safety\s+SAFE {2}all traffic on v1 since \d\d:\d\d:\d\d, [\d.]+ s after gate errors failed users got [\d,]+ failed requests? beyond v1's error rate/);
     expect(text).toMatch(/rolled back: gate errors failed: v3 errors/);
 
     const r = await demo;

@@ -119,12 +119,12 @@ describe('the console', () => {
     const text = unwrapped(show(safeModel()));
     expect(text).toContain('ROLLED BACK step 3/5');
     expect(text).toMatch(/traffic\s+░+\s+░ v1 100%/);
-    expect(text).toMatch(/safety\s+SAFE {2}all traffic on v1 since 10:05:00 · 0\.4 s after gate errors failed · 37 failed requests beyond v1's error rate/);
+    expect(screen(show(safeModel()))).toMatch(/safety {3}SAFE {2}all traffic on v1 since 10:05:00, 0\.4 s after gate errors failed\n {15}users got 37 failed requests beyond v1's error rate\n/);
     expect(text).toMatch(/rolled back: gate errors failed: v2 errors 2\.1% vs v1 0\.2%/);
     // The demo's own measure, from the fault's start, when its rollback carries it.
     const demo = safeModel();
     const text2 = unwrapped(show({ ...demo, safety: { ...demo.safety!, timeToSafetyMs: 6_240, excessFailures: 1_387 } }));
-    expect(text2).toMatch(/SAFE {2}all traffic on v1 since 10:05:00 · time to safety 6\.2 s from the fault's start · 1,387 failed requests beyond v1's error rate/);
+    expect(text2).toMatch(/SAFE {2}all traffic on v1 since 10:05:00, 6\.2 s after the fault began users got 1,387 failed requests beyond v1's error rate/);
   });
 
   it('says SAFE after an abort, and who paused a rollout', () => {

@@ -152,19 +152,21 @@ export function Hold({ model: m, columns, color }: ViewProps) {
 export function Safety({ model: m, color }: ViewProps) {
   const s = m.safety;
   if (!s || (m.phase !== 'rolled_back' && m.phase !== 'aborted')) return null;
-  const parts = [
-    `all traffic on ${s.stable} since ${new Date(s.at).toISOString().slice(11, 19)}`,
-    s.timeToSafetyMs !== undefined ? `time to safety ${seconds(s.timeToSafetyMs)} from the fault's start`
-    : s.afterGate ? `${seconds(s.afterGate.ms)} after gate ${s.afterGate.gate} failed`
-    : undefined,
-    s.excessFailures !== undefined ? `${requestCount(s.excessFailures)} failed request${s.excessFailures === 1 ? '' : 's'} beyond ${s.stable}'s error rate` : undefined,
-  ];
+  const took =
+    s.timeToSafetyMs !== undefined ? `, ${seconds(s.timeToSafetyMs)} after the fault began`
+    : s.afterGate ? `, ${seconds(s.afterGate.ms)} after gate ${s.afterGate.gate} failed`
+    : '';
   return (
     <Row label="safety">
-      <Text>
-        <Text bold {...paint(color, 'good')}>SAFE</Text>
-        {`  ${parts.filter(Boolean).join(' · ')}`}
-      </Text>
+      <Box flexDirection="column">
+        <Text>
+          <Text bold {...paint(color, 'good')}>SAFE</Text>
+          {`  all traffic on ${s.stable} since ${new Date(s.at).toISOString().slice(11, 19)}${took}`}
+        </Text>
+        {s.excessFailures !== undefined ? (
+          <Text>{`      users got ${requestCount(s.excessFailures)} failed request${s.excessFailures === 1 ? '' : 's'} beyond ${s.stable}'s error rate`}</Text>
+        ) : null}
+      </Box>
     </Row>
   );
 }
