@@ -168,17 +168,24 @@ describe('the console in a real terminal', () => {
 describe('the demo watched from a second terminal', () => {
   // The tmux socket lives apart from the demo's sandbox, which the demo removes when it ends.
   const dir = mkdtempSync(join(tmpdir(), 'cutover-watch-'));
-  afterAll(() => {
+  const startDemo = () => execa(DEPLOY, ['demo', '--hold', '3s'], { reject: false, env: { CI: 'true' }, timeout: 230_000 });
+  let demo: ReturnType<typeof startDemo> | undefined;
+  let ended = false;
+  afterAll(async () => {
     spawnSync('tmux', ['-S', join(dir, 'tmux.sock'), 'kill-server'], { env: ENV });
     rmSync(dir, { recursive: true, force: true });
+    // A demo left running by a failure is interrupted as Ctrl-C would: it stops what it started.
+    if (demo && !ended) {
+      demo.kill('SIGINT');
+      await demo;
+    }
   });
 
   it('waits through a pause from `deploy watch`, goes on after an abort there, and shows the bad release SAFE', { timeout: 240_000 }, async () => {
-    const demo = execa(DEPLOY, ['demo', '--hold', '3s'], { reject: false, env: { CI: 'true' }, timeout: 230_000 });
-    let stderr = '';
-    let ended = false;
-    demo.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    demo = startDemo();
     void demo.then(() => (ended = true));
+    let stderr = '';
+    demo.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const file = await waitFor('the demo\'s sandbox', () => /watch -f (\S+)/.exec(stderr)?.[1] ?? '', (f) => f !== '', 60_000);
     socket = join(dir, 'tmux.sock');
     tmux('new-session', '-d', '-s', PANE, '-x', '120', '-y', '40', '-c', dir, `env -u CI -u CONTINUOUS_INTEGRATION ${DEPLOY} watch -f ${file}; sleep 120`);
