@@ -146,7 +146,8 @@ describe('the console in a real terminal', () => {
   });
 
   it('ends with its own rollout: aborted by another hand while paused, it exits 3 and follows nothing after', async () => {
-    tmux('kill-session', '-t', PANE);
+    // The first test's session, if it ran.
+    spawnSync('tmux', ['-S', socket, 'kill-session', '-t', PANE], { env: ENV });
     const exitFile = join(sb.dir, 'exit-code-2');
     const command = `env -u CI -u CONTINUOUS_INTEGRATION ${DEPLOY} promote --to v2 -f ${sb.file}; echo $? > ${exitFile}; sleep 120`;
     tmux('new-session', '-d', '-s', PANE, '-x', '120', '-y', '40', '-c', sb.dir, command);
@@ -167,13 +168,18 @@ describe('the console in a real terminal', () => {
 
 describe('the demo watched from a second terminal', () => {
   // The tmux socket lives apart from the demo's sandbox, which the demo removes when it ends.
-  const dir = mkdtempSync(join(tmpdir(), 'cutover-watch-'));
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cutover-watch-'));
+  });
   const startDemo = () => execa(DEPLOY, ['demo', '--hold', '3s'], { reject: false, env: { CI: 'true' }, timeout: 230_000 });
   let demo: ReturnType<typeof startDemo> | undefined;
   let ended = false;
   afterAll(async () => {
-    spawnSync('tmux', ['-S', join(dir, 'tmux.sock'), 'kill-server'], { env: ENV });
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) {
+      spawnSync('tmux', ['-S', join(dir, 'tmux.sock'), 'kill-server'], { env: ENV });
+      rmSync(dir, { recursive: true, force: true });
+    }
     // A demo left running by a failure is interrupted as Ctrl-C would: it stops what it started.
     if (demo && !ended) {
       demo.kill('SIGINT');
