@@ -77,7 +77,7 @@ kubernetes:
 workload:
   type: kubernetes
   deployment: ${opts.deployment ?? 'api'}
-  progressDeadline: 60s
+  progressDeadline: 180s
 ${opts.router?.(ns) ?? 'router:\n  type: gateway-api\n  httpRoute: api\n  service: api\n  parentRefs: [{ name: public-gateway }]'}
 state:
   type: kubernetes
@@ -150,7 +150,7 @@ describe('a canary on Kubernetes', () => {
     const actions = jsonLines(history.stdout).filter((e) => e.event === 'audit').map((e) => e.action);
     expect(actions.slice(-3)).toEqual(['promotion.started', 'rollout.promoted', 'workload.retired']);
     expect(jsonLines(history.stdout).at(-1)).toMatchObject({ event: 'verify', ok: true });
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('a gate failure on Kubernetes, with real traffic through Traefik', () => {
@@ -168,7 +168,7 @@ describe('a gate failure on Kubernetes, with real traffic through Traefik', () =
       scrapeIntervalMs: 1000,
       scrapeTargets: [{ job: 'api', targets: Object.values(backends).map((b) => `${b.address}:${b.port}`) }],
     });
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await prometheus?.stop();
@@ -268,7 +268,7 @@ describe('a gate failure on Kubernetes, with real traffic through Traefik', () =
         windows.map((w) => `${w.label}: ${w.v2} of ${w.v1 + w.v2} on v2 (${((100 * w.v2) / Math.max(1, w.v1 + w.v2)).toFixed(2)}%)`).join('; ') +
         `; after the rollback ${after.byVersion.v1 ?? 0} of 2,000 on v1, ${after.failures.length} failed`,
     );
-  }, 180_000);
+  }, 300_000);
 });
 
 describe('drivers sharing the cluster', () => {
@@ -278,14 +278,14 @@ describe('drivers sharing the cluster', () => {
     expect([a.exitCode, b.exitCode].sort()).toEqual([0, 5]);
     const loser = a.exitCode === 5 ? a : b;
     expect(loser.stderr).toMatch(/locked by \S+ \(pid \d+ on \S+\) since .*\(Lease canary-[a-z0-9-]+\/cutover-api\)/);
-  }, 120_000);
+  }, 300_000);
 
   /** A rollout whose driver is killed with SIGKILL once its second step is live. */
   async function killedAtStep2(lease: string) {
     const p = await project({ lease });
     const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
     const events = followEvents(run);
-    await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 60_000);
+    await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 180_000);
     run.kill('SIGKILL');
     await run;
     return { p, run };
@@ -303,7 +303,7 @@ describe('drivers sharing the cluster', () => {
     expect(resumed.exitCode, resumed.stderr).toBe(0);
     expect(Date.now() - t0).toBeLessThan(25_000);
     expect((await p.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:2.0');
-  }, 120_000);
+  }, 300_000);
 
   it('a holder on another host cannot be proved gone: its Lease is waited out, then another resumes', async () => {
     const { p } = await killedAtStep2('3s');
@@ -318,13 +318,13 @@ describe('drivers sharing the cluster', () => {
     const resumed = await p.deploy(['resume']);
     expect(resumed.exitCode, resumed.stderr).toBe(0);
     expect((await p.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:2.0');
-  }, 120_000);
+  }, 300_000);
 
   it('someone editing the HTTPRoute mid-rollout is detected: re-read, reported, their other fields kept', async () => {
     const p = await project({ steps: '      - { weight: 5, hold: 60s }\n      - { weight: 25, hold: 1s }\n      - { weight: 100, hold: 1s }' });
     const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
     const events = followEvents(run);
-    await waitFor('step 1', () => events().some((e) => e.event === 'step' && e.step === 0), 60_000);
+    await waitFor('step 1', () => events().some((e) => e.event === 'step' && e.step === 0), 180_000);
     const live = await p.route();
     const rules = live.spec.rules.map((rule) => ({ ...rule, backendRefs: rule.backendRefs?.map((b) => ({ ...b, weight: 50 })) }));
     await cluster.api('PUT', `/apis/gateway.networking.k8s.io/v1/namespaces/${p.ns}/httproutes/api`, { ...live, spec: { ...live.spec, hostnames: ['patients.example.test'], rules } });
@@ -337,7 +337,7 @@ describe('drivers sharing the cluster', () => {
     expect((await p.route()).spec.hostnames).toEqual(['patients.example.test']);
     const actions = jsonLines((await p.deploy(['history', '-o', 'json'])).stdout).filter((e) => e.event === 'audit').map((e) => e.action);
     expect(actions).toContain('router.drift');
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('bad input changes nothing and exits 2', () => {
@@ -383,5 +383,5 @@ describe('deploy rbac', () => {
     const r = await p0.deploy(['promote', '--to', 'v2', '--kubeconfig', file]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect((await p0.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:2.0');
-  }, 120_000);
+  }, 300_000);
 });
