@@ -5,7 +5,8 @@
 import type { EngineEvent, GateEvent } from '../../src/engine/events.js';
 import type { RolloutState } from '../../src/engine/state.js';
 import type { GateResult } from '../../src/gates/types.js';
-import { createModel, foldEvent, foldTick, type ConsoleModel } from '../../src/ui/console/model.js';
+import { createModel, foldEvent, foldMembers, foldTargets, foldTick, type ConsoleModel } from '../../src/ui/console/model.js';
+import { gatesByMember } from '../../src/ui/console/parts.js';
 import { planCanary } from '../../strategies/canary.js';
 
 /** 10:00:00 on the day of the fixtures. */
@@ -111,4 +112,34 @@ export function storedState(step: number, over: Partial<RolloutState> = {}): Rol
     updatedAt: iso(T0 + step * 60_000),
     ...over,
   };
+}
+
+/** What a release group's workload describes: the API, a consumer whose candidate is not ready yet, a CronJob. */
+export const MEMBERS = [
+  { name: 'patient-api', role: 'traffic', versions: [{ version: 'v1', ready: 3, desired: 3 }, { version: 'v2', ready: 1, desired: 1 }] },
+  { name: 'lis-testresult', role: 'consumer', versions: [{ version: 'v1', ready: 1, desired: 1 }, { version: 'v2', ready: 0, desired: 1 }] },
+  { name: 'nightly-export', role: 'cron', versions: [{ version: 'v1', ready: 0, desired: 0 }], detail: 'template v1' },
+];
+
+/** Holding at 25% with a release group's members read, the consumer's gate `lis-errors` inconclusive. */
+export function groupModel(): ConsoleModel {
+  let m = holdingModel();
+  m = foldEvent(m, gateEvent({ gate: 'lis-errors', type: 'errorRate', verdict: 'inconclusive', reason: 'more messages needed' }, T0 + 300_000));
+  return foldMembers(m, MEMBERS, gatesByMember([{ name: 'errors' }, { name: 'lis-errors', member: 'lis-testresult' }, { name: 'export-errors', member: 'nightly-export' }]));
+}
+
+/** Holding at 25% in a fleet of eu and us: eu answers, us does not; gates judged per target. */
+export function fleetModel(): ConsoleModel {
+  let m = createModel('drive', 'patient-api', T0);
+  for (const e of eventsToStep3()) m = foldEvent(m, e);
+  const at = T0 + 300_000;
+  m = foldEvent(m, gateEvent({ gate: 'errors@eu', type: 'errorRate', verdict: 'passed', value: 0.1, threshold: 0.6, reason: 'ruled out' }, at));
+  m = foldEvent(m, gateEvent({ gate: 'reachable@eu', type: 'query', verdict: 'passed', reason: 'answers' }, at));
+  m = foldEvent(m, gateEvent({ gate: 'errors@us', type: 'errorRate', verdict: 'failed', value: 3, threshold: 0.6, reason: 'v2 errors 3% vs v1 0.1%' }, at));
+  m = foldEvent(m, gateEvent({ gate: 'reachable@us', type: 'query', verdict: 'inconclusive', reason: 'no answer for 20s' }, at));
+  m = foldTargets(m, [
+    { target: 'eu', weights: { v1: 75, v2: 25 }, generation: 4 },
+    { target: 'us', error: 'connect ECONNREFUSED 10.0.0.2:443', owes: 'step 3 (v1 75% · v2 25%) recorded at 2026-11-22T10:02:00.000Z' },
+  ]);
+  return foldTick(m, at + 1_000);
 }

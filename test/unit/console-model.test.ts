@@ -16,11 +16,12 @@ import { LocalStateStore } from '../../src/state/local/store.js';
 import { compactCount, gateValue, requestCount, sparkline, splitCells, timeLeft, valueVsThreshold } from '../../src/ui/console/format.js';
 import { onAppend } from '../../src/ui/console/audit.js';
 import { keyHints, pressKey } from '../../src/ui/console/keys.js';
-import { createModel, foldAudit, foldClose, foldEvent, foldState, foldTick, GATE_HISTORY, type ConsoleModel } from '../../src/ui/console/model.js';
+import { createModel, foldAudit, foldClose, foldEvent, foldMembers, foldState, foldTargets, foldTick, GATE_HISTORY, type ConsoleModel } from '../../src/ui/console/model.js';
+import { memberGates, targetGates } from '../../src/ui/console/parts.js';
 import { countOrgs } from '../../src/ui/console/orgs.js';
 import { eraseAddedRows, reflowedRows } from '../../src/ui/console/resize.js';
 import { planCanary } from '../../strategies/canary.js';
-import { eventsToStep3, GATES, gateEvent, holdingModel, pausedModel, safeModel, storedState, T0 } from '../helpers/console-models.js';
+import { eventsToStep3, fleetModel, GATES, gateEvent, groupModel, holdingModel, MEMBERS, pausedModel, safeModel, storedState, T0 } from '../helpers/console-models.js';
 import { FakeRouter, ManualClock } from '../helpers/fakes.js';
 
 describe('folding engine events', () => {
@@ -464,5 +465,38 @@ describe('text shapes', () => {
     expect(eraseAddedRows(frame, 80)).toBe('\u001b[2K\u001b[1A\u001b[2K\u001b[G');
     // Colour codes take no cells.
     expect(reflowedRows(`\u001b[36m${'x'.repeat(80)}\u001b[39m`, 80)).toBe(1);
+  });
+});
+
+describe('members and targets', () => {
+  it('ties each member to the gates that name it, and keeps the rows last read when describe() fails', () => {
+    const m = groupModel();
+    expect(m.members!.rows.map((r) => [r.name, r.role, r.gates])).toEqual([
+      ['patient-api', 'traffic', []],
+      ['lis-testresult', 'consumer', ['lis-errors']],
+      ['nightly-export', 'cron', ['export-errors']],
+    ]);
+    expect(memberGates(m, m.members!.rows[1]!)).toEqual([{ name: 'lis-errors', verdict: 'inconclusive' }]);
+    // A gate left off the steps before its member's candidate runs has no verdict yet.
+    expect(memberGates(m, m.members!.rows[2]!)).toEqual([{ name: 'export-errors' }]);
+    const failed = foldMembers(m, new Error('deployments.apps "lis-testresult-canary" is forbidden\nmore detail'), {});
+    expect(failed.members).toEqual({ rows: m.members!.rows, error: 'deployments.apps "lis-testresult-canary" is forbidden' });
+    expect(foldMembers(failed, MEMBERS, {}).members!.error).toBeUndefined();
+  });
+
+  it('groups the gates of a fleet under their targets, named without the target', () => {
+    const m = fleetModel();
+    expect(targetGates(m, 'eu')).toEqual([{ name: 'errors', verdict: 'passed' }, { name: 'reachable', verdict: 'passed' }]);
+    expect(targetGates(m, 'us')).toEqual([{ name: 'errors', verdict: 'failed' }, { name: 'reachable', verdict: 'inconclusive' }]);
+    expect(targetGates(m, 'u')).toEqual([]);
+    const unread = foldTargets(m, new Error('no credentials for us'));
+    expect(unread.targets).toEqual({ rows: m.targets!.rows, error: 'no credentials for us' });
+  });
+
+  it('leaves both out of a model whose config has neither, and survives a state fold', () => {
+    expect(holdingModel().members).toBeUndefined();
+    expect(holdingModel().targets).toBeUndefined();
+    const m = foldState(groupModel(), storedState(2), T0 + 400_000, true);
+    expect(m.members!.rows).toHaveLength(3);
   });
 });

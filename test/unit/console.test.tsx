@@ -11,7 +11,8 @@ import { App } from '../../src/ui/console/App.js';
 import { pressKey, type KeyPress } from '../../src/ui/console/keys.js';
 import { createModel, foldOrgs, foldState, type ConsoleModel } from '../../src/ui/console/model.js';
 import { planCanary } from '../../strategies/canary.js';
-import { holdingModel, pausedModel, rolledBackModel, safeModel, storedState, T0 } from '../helpers/console-models.js';
+import { fleetModel, groupModel, holdingModel, pausedModel, rolledBackModel, safeModel, storedState, T0 } from '../helpers/console-models.js';
+import { foldMembers } from '../../src/ui/console/model.js';
 
 // eslint-disable-next-line no-control-regex
 const COLOUR = /\u001b\[(3[0-7]|9[0-7])m/;
@@ -208,5 +209,45 @@ describe('the console', () => {
     expect(on).toMatch(COLOUR);
     const off = show(holdingModel(), false).lastFrame()!;
     expect(off).not.toMatch(COLOUR);
+  });
+
+  it('shows a row per member of a release group with its replicas and its gates', () => {
+    const text = screen(show(groupModel()));
+    expect(text).toMatch(/members  patient-api\s+traffic\s+v1 3\/3 · v2 1\/1\n/);
+    expect(text).toMatch(/\n {9}lis-testresult\s+consumer\s+v1 1\/1 · v2 0\/1  lis-errors inconclusive\n/);
+    expect(text).toMatch(/\n {9}nightly-export\s+cron\s+v1 0\/0; template v1  export-errors not checked\n/);
+    // The rows sit above the gates, which still list every gate.
+    expect(text.indexOf('members ')).toBeLessThan(text.indexOf('gates '));
+    expect(text).toMatch(/lis-errors\s+inconclusive/);
+  });
+
+  it("says why the members could not be read, below the rows last read or alone", () => {
+    const failed = foldMembers(groupModel(), new Error('connect ECONNREFUSED 127.0.0.1:6443'), {});
+    expect(screen(show(failed))).toMatch(/lis-testresult[^\n]+\n[^\n]+\n {9}could not be read: connect ECONNREFUSED 127\.0\.0\.1:6443/);
+    const never = foldMembers(holdingModel(), new Error('forbidden'), {});
+    expect(screen(show(never))).toMatch(/members  could not be read: forbidden/);
+  });
+
+  it('shows a row per target of a fleet with its live weights and its gates grouped under it', () => {
+    const text = unwrapped(show(fleetModel()));
+    expect(text).toMatch(/targets  eu v1 75% · v2 25% \(generation 4\)  errors passed · reachable passed/);
+    expect(text).toMatch(/us unreachable: connect ECONNREFUSED 10\.0\.0\.2:443  errors failed · reachable inconclusive/);
+    // What the unreachable target owes comes last: where the row is cut, its verdicts are not.
+    expect(text).toMatch(/reachable inconclusive (owes|…)/);
+  });
+
+  it('keeps the layout of a config without members or targets', () => {
+    const text = screen(show(holdingModel()));
+    expect(text).not.toMatch(/members|targets/);
+  });
+
+  it('keeps a fleet with members within an 80-column terminal', async () => {
+    const r = show({ ...fleetModel(), members: groupModel().members! });
+    Object.defineProperty(r.stdout, 'columns', { get: () => 80 });
+    r.stdout.emit('resize');
+    // The header spans the terminal: once it fits, the frame was redrawn at 80 columns.
+    await vi.waitFor(() => expect(screen(r)).toMatch(/^patient-api .{40,60}HOLDING step 3\/5$/m));
+    for (const line of screen(r).split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
+    expect(screen(r)).toMatch(/targets  eu\s+v1 75% · v2 25% \(generation 4\)/);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The cutover console: finished log lines in `<Static>`, and below them the live area — rollout,
- * ladder, traffic, hold or safety, gates (or orgs, or help) and the keys. It renders the model and
+ * ladder, traffic, hold or safety, a release group's members and a fleet's targets, gates (or orgs, or help) and the keys. It renders the model and
  * hands keys to `onKey`; what a key means is decided in keys.ts, what it does by the console's runner.
  */
 import { Box, useInput, useWindowSize } from 'ink';
@@ -9,6 +9,7 @@ import { Footer, Help } from './Footer.js';
 import { Gates, Orgs } from './Gates.js';
 import type { KeyPress } from './keys.js';
 import type { ConsoleModel } from './model.js';
+import { Members, Targets } from './PartRows.js';
 import { Header, Hold, Ladder, Safety, Status, Traffic, type ViewProps } from './Rollout.js';
 
 /** Props of the console. */
@@ -43,6 +44,8 @@ export function LiveArea(view: ViewProps) {
       <Hold {...view} />
       <Safety {...view} />
       <Status {...view} />
+      <Members {...view} />
+      <Targets {...view} />
       {model.showHelp ? <Help {...view} /> : model.showOrgs ? <Orgs {...view} /> : <Gates {...view} />}
       <Footer {...view} />
     </Box>

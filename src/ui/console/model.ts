@@ -18,6 +18,7 @@ import { safetyOfRollback, safetyOfState } from './safety.js';
 import type { ConsoleModel, DriverView, GateLine, HoldView, Rung, Share, Tone } from './types.js';
 
 export * from './types.js';
+export { foldMembers, foldTargets } from './parts.js';
 
 /** How many recent values of a gate the sparkline keeps. */
 export const GATE_HISTORY = 24;

@@ -122,6 +122,10 @@ export interface ConsoleModel {
   ungated?: boolean;
   /** Present when the config has orgs. */
   orgs?: OrgsView;
+  /** Present when the workload has members (a release group), once they were read. */
+  members?: MembersView;
+  /** Present when the router is a fleet, once its targets were read. */
+  targets?: TargetsView;
   log: LogLine[];
   driver?: DriverView;
   confirm?: Confirmation;
@@ -149,3 +153,42 @@ export interface ConsoleModel {
   failedGate?: { gate: string; at: number };
 }
 
+
+/** One member of a release group: what it runs now, as the workload describes it. */
+export interface MemberView {
+  name: string;
+  /** Its role in the group (`traffic`, `consumer`, `worker`, `cron`). */
+  role?: string;
+  /** Replicas per version: ready of desired. */
+  versions: { version: string; ready: number; desired: number }[];
+  /** What else is worth a look (a CronJob's template and its Jobs). */
+  detail?: string;
+  /** The gates tied to it by `member:`, whose verdicts its row shows. */
+  gates: string[];
+}
+
+/** A release group's members; `error` says why the last look at them failed (the rows are the last known). */
+export interface MembersView {
+  rows: MemberView[];
+  error?: string;
+}
+
+/** One target of a fleet: its live routing as `deploy status` reads it. */
+export interface TargetView {
+  target: string;
+  /** Its live weights; absent when it did not answer. */
+  weights?: Record<string, number>;
+  generation?: number;
+  /** Why it could not be read. */
+  error?: string;
+  /** The recorded write it does not carry yet. */
+  owes?: string;
+  /** Its live weights differ from the record with no write in flight. */
+  differs?: boolean;
+}
+
+/** A fleet's targets; `error` says why the last look at them failed (the rows are the last known). */
+export interface TargetsView {
+  rows: TargetView[];
+  error?: string;
+}
