@@ -2,18 +2,21 @@
  * The CLI driving a canary through a real nginx: every step's traffic share measured with real
  * requests, abort from a second process, and the lock refusing a second driver.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// Each step holds long enough for its 2,000-request sample on a busy machine.
+vi.setConfig({ testTimeout: 180_000 });
 import { jsonLines, sample, startSandbox, type Sandbox } from '../helpers/sandbox.js';
 
 const STEPS = `    steps:
       - weight: 1
-        hold: 1500ms
+        hold: 5s
       - weight: 5
-        hold: 1500ms
+        hold: 5s
       - weight: 25
-        hold: 1500ms
+        hold: 5s
       - weight: 50
-        hold: 1500ms
+        hold: 5s
       - weight: 100
 `;
 
@@ -43,7 +46,7 @@ describe('deploy promote on real nginx', () => {
     });
     // Measure each step while it holds: poll the driver's output for the step event.
     for (const weight of [1, 5, 25, 50]) {
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 30_000;
       while (!jsonLines(buffer).some((e) => e.event === 'step' && e.weight === weight)) {
         if (Date.now() > deadline) throw new Error(`no step ${weight} in ${buffer}`);
         await new Promise((r) => setTimeout(r, 10));
@@ -81,7 +84,7 @@ describe('deploy promote on real nginx', () => {
       - weight: 100
 `);
     const run = sb.deploy(['promote', '--to', 'v1', '-o', 'json']);
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 30_000;
     while ((await sb.router.read()).weights.v1 !== 25) {
       if (Date.now() > deadline) throw new Error('the canary never reached 25%');
       await new Promise((r) => setTimeout(r, 20));
