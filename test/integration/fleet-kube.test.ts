@@ -60,7 +60,7 @@ async function fleetProject(steps: string) {
     .map(
       (c, i) => `  ${c.name}:
     kubernetes: { kubeconfig: ${c.cluster.kubeconfig}, namespace: ${spaces[i]} }
-    workload: { type: kubernetes, deployment: api, progressDeadline: 60s }
+    workload: { type: kubernetes, deployment: api, progressDeadline: 240s }
     router: { type: gateway-api, httpRoute: api, service: api, parentRefs: [{ name: public-gateway }] }`,
     )
     .join('\n');
@@ -108,7 +108,7 @@ describe('a fleet across two Kubernetes clusters', () => {
     const events = followEvents(run);
     const seen: unknown[] = [];
     for (let i = 0; i < 3; i++) {
-      await waitFor(`step ${i + 1}`, () => events().filter((e) => e.event === 'step').length > i, 120_000);
+      await waitFor(`step ${i + 1}`, () => events().filter((e) => e.event === 'step').length > i, 300_000);
       seen.push(await Promise.all([p.east, p.west].map(async (t) => ({ shares: await t.shares(), canaryReady: (await t.deployment('api-canary')).status?.readyReplicas ?? 0 }))));
     }
     const result = await run;
@@ -126,13 +126,13 @@ describe('a fleet across two Kubernetes clusters', () => {
     const status = jsonLines((await p.deploy(['status', '-o', 'json'])).stdout)[0] as { phase: string; fleet: { target: string; weights: Record<string, number> }[] };
     expect(status.phase).toBe('promoted');
     expect(status.fleet.map((t) => t.target)).toEqual(['east', 'west']);
-  }, 240_000);
+  }, 900_000);
 
   it('an abort mid-rollout sends both clusters back to stable and scales both canaries down', async () => {
     const p = await fleetProject('      - { weight: 50, hold: 10m }\n      - { weight: 100 }\n');
     const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
     const events = followEvents(run);
-    await waitFor('step 1', () => events().some((e) => e.event === 'step'), 120_000);
+    await waitFor('step 1', () => events().some((e) => e.event === 'step'), 300_000);
     for (const t of [p.east, p.west]) expect(await t.shares()).toEqual({ api: 50, 'api-canary': 50 });
     const abort = await p.deploy(['abort', '--reason', 'drill']);
     expect(abort.exitCode, abort.stderr).toBe(0);
@@ -140,8 +140,8 @@ describe('a fleet across two Kubernetes clusters', () => {
     expect(result.exitCode).toBe(3);
     for (const t of [p.east, p.west]) {
       expect((await t.shares()).api).toBe(100);
-      await waitFor('canary scaled down', async () => (await t.deployment('api-canary')).spec.replicas === 0, 60_000);
+      await waitFor('canary scaled down', async () => (await t.deployment('api-canary')).spec.replicas === 0, 180_000);
       expect((await t.deployment('api')).spec.template.spec.containers[0]!.image).toBe('example.test/api:1.0');
     }
-  }, 240_000);
+  }, 900_000);
 });
