@@ -13,13 +13,16 @@ import { actUnderLock, driveUnderLock } from '../../cli/drive.js';
 import { pauseByOperator, promoteNow, rollback, unpause, type EngineDeps } from '../../engine/machine.js';
 import { isTerminal, type RolloutState } from '../../engine/state.js';
 import { ExitCode, UsageError } from '../../errors.js';
+import { chosenProviders, createWorkload } from '../../providers/chosen.js';
 import { currentActor } from '../../state/actor.js';
 import type { AuditRecord } from '../../state/store.js';
+import type { Workload } from '../../workloads/workload.js';
 import type { Output } from '../output.js';
 import { App, LiveArea } from './App.js';
 import { endOf, onAppend } from './audit.js';
 import { pressKey, type KeyPress, type OperatorAction } from './keys.js';
-import { createModel, foldAudit, foldClose, foldDriver, foldEvent, foldOrgs, foldState, withLogLine, withNotice, type ConsoleModel } from './model.js';
+import { createModel, foldAudit, foldClose, foldDriver, foldEvent, foldMembers, foldOrgs, foldState, foldTargets, withLogLine, withNotice, type ConsoleModel } from './model.js';
+import { gatesByMember } from './parts.js';
 import type { OrgSource } from './orgs.js';
 import { eraseAddedRows, terminalRewraps } from './resize.js';
 
@@ -31,6 +34,8 @@ export interface ConsoleSettings {
   color: boolean;
   /** How often the state file and the lock are read (default 400 ms). */
   pollMs?: number;
+  /** At most how often a release group's members and a fleet's targets are read (default 2 s). */
+  partsMs?: number;
 }
 
 /**
@@ -68,6 +73,10 @@ class CutoverConsole {
   private chain: Promise<void> = Promise.resolve();
   private polling = false;
   private orgIds?: string[];
+  /** When the members and targets were last read, and whether a read is under way. */
+  private partsAt = -Infinity;
+  private partsReading?: Promise<void>;
+  private workload?: Promise<Workload | undefined>;
   private columns = 80;
   /** The terminal ink draws on. */
   private readonly screen: NodeJS.WritableStream & { columns?: number; rows?: number };
@@ -175,6 +184,7 @@ class CutoverConsole {
       const leased = holder && Date.parse(holder.leaseExpiresAt) > now;
       m = foldDriver(m, leased ? { owner: holder.owner, pid: holder.pid, here: this.driving && holder.pid === process.pid } : undefined);
       this.set(orgs ? foldOrgs(m, orgs) : m);
+      this.readPartsNow(state);
       if (state && !this.driving) await this.closeIfOwnRolloutEnded(state, audit);
     } catch (e) {
       this.set(withNotice(this.model, `cannot read the state: ${(e as Error).message}`));
@@ -209,6 +219,39 @@ class CutoverConsole {
     if (end === 'unknown') this.note(`rollout ${own} ended by another hand, and the audit log does not say how: \`deploy history\` shows it`);
     // Not awaited: closing waits for the reads in progress, this one among them.
     void this.close(code);
+  }
+
+  /**
+   * Start a read of the members and targets, unless one is under way or the last began less than
+   * `partsMs` ago. Not awaited by the state's poll: a slow cluster or an unreachable target never
+   * holds up the state, the lock or the keys.
+   */
+  private readPartsNow(state: RolloutState | undefined): void {
+    const { config } = this.project;
+    const members = config.workload ? (chosenProviders(config).workload?.members?.(config.workload) ?? []) : [];
+    const fleet = config.targets !== undefined;
+    if ((!members.length && !fleet) || this.partsReading || this.closed) return;
+    const now = this.io.clock();
+    if (now - this.partsAt < (this.settings.partsMs ?? 2000)) return;
+    this.partsAt = now;
+    this.partsReading = this.readParts(state, members.length > 0, fleet)
+      .catch((e: unknown) => this.set(withNotice(this.model, `cannot read the members or targets: ${(e as Error).message}`)))
+      .finally(() => (this.partsReading = undefined));
+  }
+
+  /** Ask the workload what runs and each target how it routes, as `deploy status` does; errors become row notes. */
+  private async readParts(state: RolloutState | undefined, members: boolean, fleet: boolean): Promise<void> {
+    const asError = (e: unknown) => (e instanceof Error ? e : new Error(String(e)));
+    if (members && state) {
+      this.workload ??= createWorkload(this.project, this.io.clock);
+      const described = await this.workload.then((w) => (w?.describe ? w.describe() : [])).catch(asError);
+      if (!this.closed) this.set(foldMembers(this.model, described, gatesByMember(this.project.config.gates)));
+    }
+    if (fleet) {
+      const { targetRows } = await import('../../fleet/status.js');
+      const rows = await targetRows(this.project, state, this.io.clock).catch(asError);
+      if (!this.closed) this.set(foldTargets(this.model, rows));
+    }
   }
 
   private async orgSource(state: RolloutState | undefined): Promise<OrgSource> {
@@ -305,6 +348,7 @@ class CutoverConsole {
     process.off('SIGINT', this.quit);
     process.off('SIGTERM', this.quit);
     await this.chain.catch(() => undefined);
+    await this.partsReading;
     this.set(foldClose(this.model, code));
     this.instance?.unmount();
     await this.instance?.waitUntilExit().catch(() => undefined);
