@@ -41,6 +41,13 @@ describe("the README's examples", () => {
     expect(config.gates?.find((g) => g.name === 'lis-failures')).toMatchObject({ type: 'errorRate', member: 'lis-testresult' });
   });
 
+  it('fleets: three regions, each with its own nginx, servers and metrics labels, under one lockstep router', () => {
+    const config = load(example('## Fleets'));
+    expect(config.router).toMatchObject({ type: 'fleet', strategy: 'lockstep' });
+    expect(Object.keys(config.targets ?? {})).toEqual(['eu', 'us', 'ap']);
+    expect(Object.values(config.targets ?? {}).map((t) => t.router.type)).toEqual(['nginx', 'nginx', 'nginx']);
+  });
+
   it('AWS without Kubernetes: alb, ecs, s3 and cloudwatch', () => {
     const config = load(example('## AWS without Kubernetes'));
     const chosen = chosenProviders(config);
