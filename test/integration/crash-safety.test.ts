@@ -4,24 +4,14 @@
  * recorded ones (or, with a write in flight, the recorded intent's), and the audit chain must
  * verify; `deploy resume` must then carry on to the end.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sameWeights } from '../../src/routers/router.js';
 import { jsonLines, startSandbox, type Sandbox } from '../helpers/sandbox.js';
+import { leaseFree as leaseFreeOf, mulberry32 } from '../helpers/crash.js';
 
 const KILLS = 20;
 const PHASES = ['none', 'pending', 'progressing', 'holding', 'paused', 'promoted', 'rolled_back', 'aborted', 'failed'];
-
-/** A seeded generator, so a failure can be replayed with the same kill moments. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('SIGKILL at random moments of a canary', () => {
   let sb: Sandbox;
@@ -43,19 +33,7 @@ describe('SIGKILL at random moments of a canary', () => {
   });
 
   /** Wait until no live lease is held (a killed driver's lease runs out after 1 s). */
-  async function leaseFree(): Promise<void> {
-    const file = join(sb.dir, '.deploy', 'lock.json');
-    for (;;) {
-      if (!existsSync(file)) return;
-      try {
-        const lock = JSON.parse(readFileSync(file, 'utf8')) as { leaseExpiresAt: string };
-        if (Date.parse(lock.leaseExpiresAt) < Date.now()) return;
-      } catch {
-        // being rewritten; look again
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const leaseFree = () => leaseFreeOf(join(sb.dir, '.deploy', 'lock.json'));
 
   async function status(): Promise<Record<string, unknown> & { phase: string }> {
     const r = await sb.deploy(['status', '-o', 'json']);

@@ -4,25 +4,15 @@
  * kill every region's live routing must be what the record says it carries, or what the recorded
  * intent writes to it, and the audit chain must verify; `deploy resume` then finishes.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sameWeights, type Weights } from '../../src/routers/router.js';
 import { startFleetSandbox, type FleetSandbox } from '../helpers/fleet.js';
 import { jsonLines } from '../helpers/sandbox.js';
+import { leaseFree as leaseFreeOf, mulberry32 } from '../helpers/crash.js';
 
 const KILLS = 12;
 const STEPS = '    steps:\n      - { weight: 10, hold: 150ms }\n      - { weight: 50, hold: 150ms }\n      - { weight: 100 }\n';
-
-/** A seeded generator, so a failure can be replayed with the same kill moments. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Status = { phase: string; weights?: Weights; targets?: Record<string, Weights>; intent?: { weights: Weights; targets?: Record<string, Weights> }; step?: number };
 
@@ -36,19 +26,7 @@ describe('SIGKILL at random moments of a fleet rollout in waves', () => {
   });
 
   /** Wait until no live lease is held (a killed driver's lease runs out after 1 s). */
-  async function leaseFree(): Promise<void> {
-    const file = join(fleet.dir, '.deploy', 'lock.json');
-    for (;;) {
-      if (!existsSync(file)) return;
-      try {
-        const lock = JSON.parse(readFileSync(file, 'utf8')) as { leaseExpiresAt: string };
-        if (Date.parse(lock.leaseExpiresAt) < Date.now()) return;
-      } catch {
-        // being rewritten; look again
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const leaseFree = () => leaseFreeOf(join(fleet.dir, '.deploy', 'lock.json'));
 
   async function status(): Promise<Status> {
     const r = await fleet.deploy(['status', '-o', 'json']);

@@ -13,6 +13,7 @@ import { startPrometheus, type PrometheusProcess } from '../../src/sandbox/prome
 import { startSampleConsumer, type SampleConsumer } from '../../src/sandbox/sample-consumer.js';
 import { testCluster, type TestCluster } from '../helpers/cluster.js';
 import { DEPLOY, followEvents, jsonLines, waitFor } from '../helpers/sandbox.js';
+import { mulberry32 } from '../helpers/crash.js';
 
 let cluster: TestCluster;
 
@@ -505,16 +506,6 @@ describe('bad input changes nothing and exits 2', () => {
     expect(await p.snapshot()).toEqual(before);
   });
 });
-
-/** A seeded generator, so a failure can be replayed with the same kill moments. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('SIGKILL during a group’s steps and its promotion', () => {
   const KILLS = 21;
