@@ -84,7 +84,8 @@ describe('a fleet rollout through the CLI', () => {
       const run = fleet.deploy(['promote', '--to', 'v2', '-o', 'json']);
       const events = followEvents(run);
       await waitFor('step 50%', () => events().some((e) => e.event === 'step'), 60_000);
-      await new Promise((r) => setTimeout(r, 2000));
+      // The fault starts once us's gate has judged the healthy candidate at least once.
+      await waitFor("a check of us's gate", () => events().some((e) => e.event === 'gate' && e.gate === 'errors@us'), 60_000);
       const faultAt = Date.now();
       fleet.regions.find((r) => r.name === 'us')!.versions.v2.setFault({ errorRate: 0.5 });
       const result = await run;
