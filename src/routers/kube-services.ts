@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { kubeName } from '../config/fields.js';
+import type { PolicyRule } from '../kube/rbac.js';
 import type { Chosen, Issue } from '../providers/provider.js';
 
 /** The fields, spread into each router's schema. */
@@ -27,4 +28,13 @@ export function requireRoleWorkload(type: string, chosen: Chosen, issue: Issue):
     ['router', 'type'],
     `${type} routes to a stable and a canary Service: add workload: { type: kubernetes, deployment: … } so the candidate runs behind the canary Service and is promoted into the stable one`,
   );
+}
+
+/** The Role rules both routers need for their Services (create only when the workload makes the canary one). */
+export function serviceRules(r: Parameters<typeof kubeBackends>[0], chosen: Chosen): PolicyRule[] {
+  const { service, canaryService } = kubeBackends(r);
+  return [
+    { apiGroups: [''], resources: ['services'], verbs: ['get'], resourceNames: [...new Set([service, canaryService])] },
+    ...(chosen.workload?.makesCanaryService ? [{ apiGroups: [''], resources: ['services'], verbs: ['create'] }] : []),
+  ];
 }

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { kubeName } from '../../config/fields.js';
 import type { RouterProvider } from '../../providers/provider.js';
-import { kubeBackends, kubeServiceFields as kubeService, requireRoleWorkload } from '../kube-services.js';
+import { kubeBackends, kubeServiceFields as kubeService, requireRoleWorkload, serviceRules } from '../kube-services.js';
 import { gatewayPlanNote } from './routes.js';
 
 const schema = z.strictObject({
@@ -30,10 +30,8 @@ export const gatewayApiRouter: RouterProvider<typeof schema> = {
     requireRoleWorkload('gateway-api', chosen, issue);
   },
   rbac(r, _config, chosen) {
-    const { service, canaryService } = kubeBackends(r);
     return [
-      { apiGroups: [''], resources: ['services'], verbs: ['get'], resourceNames: [...new Set([service, canaryService])] },
-      ...(chosen.workload?.makesCanaryService ? [{ apiGroups: [''], resources: ['services'], verbs: ['create'] }] : []),
+      ...serviceRules(r, chosen),
       { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['get', 'update'], resourceNames: [r.httpRoute] },
       // `create` cannot be limited to names (the object does not exist yet when RBAC is asked).
       { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['create'] },

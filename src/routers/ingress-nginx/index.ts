@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { kubeName } from '../../config/fields.js';
 import type { RouterProvider } from '../../providers/provider.js';
 import { ORG_LIMIT } from './routes.js';
-import { kubeBackends, kubeServiceFields as kubeService, requireRoleWorkload } from '../kube-services.js';
+import { kubeBackends, kubeServiceFields as kubeService, requireRoleWorkload, serviceRules } from '../kube-services.js';
 
 const schema = z.strictObject({
   type: z.literal('ingress-nginx'),
@@ -27,10 +27,8 @@ export const ingressNginxRouter: RouterProvider<typeof schema> = {
     requireRoleWorkload('ingress-nginx', chosen, issue);
   },
   rbac(r, _config, chosen) {
-    const { service, canaryService } = kubeBackends(r);
     return [
-      { apiGroups: [''], resources: ['services'], verbs: ['get'], resourceNames: [...new Set([service, canaryService])] },
-      ...(chosen.workload?.makesCanaryService ? [{ apiGroups: [''], resources: ['services'], verbs: ['create'] }] : []),
+      ...serviceRules(r, chosen),
       { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['get'], resourceNames: [r.ingress] },
       { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['get', 'update', 'delete'], resourceNames: [`${r.ingress}-canary`] },
       { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['create'] },
