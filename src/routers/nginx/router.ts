@@ -165,7 +165,7 @@ export class NginxRouter implements Router {
     if (live.text !== undefined && sameRoutes(live.routes, spec)) {
       return { changed: false, generation: live.routes.generation };
     }
-    if (spec.fence !== undefined && live.routes.fence !== undefined && spec.fence < live.routes.fence) throw staleFence(spec.fence, live.routes.fence);
+    refuseOlderFence(spec, live.routes.fence);
     const generation = (live.routes.generation ?? 0) + 1;
     const text = renderRoutingTable(spec, generation);
     // routes.txt is what a cold-started nginx restores; it is written first so that a crash
@@ -173,10 +173,7 @@ export class NginxRouter implements Router {
     const saved = path.join(this.options.prefix, 'routes.txt');
     await writeFileAtomic(saved, text);
     try {
-      const put = await this.admin('PUT', '/cutover/routes', text);
-      const stale = /^stale fence \d+: the live table was written under fence (\d+)/.exec(put.body);
-      if (put.status === 409 && stale && spec.fence !== undefined) throw staleFence(spec.fence, Number(stale[1]));
-      if (put.status !== 200) throw new OperationError(`nginx refused routing generation ${generation} (${put.status}): ${put.body.trim()}`);
+      acceptedTable(await this.admin('PUT', '/cutover/routes', text), spec, `routing generation ${generation}`);
     } catch (error) {
       if (live.text === undefined) await unlink(saved).catch(() => undefined);
       else await writeFileAtomic(saved, live.text);
@@ -202,13 +199,10 @@ export class NginxRouter implements Router {
     await this.ensureStructure();
     const live = await this.readTable();
     if (live.text !== undefined && sameRoutes(live.routes, spec)) return { changed: false, generation: live.routes.generation ?? 0 };
-    if (spec.fence !== undefined && live.routes.fence !== undefined && spec.fence < live.routes.fence) throw staleFence(spec.fence, live.routes.fence);
+    refuseOlderFence(spec, live.routes.fence);
     const next = Math.max(generation, (live.routes.generation ?? 0) + 1);
     const text = renderRoutingTable(spec, next);
-    const put = await this.admin('PUT', '/cutover/routes?stage=1', text);
-    const stale = /^stale fence \d+: the live table was written under fence (\d+)/.exec(put.body);
-    if (put.status === 409 && stale && spec.fence !== undefined) throw staleFence(spec.fence, Number(stale[1]));
-    if (put.status !== 200) throw new OperationError(`nginx refused to stage routing generation ${next} (${put.status}): ${put.body.trim()}`);
+    acceptedTable(await this.admin('PUT', '/cutover/routes?stage=1', text), spec, `to stage routing generation ${next}`);
     this.staged = { generation: next, text, spec, previous: live.text };
     return { changed: true, generation: next };
   }
@@ -372,6 +366,18 @@ function summarize(routes: RouteSpec): string {
   const weights = Object.entries(routes.weights).map(([v, w]) => `${v}=${w}%`).join(' ');
   const unpinned = routes.unpinned?.mode === 'version' ? `unpinned orgs on ${routes.unpinned.version}` : 'unpinned orgs by weight';
   return `[${weights || 'no weights'}; ${Object.keys(routes.orgs ?? {}).length} org pins; ${unpinned}]`;
+}
+
+/** Refuse, before writing, a table under an older fencing token than the live one's. */
+function refuseOlderFence(spec: RouteSpec, live: number | undefined): void {
+  if (spec.fence !== undefined && live !== undefined && spec.fence < live) throw staleFence(spec.fence, live);
+}
+
+/** The admin endpoint's answer to a table write: accepted, refused for a newer holder's fence, or refused. */
+function acceptedTable(put: { status: number; body: string }, spec: RouteSpec, what: string): void {
+  const stale = /^stale fence \d+: the live table was written under fence (\d+)/.exec(put.body);
+  if (put.status === 409 && stale && spec.fence !== undefined) throw staleFence(spec.fence, Number(stale[1]));
+  if (put.status !== 200) throw new OperationError(`nginx refused ${what} (${put.status}): ${put.body.trim()}`);
 }
 
 /** A write refused because a newer lock holder wrote the live table: this driver has lost its lock. */
