@@ -50,7 +50,7 @@ export interface Project extends LoadedConfig {
  * Kubernetes or AWS.
  */
 export async function openProject(opts: Pick<GlobalOptions, 'file' | 'region' | 'profile' | 'endpointUrl' | 'kubeconfig' | 'context' | 'target'>, clock: () => number = Date.now): Promise<Project> {
-  const loaded = loadConfig(opts.file);
+  const loaded = await loadConfig(opts.file);
   const config = loaded.config;
   const platforms = platformsOf(config);
   if (platforms.has('aws')) {

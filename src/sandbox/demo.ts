@@ -7,9 +7,9 @@
  * abort either release from `deploy watch`: a pause keeps the demo waiting (and driving, so the
  * watcher's keys reach it), an abort ends that release and the demo goes on with the next.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { openProject, type Io } from '../cli/context.js';
 import { driveUnderLock, sleep } from '../cli/drive.js';
 import { startRollout, type EngineDeps } from '../engine/machine.js';
@@ -91,7 +91,7 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
 
     const load = startLoad(`http://${listen}/records`, { clients: 16, ratePerSecond: settings.rate });
     cleanups.push(() => load.stop());
-    const deployBin = relative(process.cwd(), resolve(import.meta.dirname, '../../../bin/deploy')) || 'deploy';
+    const deployBin = ownBin();
     io.out.note(
       `sandbox in ${dir}: nginx on ${listen}, Prometheus on ${prometheus.url} (1 s scrapes), v1 v2 v3 as sample services, ${settings.rate} req/s of keep-alive traffic\n` +
         `watch it: ${deployBin} watch -f ${file}    abort it: ${deployBin} abort -f ${file}`,
@@ -280,4 +280,12 @@ strategy:
 ${steps.map((s) => `      - { weight: ${s.weight}, hold: ${s.holdMs}ms, margin: ${+(s.margin * 100).toFixed(3)}% }`).join('\n')}
       - { weight: 100 }
 `;
+}
+
+/** How to call this CLI, relative to where the demo runs: bin/deploy of the checkout above this module (compiled, bundled or not). */
+function ownBin(): string {
+  for (let dir = import.meta.dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'bin', 'deploy'))) return relative(process.cwd(), join(dir, 'bin', 'deploy'));
+  }
+  return 'deploy';
 }

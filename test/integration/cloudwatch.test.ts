@@ -67,7 +67,7 @@ async function publish(version: string, atMs: number, m: { requests?: number; ta
 
 /** The source as deploy.yaml builds it: dimensions from the alb router's ARNs, the connection from aws:. */
 async function source(): Promise<Metrics> {
-  const config = loadConfig(writeConfig('  canary:\n    steps:\n      - { weight: 10, hold: 1m }\n', '')).config;
+  const config = (await loadConfig(writeConfig('  canary:\n    steps:\n      - { weight: 10, hold: 1m }\n', ''))).config;
   return cloudwatchMetrics.create({}, { config });
 }
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { albRouterOptions } from '../../src/routers/alb/config.js';
 import { runCli } from '../helpers/cli.js';
 import { LISTENER, TG } from '../helpers/fake-alb.js';

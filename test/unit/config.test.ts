@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { configJsonSchema } from '../../src/config/schema.js';
 import { UsageError } from '../../src/errors.js';
 

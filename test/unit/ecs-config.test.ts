@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { readinessTimeoutOf } from '../../src/providers/chosen.js';
 import { SdkEcsClient, type SendFn } from '../../src/workloads/ecs/client.js';
 import { ecsRegion } from '../../src/workloads/ecs/config.js';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { type EngineDeps, rollback, startRollout, tick } from '../../src/engine/machine.js';
 import { validateState, type RolloutState } from '../../src/engine/state.js';
 import { saveRegistry } from '../../src/orgs/registry.js';

@@ -11,7 +11,7 @@ import type { RolloutState } from '../../src/engine/state.js';
 import { FleetGates, projected, roleAt } from '../../src/fleet/gates.js';
 import { FleetRouter, FleetWriteError } from '../../src/fleet/router.js';
 import { targetConfig } from '../../src/fleet/config.js';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import type { GateResult } from '../../src/gates/types.js';
 import type { ApplyResult, RouteSpec, StagedRoutes } from '../../src/routers/router.js';
 import { planCanary } from '../../strategies/canary.js';

@@ -3,7 +3,7 @@
  * when a CronJob switches, and which member gates a step checks — and the config rules around it.
  */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { UsageError } from '../../src/errors.js';
 import { cronSwitched, messageShare, queueShare } from '../../src/workloads/group/shares.js';
 import { planFor } from '../../strategies/index.js';

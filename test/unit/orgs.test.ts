@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { loadOrgDirectory, selectOrgs } from '../../src/orgs/directory.js';
 import { routeSpec } from '../../src/orgs/routes.js';
 import { LocalStateStore } from '../../src/state/local/store.js';

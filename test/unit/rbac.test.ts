@@ -1,6 +1,6 @@
 /** `deploy rbac`'s rules: exactly the verbs on exactly the objects deploy.yaml names. */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { rbacObjects, rbacRules } from '../../src/kube/rbac.js';
 
 const config = (router: string, state = '') =>

@@ -25,31 +25,31 @@ afterEach(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function load(yaml: string) {
+async function load(yaml: string) {
   dir = mkdtempSync(path.join(tmpdir(), 'cutover-readme-'));
   const file = path.join(dir, 'deploy.yaml');
   writeFileSync(file, yaml);
-  return loadConfig(file).config;
+  return (await loadConfig(file)).config;
 }
 
 describe("the README's examples", () => {
-  it('release groups: the seed namespace as one group — six members, the API the traffic member, the order and a consumer gate', () => {
-    const config = load(example('## Release groups'));
+  it('release groups: the seed namespace as one group — six members, the API the traffic member, the order and a consumer gate', async () => {
+    const config = await load(example('## Release groups'));
     expect(chosenProviders(config).workload?.type).toBe('group');
     const members = (config.workload as { members: { name: string; role: string }[] }).members;
     expect(members.map((m) => `${m.name}:${m.role}`)).toEqual(['api:traffic', 'lis-testresult:consumer', 'customer:consumer', 'homekit-register:consumer', 'worker:worker', 'cron:cron']);
     expect(config.gates?.find((g) => g.name === 'lis-failures')).toMatchObject({ type: 'errorRate', member: 'lis-testresult' });
   });
 
-  it('fleets: three regions, each with its own nginx, servers and metrics labels, under one lockstep router', () => {
-    const config = load(example('## Fleets'));
+  it('fleets: three regions, each with its own nginx, servers and metrics labels, under one lockstep router', async () => {
+    const config = await load(example('## Fleets'));
     expect(config.router).toMatchObject({ type: 'fleet', strategy: 'lockstep' });
     expect(Object.keys(config.targets ?? {})).toEqual(['eu', 'us', 'ap']);
     expect(Object.values(config.targets ?? {}).map((t) => t.router.type)).toEqual(['nginx', 'nginx', 'nginx']);
   });
 
-  it('AWS without Kubernetes: alb, ecs, s3 and cloudwatch', () => {
-    const config = load(example('## AWS without Kubernetes'));
+  it('AWS without Kubernetes: alb, ecs, s3 and cloudwatch', async () => {
+    const config = await load(example('## AWS without Kubernetes'));
     const chosen = chosenProviders(config);
     expect([chosen.router.type, chosen.workload?.type, chosen.state.type, config.cloudwatch !== undefined]).toEqual(['alb', 'ecs', 's3', true]);
   });

@@ -1,6 +1,6 @@
 /** The s3 state backend's descriptor: its section in deploy.yaml, its prefix and its IAM statements. */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { UsageError } from '../../src/errors.js';
 import { chosenProviders, leaseOf, platformsOf } from '../../src/providers/chosen.js';
 import { prefixOf, s3State } from '../../src/state/s3/index.js';
