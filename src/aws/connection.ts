@@ -4,9 +4,7 @@
  * them (environment, shared profiles, SSO, web identity, container and instance roles).
  */
 import { z } from 'zod';
-
-/** An AWS region name. */
-export const AWS_REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d$/;
+import { AWS_REGION_PATTERN } from '../config/patterns.js';
 
 /** The section's schema. */
 export const awsConnection = z.strictObject({

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import type { RolloutState } from '../engine/state.js';
-import { AWS_REGION_PATTERN } from '../aws/connection.js';
+import { AWS_REGION_PATTERN } from '../config/patterns.js';
 import { UsageError } from '../errors.js';
 import { leaseOf, openStateStore, platformsOf, providersOn } from '../providers/chosen.js';
 import { loadSigningKey, signingStore } from '../state/signing.js';

@@ -14,5 +14,5 @@ import { join } from 'node:path';
 if (!process.env.NODE_COMPILE_CACHE) enableCompileCache(join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cutover', 'compile-cache'));
 const { main } = await import('./main.js');
 
-const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }, process.stdin);
+const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }, () => process.stdin);
 process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

@@ -13,8 +13,11 @@ const EXIT_CODES =
 
 type CommandModule = { run: (opts: never, io: Io, args: string[]) => Promise<number> };
 
-/** Run the CLI with `argv` (without node and script) and return the exit code. */
-export async function main(argv: string[], streams: Streams, stdin: Io['stdin'], clock: () => number = Date.now): Promise<number> {
+/**
+ * Run the CLI with `argv` (without node and script) and return the exit code. `stdin` may be given
+ * as a function, called only by a command that runs: `--help` never opens the stream.
+ */
+export async function main(argv: string[], streams: Streams, stdin: Io['stdin'] | (() => Io['stdin']), clock: () => number = Date.now): Promise<number> {
   // Answered before anything else loads: every other command pays nothing for it.
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
     streams.stdout.write(`${ownVersion()}\n`);
@@ -44,7 +47,7 @@ export async function main(argv: string[], streams: Streams, stdin: Io['stdin'],
       const cmd = args.at(-1) as Command;
       const opts = cmd.optsWithGlobals() as GlobalOptions;
       const { createOutput } = await import('../ui/output.js');
-      const io: Io = { ...streams, stdin, clock, out: createOutput(opts.output, opts.color, streams) };
+      const io: Io = { ...streams, stdin: typeof stdin === 'function' ? stdin() : stdin, clock, out: createOutput(opts.output, opts.color, streams) };
       const mod = await load();
       exitCode = await mod.run(opts as never, io, cmd.args);
     };

@@ -3,21 +3,16 @@
  * by the core schema and every provider's section, so each is parsed and explained one way.
  */
 import { z } from 'zod';
+import { NAME_PATTERN, ORG_PATTERN, shown } from './patterns.js';
 import { parseDuration, parsePercent } from './units.js';
 
-/** Version and service names: safe in file names, nginx upstream names and label values. */
-export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export { NAME_PATTERN, ORG_PATTERN, shown } from './patterns.js';
+
 export const name = (what: string) =>
   z.string().regex(NAME_PATTERN, `must be a ${what} name: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit`);
 
 /** The longest duration deploy.yaml accepts: a year (past it, dates overflow and nothing is meant). */
 export const MAX_DURATION_MS = 366 * 86_400_000;
-
-/** A bad value as a message shows it: quoted, and cut short when it is long. */
-export const shown = (value: unknown): string => {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
-  return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}…` : text);
-};
 
 export const durationBetween = (minMs: number, minText: string) =>
   z
@@ -71,7 +66,6 @@ export const hostPort = z
 export const kubeName = (what: string) =>
   z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, `must be a Kubernetes ${what} name: lower-case letters, digits, '-' or '.'`);
 
-/** Org ids: letters, digits and `._-`, so an id can never inject config, PromQL or rule values. */
-export const ORG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Org ids (ORG_PATTERN). */
 export const orgId = z.string().regex(ORG_PATTERN, "must be an org id: letters, digits, '.', '_' or '-', starting with a letter or digit");
 

@@ -11,7 +11,7 @@ import { TARGET_PATTERN, targetConfig, targetPath, type TargetSection } from '..
 import { notifySchema } from '../notify/schema.js';
 import { duration, hostPort, interval, kubeName, name, orgId, percent } from './fields.js';
 
-export { NAME_PATTERN, ORG_PATTERN, shown } from './fields.js';
+export { NAME_PATTERN, ORG_PATTERN, shown } from './patterns.js';
 
 const gateName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a gate name: lower-case letters, digits, _ or -');
 
@@ -96,9 +96,19 @@ const gate = z.discriminatedUnion('type', [errorRateGate, latencyGate, queryGate
     issue.code === 'invalid_union' ? `type must be one of: errorRate, latencyP99, query, journey (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
 });
 
+/** A provider's section schema, as its descriptor loads it. */
+type SectionOf<P extends { schema(): Promise<z.ZodType> }> = Awaited<ReturnType<P['schema']>>;
+
+/** The section schemas of a list of providers, in its order (each in a module of its own, loaded here). */
+async function sectionsOf<const T extends readonly { schema(): Promise<z.ZodType> }[]>(list: T) {
+  return (await Promise.all(list.map((p) => p.schema()))) as { -readonly [K in keyof T]: SectionOf<T[K]> };
+}
+
+const [routerSections, workloadSections, stateSections, metricsSchemas] = await Promise.all([sectionsOf(routers), sectionsOf(workloads), sectionsOf(states), sectionsOf(metricsSources)]);
+
 /** The top-level sections of the metrics sources, each optional. */
-function metricsSections<const T extends readonly MetricsSourceProvider[]>(list: T) {
-  return Object.fromEntries(list.map((m) => [m.section, m.schema.optional()])) as { [P in T[number] as P['section']]: z.ZodOptional<P['schema']> };
+function metricsSections<const T extends readonly MetricsSourceProvider[]>(list: T, schemas: readonly z.ZodType[]) {
+  return Object.fromEntries(list.map((m, i) => [m.section, schemas[i]!.optional()])) as { [P in T[number] as P['section']]: z.ZodOptional<SectionOf<P>> };
 }
 
 const step = z.strictObject({
@@ -190,9 +200,9 @@ const kubernetes = z.strictObject({
  * One provider section (`router:`, `workload:`, `state:`): the union of the registry's schemas
  * for that kind, with an error that lists the types there are.
  */
-function providerSection<const T extends readonly [ProviderBase, ...ProviderBase[]]>(list: T, lead = 'type must be') {
+function providerSection<const T extends readonly [ProviderBase, ...ProviderBase[]]>(list: T, schemas: readonly z.ZodType[], lead = 'type must be') {
   const types = list.map((p) => p.type).join(', ');
-  return z.discriminatedUnion('type', list.map((p) => p.schema) as unknown as { -readonly [K in keyof T]: T[K]['schema'] }, {
+  return z.discriminatedUnion('type', schemas as unknown as { -readonly [K in keyof T]: SectionOf<T[K]> }, {
     error: (issue) =>
       issue.code === 'invalid_union' ? `${lead} one of: ${types} (got ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type ?? null)})` : undefined,
   });
@@ -203,8 +213,8 @@ function providerSection<const T extends readonly [ProviderBase, ...ProviderBase
  * servers of each version and its metrics labels, over the top level (see src/fleet/config.ts).
  */
 const target = z.strictObject({
-  router: providerSection(routers, 'must be'),
-  workload: providerSection(workloads).optional(),
+  router: providerSection(routers, routerSections, 'must be'),
+  workload: providerSection(workloads, workloadSections).optional(),
   kubernetes: kubernetes.optional().meta({ description: "This target's cluster: kubeconfig, context, namespace (over the top-level kubernetes:)" }),
   aws: awsConnection.optional().meta({ description: "This target's AWS region and profile (over the top-level aws:)" }),
   versions: z.record(name('version'), version).optional()
@@ -240,16 +250,16 @@ const core = {
   orgs: orgs.optional(),
   audit: audit.optional(),
   notify: notifySchema.optional(),
-  ...metricsSections(metricsSources),
+  ...metricsSections(metricsSources, metricsSchemas),
   gates: z.array(gate).optional(),
 };
 const coreObject = z.strictObject(core);
 
 const configObject = z.strictObject({
   ...core,
-  router: providerSection(routers, 'must be'),
-  state: providerSection(states).optional(),
-  workload: providerSection(workloads).optional(),
+  router: providerSection(routers, routerSections, 'must be'),
+  state: providerSection(states, stateSections).optional(),
+  workload: providerSection(workloads, workloadSections).optional(),
   targets: z
     .record(z.string().regex(TARGET_PATTERN, 'must be a target name: lower-case letters, digits or -, up to 31'), target)
     .refine((t) => Object.keys(t).length >= 2, 'a fleet has at least two targets')

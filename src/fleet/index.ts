@@ -4,37 +4,22 @@
  * one-intent-per-write record covers the whole fleet. The targets are the top-level `targets:`
  * section; this section says how they move together. See router.ts, workload.ts and gates.ts.
  */
-import { z } from 'zod';
-import { duration } from '../config/fields.js';
 import type { RouterProvider, WorkloadProvider } from '../providers/provider.js';
 import { planFleet, REACHABLE_GATE } from '../../strategies/fleet.js';
-import { TARGET_PATTERN, targetNames } from './config.js';
+import { targetNames } from './config.js';
+import type { schema, workloadSchema } from './section.js';
+
+export type { FleetSection } from './section.js';
 
 /** How long a target may not answer before the fleet rolls back the others, by default. */
 export const DEFAULT_UNREACHABLE_MS = 60_000;
 /** Waves: the hold at 100% in one target before the next begins, by default. */
 export const DEFAULT_BAKE_MS = 10 * 60_000;
 
-const schema = z.strictObject({
-  type: z.literal('fleet'),
-  strategy: z.enum(['lockstep', 'waves']).optional()
-    .meta({ description: 'lockstep (default): every step live in every target before its hold; waves: one target through the whole ladder, then the next' }),
-  order: z.array(z.string().regex(TARGET_PATTERN, 'must be a target name')).min(1).optional()
-    .meta({ description: 'waves: the order of the targets (default: as listed under targets:)' }),
-  bake: duration.optional().meta({ description: 'waves: hold at 100% in a target, with gates, before the next one starts (default 10m)' }),
-  unreachableTimeout: duration.optional()
-    .meta({ description: 'How long a target may fail to answer (a write, or its routing read during a hold) before the fleet rolls back the targets that answer (default 60s)' }),
-  activationLead: duration.optional()
-    .meta({ description: 'Routers that stage (nginx): the least time between the last staging and the activation instant (default 50ms)' }),
-});
-
-/** The fleet router section. */
-export type FleetSection = z.output<typeof schema>;
-
 /** The fleet's router descriptor. */
 export const fleetRouter: RouterProvider<typeof schema> = {
   type: 'fleet',
-  schema,
+  schema: () => import('./section.js').then((m) => m.schema),
   validate(section, config, issue) {
     const names = targetNames(config);
     if (names.length === 0) {
@@ -80,12 +65,10 @@ export const fleetRouter: RouterProvider<typeof schema> = {
   },
 };
 
-const workloadSchema = z.strictObject({ type: z.literal('fleet') });
-
 /** The fleet's workload descriptor: every target's workload, driven together. */
 export const fleetWorkload: WorkloadProvider<typeof workloadSchema> = {
   type: 'fleet',
-  schema: workloadSchema,
+  schema: () => import('./section.js').then((m) => m.workloadSchema),
   roles: true,
   validate(_section, config, issue) {
     if (config.router.type !== 'fleet') issue(['workload', 'type'], "the fleet workload drives the workloads of a fleet's targets: use router: { type: fleet }");

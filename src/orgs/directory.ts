@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { ORG_PATTERN, type Config } from '../config/schema.js';
+import { ORG_PATTERN } from '../config/patterns.js';
+import type { Config } from '../config/schema.js';
 import { UsageError } from '../errors.js';
 
 /** Known orgs and groups. */

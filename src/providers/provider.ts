@@ -7,8 +7,10 @@
  * them; the config schema, the factories and those commands are assembled from that list, so no
  * command or core module names a provider.
  *
- * A descriptor module loads only zod: its `create`/`open` imports the implementation (and its
- * SDK) when called, so `deploy --help` or `deploy status` never pays for an SDK it does not use.
+ * A descriptor module loads nothing heavy: its section's schema is in a module of its own
+ * (section.ts beside it), loaded only when a deploy.yaml is validated, and its `create`/`open`
+ * imports the implementation (and its SDK) when called, so `deploy status` pays neither for zod
+ * nor for an SDK it does not use.
  */
 import type { z } from 'zod';
 import type { PolicyStatement } from '../aws/iam.js';
@@ -70,8 +72,8 @@ export interface ProviderEvent {
 export interface ProviderBase<S extends z.ZodType = any> {
   /** `type:` in deploy.yaml. */
   readonly type: string;
-  /** The section's schema, `type` literal included. */
-  readonly schema: S;
+  /** The section's schema, `type` literal included, loaded when a config is validated. */
+  schema(): Promise<S>;
   /** Rules across sections (a version without endpoints, a router that needs a workload). */
   validate?(section: z.output<S>, config: Config, issue: Issue, chosen: Chosen): void;
   /** The connections it uses, so their flags and sections apply. */
@@ -133,7 +135,8 @@ export interface WorkloadProvider<S extends z.ZodType = any> extends ProviderBas
 export interface MetricsSourceProvider<S extends z.ZodType = any, K extends string = string> {
   /** The top-level key of its section. */
   readonly section: K;
-  readonly schema: S;
+  /** The section's schema, loaded when a config is validated. */
+  schema(): Promise<S>;
   /** How `deploy plan` names it: `Prometheus at http://…`. */
   describe(section: z.output<S>): string;
   /** The connections it uses. */

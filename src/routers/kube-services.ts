@@ -1,20 +1,10 @@
 /**
- * The section fields both Kubernetes routers share: the stable and canary Services they route to
- * and the org header. A kubernetes workload runs the versions behind those same Services.
+ * What both Kubernetes routers share: the stable and canary Services they route to and the org
+ * header (their section fields are in kube-service-fields.ts). A kubernetes workload runs the
+ * versions behind those same Services.
  */
-import { z } from 'zod';
-import { kubeName } from '../config/fields.js';
 import type { PolicyRule } from '../kube/rbac.js';
 import type { Chosen, Issue } from '../providers/provider.js';
-
-/** The fields, spread into each router's schema. */
-export const kubeServiceFields = {
-  service: kubeName('Service').meta({ description: 'Service of the stable version' }),
-  canaryService: kubeName('Service').optional().meta({ description: 'Service of the candidate (default <service>-canary)' }),
-  port: z.number().int().min(1).max(65535).optional().meta({ description: 'Service port (default 80)' }),
-  orgHeader: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name').optional()
-    .meta({ description: 'Header carrying the org id, matched by org rules (default X-Org-Id)' }),
-};
 
 /** The Services of a Kubernetes router section, with their defaults. */
 export function kubeBackends(r: { service: string; canaryService?: string | undefined; port?: number | undefined; orgHeader?: string | undefined }): { service: string; canaryService: string; port: number; orgHeader: string } {

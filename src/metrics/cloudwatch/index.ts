@@ -9,46 +9,22 @@
  * `targetGroups` name them when the router is not the ALB's, or to read another load balancer;
  * either takes a dimension value or the whole ARN.
  */
-import { z } from 'zod';
 import type { PolicyStatement } from '../../aws/iam.js';
-import { duration, name, shown } from '../../config/fields.js';
 import type { MetricsSourceProvider } from '../../providers/provider.js';
-import { albRouterOf, loadBalancerDimension, regionOfArn, resolveDimensions, targetGroupDimension } from './dimensions.js';
+import { albRouterOf, regionOfArn, resolveDimensions } from './dimensions.js';
+import type { schema } from './section.js';
+
+export type { CloudWatchConfig } from './section.js';
 
 /** The ALB's namespace. */
 export const ALB_NAMESPACE = 'AWS/ApplicationELB';
 /** The ALB publishes a datapoint a minute. */
 const DEFAULT_PERIOD_MS = 60_000;
 
-const dimension = (parse: (text: string) => string | undefined, example: string) =>
-  z.string().transform((text, ctx) => {
-    const value = parse(text);
-    if (value === undefined) {
-      ctx.addIssue({ code: 'custom', message: `must be ${example} or its ARN (got ${shown(text)})` });
-      return z.NEVER;
-    }
-    return value;
-  });
-
-const schema = z.strictObject({
-  loadBalancer: dimension(loadBalancerDimension, 'the ALB dimension value app/<name>/<id>').optional()
-    .meta({ description: "The ALB whose metrics are read: app/<name>/<id> or its ARN (default: the alb router's listener's)" }),
-  targetGroups: z.record(name('version'), dimension(targetGroupDimension, 'a target group dimension value targetgroup/<name>/<id>')).optional()
-    .meta({ description: "Each version's target group: { v1: targetgroup/<name>/<id> } or ARNs (default: the alb router's targetGroups)" }),
-  period: duration
-    .refine((ms) => ms >= 60_000 && ms % 60_000 === 0, 'must be whole minutes, like 60s or 5m: the ALB publishes its metrics a minute at a time')
-    .optional()
-    .meta({ description: 'The granularity of the metrics read (default 60s); windows are widened to whole periods' }),
-  namespace: z.string().min(1).max(255).optional().meta({ description: `The metrics' namespace (default ${ALB_NAMESPACE})` }),
-});
-
-/** The cloudwatch section. */
-export type CloudWatchConfig = z.output<typeof schema>;
-
 /** The CloudWatch source's descriptor. */
 export const cloudwatchMetrics: MetricsSourceProvider<typeof schema, 'cloudwatch'> = {
   section: 'cloudwatch',
-  schema,
+  schema: () => import('./section.js').then((m) => m.schema),
   platforms: ['aws'],
   describe: (c) =>
     `CloudWatch ${c.namespace ?? ALB_NAMESPACE} metrics of ${c.loadBalancer ?? "the alb router's load balancer"}, by target group, per ${(c.period ?? DEFAULT_PERIOD_MS) / 1000}s`,

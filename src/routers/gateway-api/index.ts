@@ -2,28 +2,17 @@
  * The `gateway-api` router: weights and org pins in an HTTPRoute's rules, between the stable and
  * the canary Service. See router.ts.
  */
-import { z } from 'zod';
-import { kubeName } from '../../config/fields.js';
 import type { RouterProvider } from '../../providers/provider.js';
-import { kubeBackends, kubeServiceFields as kubeService, requireRoleWorkload, serviceRules } from '../kube-services.js';
+import { kubeBackends, requireRoleWorkload, serviceRules } from '../kube-services.js';
 import { gatewayPlanNote } from './routes.js';
+import type { schema } from './section.js';
 
-const schema = z.strictObject({
-  type: z.literal('gateway-api'),
-  httpRoute: kubeName('HTTPRoute').meta({ description: 'The HTTPRoute carrying the weights (created when missing, with parentRefs)' }),
-  parentRefs: z.array(z.strictObject({ name: kubeName('Gateway'), namespace: kubeName('namespace').optional(), sectionName: z.string().min(1).optional() })).optional()
-    .meta({ description: 'Gateways the HTTPRoute attaches to, when Cutover creates it' }),
-  hostnames: z.array(z.string().min(1)).optional(),
-  ...kubeService,
-});
-
-/** The gateway-api router section. */
-export type GatewayApiRouterConfig = z.output<typeof schema>;
+export type { GatewayApiRouterConfig } from './section.js';
 
 /** The gateway-api router's descriptor. */
 export const gatewayApiRouter: RouterProvider<typeof schema> = {
   type: 'gateway-api',
-  schema,
+  schema: () => import('./section.js').then((m) => m.schema),
   platforms: ['kubernetes'],
   services: kubeBackends,
   validate(_section, _config, issue, chosen) {

@@ -2,25 +2,17 @@
  * The `ingress-nginx` router: a canary twin of the stable Ingress, weighted and pinned through
  * ingress-nginx's canary annotations. See router.ts.
  */
-import { z } from 'zod';
-import { kubeName } from '../../config/fields.js';
 import type { RouterProvider } from '../../providers/provider.js';
 import { ORG_LIMIT } from './routes.js';
-import { kubeBackends, kubeServiceFields as kubeService, requireRoleWorkload, serviceRules } from '../kube-services.js';
+import { kubeBackends, requireRoleWorkload, serviceRules } from '../kube-services.js';
+import type { schema } from './section.js';
 
-const schema = z.strictObject({
-  type: z.literal('ingress-nginx'),
-  ingress: kubeName('Ingress').meta({ description: "The stable Ingress; Cutover manages its canary twin <ingress>-canary" }),
-  ...kubeService,
-});
-
-/** The ingress-nginx router section. */
-export type IngressNginxRouterConfig = z.output<typeof schema>;
+export type { IngressNginxRouterConfig } from './section.js';
 
 /** The ingress-nginx router's descriptor. */
 export const ingressNginxRouter: RouterProvider<typeof schema> = {
   type: 'ingress-nginx',
-  schema,
+  schema: () => import('./section.js').then((m) => m.schema),
   platforms: ['kubernetes'],
   services: kubeBackends,
   validate(_section, _config, issue, chosen) {

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { NAME_PATTERN } from '../../config/schema.js';
+import { NAME_PATTERN } from '../../config/patterns.js';
 import { UsageError } from '../../errors.js';
 import * as lua from './lua.js';
 

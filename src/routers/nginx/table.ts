@@ -3,7 +3,7 @@
  * dict and nginx restores from `routes.txt`. One line per fact, sorted, so equal specs give equal
  * text; the Lua side parses it with the same rules, so a table is refused before it is stored.
  */
-import { ORG_PATTERN as ORG_ID_PATTERN } from '../../config/schema.js';
+import { ORG_PATTERN as ORG_ID_PATTERN } from '../../config/patterns.js';
 import { OperationError, UsageError } from '../../errors.js';
 import { checkVersionName, VERSION_PATTERN } from './config.js';
 import type { LiveRoutes, RouteSpec, UnpinnedRoute } from '../router.js';

@@ -2,26 +2,16 @@
  * The `kubernetes` state backend: state and documents in ConfigMaps, the driver lock a Lease,
  * the audit log in numbered ConfigMap segments. See store.ts.
  */
-import { z } from 'zod';
-import { kubeName, lease } from '../../config/fields.js';
 import { validateState, type RolloutState } from '../../engine/state.js';
 import type { StateProvider } from '../../providers/provider.js';
+import type { schema } from './section.js';
 
-const schema = z.strictObject({
-  type: z.literal('kubernetes'),
-  name: kubeName('ConfigMap').optional().meta({ description: 'Name prefix of the ConfigMaps and the Lease (default cutover-<service>)' }),
-  lease: lease.optional().meta({ description: 'Driver Lease duration (default 30s), renewed at a third of it' }),
-  auditMaxBytes: z.number().int().min(16_384).max(100 * 1024 * 1024).optional()
-    .meta({ description: 'Bound of the audit log kept in the cluster (default 8 MiB); at the bound new rollouts are refused until `deploy history --archive`' }),
-});
-
-/** The kubernetes state section. */
-export type KubeStateConfig = z.output<typeof schema>;
+export type { KubeStateConfig } from './section.js';
 
 /** The kubernetes backend's descriptor. */
 export const kubernetesState: StateProvider<typeof schema> = {
   type: 'kubernetes',
-  schema,
+  schema: () => import('./section.js').then((m) => m.schema),
   platforms: ['kubernetes'],
   lease: (s) => s.lease,
   rbac(s, config) {

@@ -2,41 +2,13 @@
  * The `s3` state backend: state, documents, the driver lock, operator requests and the audit log
  * as objects under one prefix of an S3 bucket, every write a conditional one. See store.ts.
  */
-import { z } from 'zod';
 import type { PolicyStatement } from '../../aws/iam.js';
-import { lease } from '../../config/fields.js';
 import { validateState, type RolloutState } from '../../engine/state.js';
 import type { StateProvider } from '../../providers/provider.js';
 import { DEFAULT_LEASE_MS } from '../store.js';
+import type { schema, S3StateConfig } from './section.js';
 
-/** S3's naming rules for general purpose buckets, each with the message that names it. */
-const bucketName = z
-  .string()
-  .min(3, 'must be an S3 bucket name of 3 to 63 characters')
-  .max(63, 'must be an S3 bucket name of 3 to 63 characters')
-  .regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, "must be an S3 bucket name: lower-case letters, digits, '.' and '-', starting and ending with a letter or digit")
-  .refine((v) => !v.includes('..'), 'must be an S3 bucket name: no two adjacent periods')
-  .refine((v) => !/^\d{1,3}(\.\d{1,3}){3}$/.test(v), 'must be an S3 bucket name, not an IP address')
-  .refine((v) => !/^(xn--|sthree-|amzn-s3-demo-)/.test(v), "must be an S3 bucket name: the prefixes xn--, sthree- and amzn-s3-demo- are reserved")
-  .refine((v) => !/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/.test(v), 'must be an S3 bucket name: the suffixes -s3alias, --ol-s3, .mrap, --x-s3 and --table-s3 are reserved');
-
-/** A key prefix: safe characters only, so it can stand in an IAM resource ARN (no `*` or `?`). */
-const keyPrefix = z
-  .string()
-  .min(1)
-  .max(512)
-  .regex(/^[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()/-]*$/, "must be an S3 key prefix of letters, digits and !_.'()-/, not starting with '/'")
-  .refine((v) => !v.includes('//'), "must be an S3 key prefix without '//'");
-
-const schema = z.strictObject({
-  type: z.literal('s3'),
-  bucket: bucketName.meta({ description: 'The bucket holding state, lock, requests and audit log (it must exist)' }),
-  prefix: keyPrefix.optional().meta({ description: "Key prefix of this service's objects (default cutover/<service>/; a '/' is added when missing)" }),
-  lease: lease.optional().meta({ description: 'Driver lock lease (default 30s), renewed at a third of it' }),
-});
-
-/** The s3 state section. */
-export type S3StateConfig = z.output<typeof schema>;
+export type { S3StateConfig } from './section.js';
 
 /** The prefix the objects live under, always ending in '/'. */
 export function prefixOf(s: S3StateConfig, service: string): string {
@@ -47,7 +19,7 @@ export function prefixOf(s: S3StateConfig, service: string): string {
 /** The s3 backend's descriptor. */
 export const s3State: StateProvider<typeof schema> = {
   type: 's3',
-  schema,
+  schema: () => import('./section.js').then((m) => m.schema),
   platforms: ['aws'],
   lease: (s) => s.lease,
   iam(s, config): PolicyStatement[] {

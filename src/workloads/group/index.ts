@@ -1,12 +1,14 @@
 /**
  * The `group` workload: a release group, several workloads of one service moved to a version as
  * one rollout — an API with traffic, its event consumers and workers, its CronJobs. See
- * workload.ts for how it moves, shares.ts for how members share a step, section.ts for deploy.yaml.
+ * workload.ts for how it moves, shares.ts for how members share a step, section.ts for deploy.yaml,
+ * members.ts for the rules across sections.
  */
 import type { GateConfig } from '../../config/schema.js';
 import type { PolicyRule } from '../../kube/rbac.js';
 import type { WorkloadProvider } from '../../providers/provider.js';
-import { groupSchema, imageOf, runsCandidateAt, validateGroup, type GroupConfig, type MemberConfig } from './section.js';
+import { imageOf, runsCandidateAt, validateGroup } from './members.js';
+import type { groupSchema, GroupConfig, MemberConfig } from './section.js';
 
 export type { GroupConfig } from './section.js';
 
@@ -41,7 +43,7 @@ function groupRules(w: GroupConfig): PolicyRule[] {
 /** The group workload's descriptor. */
 export const groupWorkload: WorkloadProvider<typeof groupSchema> = {
   type: 'group',
-  schema: groupSchema,
+  schema: () => import('./section.js').then((m) => m.groupSchema),
   platforms: ['kubernetes'],
   roles: true,
   makesCanaryService: true,

@@ -2,22 +2,10 @@
  * The `kubernetes` workload: the candidate runs in a canary Deployment scaled to its share of
  * traffic, and a promotion hands its pod template to the stable Deployment. See workload.ts.
  */
-import { z } from 'zod';
-import { duration, kubeName } from '../../config/fields.js';
 import type { WorkloadProvider } from '../../providers/provider.js';
+import type { schema, KubeWorkloadConfig } from './section.js';
 
-const schema = z.strictObject({
-  type: z.literal('kubernetes'),
-  deployment: kubeName('Deployment').meta({ description: 'The stable Deployment; the candidate runs in <deployment>-canary' }),
-  canaryDeployment: kubeName('Deployment').optional(),
-  container: z.string().min(1).optional().meta({ description: "Container whose image is the version's (default: the first)" }),
-  replicas: z.number().int().min(1).max(10_000).optional()
-    .meta({ description: "Replicas at 100% (default: the stable Deployment's); the canary gets its share per step, at least 1" }),
-  progressDeadline: duration.optional().meta({ description: 'How long a scale-up or promotion may take to become ready (default 5m)' }),
-});
-
-/** The kubernetes workload section. */
-export type KubeWorkloadConfig = z.output<typeof schema>;
+export type { KubeWorkloadConfig } from './section.js';
 
 /** The canary Deployment's name, with its default. */
 export function canaryDeploymentOf(w: KubeWorkloadConfig): string {
@@ -27,7 +15,7 @@ export function canaryDeploymentOf(w: KubeWorkloadConfig): string {
 /** The kubernetes workload's descriptor. */
 export const kubernetesWorkload: WorkloadProvider<typeof schema> = {
   type: 'kubernetes',
-  schema,
+  schema: () => import('./section.js').then((m) => m.schema),
   platforms: ['kubernetes'],
   roles: true,
   makesCanaryService: true,

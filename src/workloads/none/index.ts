@@ -1,13 +1,11 @@
 /** The `none` workload: the versions' servers already exist (nginx upstreams, ALB target groups). */
-import { z } from 'zod';
 import type { WorkloadProvider } from '../../providers/provider.js';
-
-const schema = z.strictObject({ type: z.literal('none') });
+import type { schema } from './section.js';
 
 /** The none workload's descriptor. */
 export const noWorkload: WorkloadProvider<typeof schema> = {
   type: 'none',
-  schema,
+  schema: () => import('./section.js').then((m) => m.schema),
   async create() {
     return undefined;
   },

@@ -1,0 +1,4 @@
+/** The `none` workload's section of deploy.yaml, loaded only when a config is validated. */
+import { z } from 'zod';
+
+export const schema = z.strictObject({ type: z.literal('none') });
