@@ -8,7 +8,6 @@ import { requestOfDriver } from '../src/cli/requests.js';
 import { rollback } from '../src/engine/machine.js';
 import { isTerminal, type RolloutState } from '../src/engine/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
-import { currentActor } from '../src/state/actor.js';
 import { holderGone } from '../src/state/liveness.js';
 import { formatWeights } from '../src/ui/plain.js';
 
@@ -26,7 +25,7 @@ export async function run(opts: AbortOptions, io: Io): Promise<number> {
   if (!current || isTerminal(current)) {
     throw new UsageError(current ? `the last rollout of ${current.service} is already over (${current.phase.replace('_', ' ')})` : 'no rollout has been started', 'nothing to abort; `deploy status` shows the state');
   }
-  const reason = opts.reason ?? `aborted by ${currentActor().owner}`;
+  const reason = opts.reason ?? 'no reason given';
   const holder = await project.store.lockHolder();
   const here = () =>
     actUnderLock(project, io, async (s, deps) => {

@@ -53,7 +53,7 @@ export async function run(opts: DemoOptions, io: Io): Promise<number> {
   return ExitCode.Unexpected;
 }
 
-/** `promoted`, `rolled back by its gate`, `aborted (aborted by nurse@ward from the console)`, `paused (exit 4)`. */
+/** `promoted`, `rolled back by its gate`, `aborted (from the console)`, `paused (exit 4)`. */
 function endText(end: ReleaseEnd, expected: 'promoted' | 'rolled_back'): string {
   if (end.phase === 'not run') return 'not run';
   if (end.phase === expected) return expected === 'promoted' ? 'promoted' : 'rolled back by its gate';

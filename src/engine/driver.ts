@@ -53,7 +53,7 @@ export async function applyRequest(state: RolloutState, request: OperatorRequest
   const by = request.by.owner;
   switch (request.kind) {
     case 'abort':
-      return rollback(state, 'abort', request.reason ?? `aborted by ${by}`, deps);
+      return rollback(state, 'abort', request.reason ?? 'no reason given', deps, undefined, by);
     case 'pause':
       return pauseByOperator(state, deps, by);
     case 'resume':

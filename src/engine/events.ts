@@ -67,6 +67,8 @@ export interface RollbackEvent extends Base {
   weights: Weights;
   /** A fleet: the target whose gate failed. */
   target?: string;
+  /** An abort: who asked for it (the operator, when a live driver carried it out). */
+  by?: string;
   /** The candidate's failed requests beyond stable's error rate over the rollout (error-rate gates). */
   excessFailures?: number;
   /** Set by the demo: ms from the fault's start to 100% on stable, and failed requests meanwhile. */

@@ -242,8 +242,9 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
     await deps.store.audit.append({ actor: deps.actor.owner, action: 'router.drift', rolloutId: state.rolloutId, detail: { drift: result.drift } });
     emit(deps, state, { event: 'error', message: `${result.drift}; Cutover's routing was written over the fresh object`, retrying: false });
   }
+  // An operator's request carried out by a live driver is recorded as theirs, with the driver beside it.
   await deps.store.audit.append({
-    actor: deps.actor.owner,
+    actor: intent.by ?? deps.actor.owner,
     action: holding ? 'step.entered' : intent.to === 'promoted' ? 'rollout.promoted' : intent.to === 'aborted' ? 'rollout.aborted' : 'rollout.rolled_back',
     rolloutId: state.rolloutId,
     detail: {
@@ -254,6 +255,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       reason: intent.reason,
       ...(holding && step?.orgs ? { orgs: step.orgs } : {}),
       ...(intent.evidence ? { gates: intent.evidence } : {}),
+      ...(intent.by ? { driver: deps.actor.owner } : {}),
     },
   });
   const { intent: _done, lastError: _cleared, paused: _p, gates: _g, waitingForTargets: _w, readying: _r, promotion: _pr, ...rest } = state;
@@ -270,7 +272,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
     ...(result.generation !== undefined ? { generation: result.generation } : {}),
     ...(holding
       ? { holdStartedAt: iso(now), holdUntil: iso(now + (step?.holdMs ?? 0)) }
-      : { outcome: { reason: intent.reason ?? intent.to, at: iso(now), by: deps.actor.owner } }),
+      : { outcome: { reason: intent.reason ?? intent.to, at: iso(now), by: intent.by ?? deps.actor.owner } }),
   };
   if (intent.to === 'promoted') {
     const { holdUntil: _h, holdStartedAt: _s, ...ended } = next;
@@ -302,6 +304,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
       reason: intent.reason ?? intent.to,
       weights: intent.weights,
       ...(target !== undefined ? { target } : {}),
+      ...(intent.to === 'aborted' ? { by: intent.by ?? deps.actor.owner } : {}),
       ...(excessFailures !== undefined ? { excessFailures } : {}),
     });
   }
@@ -470,11 +473,11 @@ async function recordGates(state: RolloutState, withMemory: GateResult[], deps: 
 }
 
 /** Send all traffic back to stable and end the rollout as aborted (by hand) or rolled back (a gate). */
-export async function rollback(state: RolloutState, cause: 'abort' | 'gate', reason: string, deps: EngineDeps, evidence?: GateResult[]): Promise<RolloutState> {
+export async function rollback(state: RolloutState, cause: 'abort' | 'gate', reason: string, deps: EngineDeps, evidence?: GateResult[], by?: string): Promise<RolloutState> {
   if (isTerminal(state)) return state;
   return transition(
     state,
-    { to: cause === 'abort' ? 'aborted' : 'rolled_back', step: Math.max(state.step, 0), weights: { [state.stable]: 100 }, reason, ...(evidence ? { evidence } : {}) },
+    { to: cause === 'abort' ? 'aborted' : 'rolled_back', step: Math.max(state.step, 0), weights: { [state.stable]: 100 }, reason, ...(evidence ? { evidence } : {}), ...(by && by !== deps.actor.owner ? { by } : {}) },
     deps,
   );
 }

@@ -39,6 +39,8 @@ export interface Intent {
   roles?: VersionRoles;
   /** The gate results behind a rollback, kept for the audit log. */
   evidence?: GateResult[];
+  /** Who asked for it when not the driver that writes it (an operator's abort taken by a live driver). */
+  by?: string;
   /** A fleet in waves: each target's weights where they differ from `weights`. */
   targets?: Record<string, Weights>;
   at: string;

@@ -78,7 +78,7 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
       return c.yellow(`${clock(e.at)} paused at step ${e.step + 1} (${PAUSE_TEXT[e.reason]}): run \`deploy ${e.reason === 'operator' || e.reason === 'stuck' ? 'resume' : 'promote'}\` to go on${e.reason === 'inconclusive' ? ', `deploy resume` to give the gates more time, or `deploy abort`' : e.reason === 'stuck' ? ' once it is fixed, or `deploy abort`' : ''}`);
     case 'rollback':
       return c.red(
-        `${clock(e.at)} ${e.cause === 'abort' ? 'aborted' : 'rolled back'}: ${formatWeights(e.weights)} — ${e.reason}` +
+        `${clock(e.at)} ${e.cause === 'abort' ? `aborted${e.by ? ` by ${e.by}` : ''}` : 'rolled back'}: ${formatWeights(e.weights)} — ${e.reason}` +
           (e.excessFailures !== undefined ? `; users got ${e.excessFailures} failed requests beyond stable's error rate` : '') +
           (e.timeToSafetyMs !== undefined ? `; safe ${(e.timeToSafetyMs / 1000).toFixed(1)} s after the fault began` : ''),
       );

@@ -243,7 +243,7 @@ describe('the same rollout seen by its driver and by a watcher', () => {
     expect(driven().pausedBy).toEqual({ by: 'charge-nurse@ward', at: '10:00:20' });
     clock.now += 5_000;
     s = await unpause(s, 'resume', deps, 'nurse@ward');
-    await rollback(s, 'abort', 'aborted by nurse@ward', deps);
+    await rollback(s, 'abort', 'no reason given', deps);
 
     const lines = driven().log.map((l) => l.text);
     const operator = lines.filter((l) => /@ward (promoted|paused|resumed)/.test(l));
@@ -255,7 +255,7 @@ describe('the same rollout seen by its driver and by a watcher', () => {
     // Each before the step it led to; the pause once, with who; no "done".
     expect(lines.indexOf(operator[0]!)).toBe(lines.findIndex((l) => l.includes('step 2/3')) - 1);
     expect(lines.filter((l) => l.includes('paused'))).toHaveLength(1);
-    expect(lines.at(-1)).toMatch(/aborted: v1 100% — aborted by nurse@ward/);
+    expect(lines.at(-1)).toMatch(/aborted by nurse@ward: v1 100% — no reason given$/);
 
     // A watcher reading each saved state, and the audit log when it reads it, logs the same.
     let watched: ConsoleModel = createModel('watch', 'patient-api', T0);
@@ -270,13 +270,13 @@ describe('the same rollout seen by its driver and by a watcher', () => {
     const plan = planCanary({ steps: [{ weight: 1, hold: 60_000 }] }, ['errors']);
     const first = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps), deps);
     clock.now += 5_000;
-    await rollback(first, 'abort', 'aborted by nurse@ward from the console', deps);
+    await rollback(first, 'abort', 'pressed a in the console', deps);
     await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v3', plan }, deps);
     // The watcher read the first rollout holding, then the second one pending: never the abort.
     const holding = saved.findIndex((x) => x.state.phase === 'holding');
     let watched = foldState(createModel('watch', 'patient-api', T0), saved[holding]!.state, clock.now, false, saved[holding]!.audit);
     watched = foldState(watched, saved.at(-1)!.state, clock.now, false, saved.at(-1)!.audit);
-    expect(watched.log.map((l) => l.text)).toEqual(['10:00:05 aborted: v1 100% — aborted by nurse@ward from the console', 'patient-api: rolling out v3 over v1 in 2 steps: 1% → 100%']);
+    expect(watched.log.map((l) => l.text)).toEqual(['10:00:05 aborted by nurse@ward: v1 100% — pressed a in the console', 'patient-api: rolling out v3 over v1 in 2 steps: 1% → 100%']);
     expect(watched.candidate).toBe('v3');
   });
 

@@ -137,6 +137,10 @@ describe('rollout engine', () => {
     expect(result.exitCode).toBe(3);
     expect(result.state.phase).toBe('aborted');
     expect(result.state.outcome?.reason).toBe('bad lab results');
+    // Recorded as the operator's, with their reason, and the driver that carried it out beside it.
+    expect(result.state.outcome?.by).toBe('oncall@desk');
+    const aborted = (await store.audit.read()).find((r) => r.action === 'rollout.aborted');
+    expect(aborted).toMatchObject({ actor: 'oncall@desk', detail: { reason: 'bad lab results', driver: actor.owner } });
   });
 
   it('the driver gives up after repeated router failures, keeping the intent', async () => {

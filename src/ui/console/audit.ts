@@ -82,7 +82,7 @@ export function endLine(records: readonly AuditRecord[], rolloutId: string): Aud
   const line =
     r.action === 'rollout.promoted'
       ? renderEventLine({ ...base, event: 'done', phase: 'promoted', exitCode: 0, step: Number(r.detail?.step ?? 0), weights }, plainColour)
-      : renderEventLine({ ...base, event: 'rollback', cause: r.action === 'rollout.aborted' ? 'abort' : 'gate', reason, weights }, plainColour);
+      : renderEventLine({ ...base, event: 'rollback', cause: r.action === 'rollout.aborted' ? 'abort' : 'gate', reason, weights, ...(r.action === 'rollout.aborted' ? { by: r.actor } : {}) }, plainColour);
   return line ? { seq: r.seq, at: Date.parse(r.at), text: line, tone: r.action === 'rollout.promoted' ? 'good' : 'bad' } : undefined;
 }
 

@@ -58,7 +58,7 @@ export function stateChanges(before: Seen, state: RolloutState): EngineEvent[] {
     if (state.phase === 'rolled_back' || state.phase === 'aborted') {
       // As the driver's rollback event counts the users harmed: from the gates it rolled back on.
       const excessFailures = excessFailuresOf(state.gates);
-      events.push({ ...base, at: state.outcome?.at ?? at, event: 'rollback', cause: state.phase === 'aborted' ? 'abort' : 'gate', reason: state.outcome?.reason ?? state.phase, weights: state.weights, ...(excessFailures !== undefined ? { excessFailures } : {}) });
+      events.push({ ...base, at: state.outcome?.at ?? at, event: 'rollback', cause: state.phase === 'aborted' ? 'abort' : 'gate', reason: state.outcome?.reason ?? state.phase, weights: state.weights, ...(state.phase === 'aborted' && state.outcome?.by ? { by: state.outcome.by } : {}), ...(excessFailures !== undefined ? { excessFailures } : {}) });
     }
     if (state.phase === 'promoted') events.push({ ...base, at, event: 'done', phase: 'promoted', exitCode: 0, step: state.step, weights: state.weights });
     if (state.phase === 'failed') events.push({ ...base, at, event: 'error', message: state.lastError?.message ?? 'router writes kept failing', retrying: false });

@@ -308,7 +308,7 @@ class CutoverConsole {
   /** Carry out a confirmed key: ask the running driver, or act here when none runs. */
   private async perform(action: OperatorAction): Promise<void> {
     if (action === 'quit') return this.quit();
-    const reason = `aborted by ${this.actor.owner} from the console`;
+    const reason = 'from the console';
     const holder = this.driving ? undefined : await this.project.store.lockHolder();
     if (this.driving || (holder && Date.parse(holder.leaseExpiresAt) > this.io.clock())) {
       await this.project.store.postRequest({ id: randomUUID(), kind: action, ...(action === 'abort' ? { reason } : {}), by: this.actor, at: new Date(this.io.clock()).toISOString() });
