@@ -88,7 +88,8 @@ export function checkHeads(records: readonly AuditRecord[], anchor: ChainAnchor,
   if (kept.archived) {
     const archived = kept.archived;
     if (anchor.seq > archived.seq) {
-      return fail(archived.seq + 1, `records ${archived.seq + 1}–${anchor.seq} are gone from the log, but ${kept.where} records an archive only through record ${archived.seq}: they were removed, not archived`);
+      const archive = archived.seq === 0 ? 'no archive' : `an archive only through record ${archived.seq}`;
+      return fail(archived.seq + 1, `records ${archived.seq + 1}–${anchor.seq} are gone from the log, but ${kept.where} records ${archive}: they were removed, not archived`);
     }
     if (anchor.seq === archived.seq && anchor.hash !== archived.hash) {
       return fail(anchor.seq + 1, `the log resumes after an archived record ${anchor.seq} whose hash is not the one ${kept.where} kept for it: records before it were replaced`);
