@@ -112,7 +112,8 @@ export function checkHeads(records: readonly AuditRecord[], anchor: ChainAnchor,
       continue;
     }
     if (head.seq > last) {
-      return fail(last + 1, `missing: the log ends at record ${last}, but ${named(head)} names record ${head.seq}: records ${last + 1}–${head.seq} were removed`);
+      const removed = head.seq === last + 1 ? `record ${head.seq} was removed` : `records ${last + 1}–${head.seq} were removed`;
+      return fail(last + 1, `missing: the log ends at record ${last}, but ${named(head)} names record ${head.seq}: ${removed}`);
     }
     report.compared++;
     if (at(head.seq)?.hash !== head.hash) {
