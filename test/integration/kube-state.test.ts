@@ -420,6 +420,13 @@ describe('audit head on the lock Lease', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain(`chain verified: 12 records\nthe head kept in Lease ${ns}/${NAME} (annotation cutover.dev/audit-head) is on the chain: record 12\n`);
     expect(run.stdout).toMatch(/Whoever may also update the Lease — the Role `deploy rbac` prints, the default edit and admin roles — could have rewritten both\n$/);
+
+    // An auditor who may read ConfigMaps but not Leases (as the default view role) sees the chain, and why no more.
+    const auditor = await cluster.restrictedKubeconfig(ns, 'auditor', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }]);
+    const read = await runCli(['history', '-f', file, '--kubeconfig', auditor]);
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout).toContain(`chain verified: 12 records\nthe head could not be read (reading Lease ${ns}/${NAME}: forbidden: `);
+    expect(read.stdout).toContain('): nothing beyond the chain is proven\n');
   });
 
   it('a log rewritten by a ConfigMap writer, every hash recomputed, fails history --verify at the head (exit 1, plain and JSON); the next append leaves the head', async () => {
