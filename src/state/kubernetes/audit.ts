@@ -128,6 +128,7 @@ export class KubeAuditLog implements AuditLog {
           'archive it: deploy history --archive FILE',
         );
       }
+      let written = false;
       try {
         if (tail.open) {
           const text = tail.open.text;
@@ -138,25 +139,28 @@ export class KubeAuditLog implements AuditLog {
           }
           await this.segments.write(tail.open, text + line);
           this.lastSeen = tail.number;
-          await this.keepHead(record);
-          return record;
+        } else {
+          const created = await this.segments.create(tail.number, { offset: tail.end }, line);
+          // An archive may have removed this number between our read and our create: the new
+          // segment would sit below the first one, unread. Then it goes, and the record is retried.
+          const index = await this.segments.index({ fresh: true });
+          if (tail.number < index.first) {
+            await this.segments.remove(created);
+            continue;
+          }
+          this.lastSeen = tail.number;
+          await this.segments.hintLast(tail.number);
         }
-        const created = await this.segments.create(tail.number, { offset: tail.end }, line);
-        // An archive may have removed this number between our read and our create: the new
-        // segment would sit below the first one, unread. Then it goes, and the record is retried.
-        const index = await this.segments.index({ fresh: true });
-        if (tail.number < index.first) {
-          await this.segments.remove(created);
-          continue;
-        }
-        this.lastSeen = tail.number;
-        await this.segments.hintLast(tail.number);
-        await this.keepHead(record);
-        return record;
+        written = true;
       } catch (e) {
         if (!isConflict(e) && !isNotFound(e)) throw e;
         if (isNotFound(e)) this.segments.forgetIndex();
         await backoff(attempt);
+      }
+      if (written) {
+        // Outside the retries above: whatever keeping the head meets, the record is never written twice.
+        await this.keepHead(record);
+        return record;
       }
     }
     throw new OperationError(`could not append to the audit log in ${this.location}: other processes kept appending`, 'retry the command');

@@ -192,7 +192,8 @@ export class S3AuditLog implements AuditLog {
       const stored = versions.filter((v) => !v.deleteMarker);
       const bodies = await inParallel(stored, async (v) => (await this.objects.get(this.headKey, v.versionId))?.body);
       stored.forEach((v, i) => take(bodies[i], `version ${v.versionId}${v.lastModified ? ` of ${v.lastModified.toISOString()}` : ''}`));
-      if (versions[0]?.deleteMarker) notes.push(`${this.headUrl} was deleted${versions[0].lastModified ? ` at ${versions[0].lastModified.toISOString()}` : ''}; its ${stored.length} earlier versions were compared`);
+      const current = versions.find((v) => v.latest);
+      if (current?.deleteMarker) notes.push(`${this.headUrl} was deleted${current.lastModified ? ` at ${current.lastModified.toISOString()}` : ''}; its ${stored.length} earlier versions were compared`);
       if (versioning === 'Suspended') notes.push(`versioning is suspended on bucket ${bucket}: heads written since replace each other, so whoever may write the log may also replace the latest one`);
     } else {
       take((await this.objects.get(this.headKey))?.body, 'the current version');

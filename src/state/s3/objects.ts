@@ -78,7 +78,7 @@ export interface StateObjects {
   list(prefix: string, startAfter?: string): Promise<string[]>;
   /** The bucket's versioning. */
   versioning(): Promise<Versioning>;
-  /** Every version of `key`, delete markers included, newest first. */
+  /** Every version of `key`, delete markers included (`latest` marks the current one). */
   versions(key: string): Promise<ObjectVersion[]>;
 }
 
@@ -190,7 +190,7 @@ export class SdkStateObjects implements StateObjects {
     } catch (error) {
       throw this.explain(error, 'ListObjectVersions', key);
     }
-    return found.sort((a, b) => (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0) || Number(b.latest) - Number(a.latest));
+    return found;
   }
 
   async put(key: string, body: string, condition?: WriteCondition): Promise<string> {
