@@ -515,6 +515,29 @@ describe('audit head on the lock Lease', () => {
   });
 });
 
+describe('audit head and archive', () => {
+  it('an archive over records the head did not cover yet moves it up to the anchor, and appends keep it after', async () => {
+    const ns = await cluster.namespace('head');
+    const s = store(ns, { auditSegmentBytes: 1024 });
+    for (let i = 1; i <= 6; i++) await s.audit.append(entry('rollout.step', i, 50));
+    const records = await s.audit.read();
+    // As a writer stopped between its record and its head leaves it: the head at record 4.
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${NAME}`;
+    const lease = (await cluster.api<{ metadata: { annotations: Record<string, string> } }>('GET', path)).body;
+    const behind = { seq: 4, hash: records[3]!.hash, archived: { seq: 0, hash: GENESIS_HASH } };
+    await cluster.api('PUT', path, { ...lease, metadata: { ...lease.metadata, annotations: { ...lease.metadata.annotations, 'cutover.dev/audit-head': JSON.stringify(behind) } } });
+    expect(await store(ns).audit.verify()).toMatchObject({ ok: true, head: { ok: true, seq: 4, uncovered: 2 } });
+
+    const result = await s.audit.archive!(async () => undefined);
+    expect(result).toMatchObject({ records: 6, lastSeq: 6 });
+    const anchor = { seq: 6, hash: records[5]!.hash };
+    // The archive's own record moved the head on from the anchor.
+    expect(await keptHead(ns)).toEqual({ seq: 7, hash: (await s.audit.read()).at(-1)!.hash, archived: anchor });
+    await s.audit.append(entry('rollout.step', 8));
+    expect(await store(ns).audit.verify()).toMatchObject({ ok: true, records: 2, head: { ok: true, seq: 8, uncovered: 0 } });
+  });
+});
+
 describe('deploy history --archive', () => {
   it('writes every record to a new file, then the remaining chain verifies', async () => {
     const ns = await cluster.namespace('history');

@@ -311,9 +311,11 @@ export class KubeAuditLog implements AuditLog {
       const sealed = (await this.segments.get(through))!;
       const anchor = { seq: last.seq, hash: last.hash };
       // Kept before anything is removed: a log that starts later than the head's archive was cut.
+      // A head behind the anchor moves up to it, since the record it names leaves the cluster
+      // (the chain up to the anchor was verified against the head just above).
       await this.head.update(async ({ head }) => {
         if (head?.archived && head.archived.seq >= anchor.seq) return undefined;
-        return head ? { seq: head.seq, hash: head.hash, archived: anchor } : { ...anchor, archived: anchor };
+        return head && head.seq >= anchor.seq ? { seq: head.seq, hash: head.hash, archived: anchor } : { ...anchor, archived: anchor };
       });
       const firstBefore = await this.segments.moveFirst(through + 1, anchor, sealed.offset + byteLength(sealed.text));
       for (let number = firstBefore; number <= through; number++) await this.segments.removeNumber(number);
