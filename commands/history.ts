@@ -16,7 +16,10 @@ export interface HistoryOptions extends GlobalOptions {
   publicKey?: string;
 }
 
-/** Print the records and the chain's verdict; a broken chain exits 1. */
+/**
+ * Print the records and the chain's verdict, with the kept head's where the backend keeps one; a
+ * broken chain, or a log that disagrees with its head, exits 1.
+ */
 export async function run(opts: HistoryOptions, io: Io): Promise<number> {
   const project = await openProject(opts, io.clock);
   if (opts.archive !== undefined) return archive(project, resolve(opts.archive), io);
@@ -24,7 +27,10 @@ export async function run(opts: HistoryOptions, io: Io): Promise<number> {
   const records = await project.store.audit.read().catch(() => []);
   const chain = await project.store.audit.verify();
   const signatures = publicKey && chain.ok ? verifySignatures(records, publicKey) : undefined;
-  const verdict: typeof chain = signatures && !signatures.ok ? { ok: false, records: records.length, brokenAt: signatures.seq, reason: signatures.reason } : chain;
+  const verdict: typeof chain = signatures && !signatures.ok
+    ? { ok: false, records: records.length, brokenAt: signatures.seq, reason: signatures.reason, ...(chain.head ? { head: chain.head } : {}) }
+    : chain;
+  const head = verdict.head;
   const proves = !verdict.ok
     ? undefined
     : signatures
@@ -40,11 +46,19 @@ export async function run(opts: HistoryOptions, io: Io): Promise<number> {
       const detail = r.detail ? ` ${JSON.stringify(r.detail)}` : '';
       io.stdout.write(`${String(r.seq).padStart(5)}  ${r.at}  ${r.actor}  ${c.bold(r.action)}${r.rolloutId ? c.dim(` [${r.rolloutId}]`) : ''}${detail}\n`);
     }
+    const failed = signatures && !signatures.ok ? 'signature check failed' : !verdict.ok && head && !head.ok && verdict.reason === head.reason ? 'the log disagrees with its kept head' : 'chain broken';
     io.stdout.write(
       verdict.ok
-        ? c.green(`chain verified: ${verdict.records} records${signatures ? ', every one signed' : ''}\n`) + (opts.verify || signatures ? `${proves}\n` : '')
-        : c.red(`${signatures && !signatures.ok ? 'signature check failed' : 'chain broken'} at record ${verdict.brokenAt}: ${verdict.reason}\n`),
+        ? c.green(`chain verified: ${verdict.records} records${signatures ? ', every one signed' : ''}\n`)
+        : c.red(`${failed} at record ${verdict.brokenAt}: ${verdict.reason}\n`),
     );
+    if (head?.ok && head.compared > 0) {
+      io.stdout.write(c.green(head.compared === 1
+        ? `the head kept in ${head.where} is on the chain: record ${head.seq}\n`
+        : `all ${head.compared} heads kept in ${head.where} are on the chain, the latest at record ${head.seq}\n`));
+    }
+    for (const note of head?.notes ?? []) io.stdout.write(c.yellow(`${note}\n`));
+    if (verdict.ok && (opts.verify || signatures)) io.stdout.write(`${proves}\n${head?.proves ? `${head.proves}\n` : ''}`);
   }
   return verdict.ok ? ExitCode.Done : ExitCode.Unexpected;
 }

@@ -69,10 +69,34 @@ export interface AuditRecord {
   sig?: { key: string; value: string };
 }
 
-/** Result of verifying the audit chain. */
+/**
+ * What comparing the log with the chain heads kept outside it showed (the Kubernetes and S3
+ * backends keep one after every append; see head.ts).
+ */
+export interface HeadReport {
+  /** Where the heads are kept, for messages. */
+  where: string;
+  /** Whether every kept head is a record of the log, with the hash the head kept for it. */
+  ok: boolean;
+  /** How many kept heads were compared with the log's records. */
+  compared: number;
+  /** Seq of the latest kept head; 0 when none is kept yet. */
+  seq: number;
+  /** Records after the latest head: appended, their head not kept yet. */
+  uncovered: number;
+  /** What the match proves, and to whom; absent when no head was compared. */
+  proves?: string;
+  /** What it does not prove here (versioning off, no head kept yet, …). */
+  notes: string[];
+  /** When not ok: the first record that disagrees, and why (as in AuditVerification). */
+  brokenAt?: number;
+  reason?: string;
+}
+
+/** Result of verifying the audit chain, and of comparing it with the kept head where there is one. */
 export type AuditVerification =
-  | { ok: true; records: number }
-  | { ok: false; records: number; brokenAt: number; reason: string };
+  | { ok: true; records: number; head?: HeadReport }
+  | { ok: false; records: number; brokenAt: number; reason: string; head?: HeadReport };
 
 /** The audit log of one service. */
 export interface AuditLog {

@@ -1,7 +1,8 @@
 /**
  * The kubernetes state backend against the real control plane: compare-and-swap on the state,
  * corrupt state refused and left alone, the Lease lock under contention and takeover, operator
- * requests, and the segmented, bounded, archivable audit log.
+ * requests, the segmented, bounded, archivable audit log, and its chain head kept on the Lease:
+ * a log rewritten or cut by someone who may write ConfigMaps but not the Lease is caught.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockedError, OperationError, UsageError } from '../../src/errors.js';
+import type { KubeClient, KubeObject } from '../../src/kube/client.js';
 import { connectKube } from '../../src/kube/connect.js';
-import { verifyChain } from '../../src/state/chain.js';
+import { GENESIS_HASH, hashRecord, verifyChain } from '../../src/state/chain.js';
 import { KubeStateStore, type KubeStateStoreOptions } from '../../src/state/kubernetes/store.js';
 import type { Actor, AuditRecord, OperatorRequest } from '../../src/state/store.js';
 import { runCli } from '../helpers/cli.js';
@@ -54,6 +56,31 @@ async function maybeConfigMap(ns: string, name: string): Promise<RawConfigMap | 
   return status === 404 ? undefined : body;
 }
 const configMap = async (ns: string, name: string): Promise<RawConfigMap> => (await cluster.api<RawConfigMap>('GET', `/api/v1/namespaces/${ns}/configmaps/${name}`)).body;
+const segmentName = (n: number) => `${NAME}-audit-${String(n).padStart(4, '0')}`;
+/** The head the store keeps on its Lease, as stored. */
+async function keptHead(ns: string): Promise<{ seq: number; hash: string; archived?: { seq: number; hash: string } } | undefined> {
+  const lease = (await cluster.api<{ metadata: { annotations?: Record<string, string> } }>('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${NAME}`)).body;
+  const text = lease.metadata.annotations?.['cutover.dev/audit-head'];
+  return text === undefined ? undefined : JSON.parse(text);
+}
+
+/** A deploy.yaml for the CLI on the cluster, in its own folder. */
+function project(ns: string, state: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-kstate-'));
+  made.push(dir);
+  const file = join(dir, 'deploy.yaml');
+  writeFileSync(file, `service: patient-api
+stable: v1
+versions:
+  v1: { endpoints: ["127.0.0.1:9001"] }
+  v2: { endpoints: ["127.0.0.1:9002"] }
+router: { type: none }
+kubernetes: { kubeconfig: ${cluster.kubeconfig}, namespace: ${ns} }
+state: ${state}
+`);
+  return file;
+}
+const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
 
 describe('state', () => {
   it('round-trips, and a save over a newer write is refused with LockedError', async () => {
@@ -246,7 +273,7 @@ describe('audit log', () => {
     const records = await store(ns).audit.read();
     expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 31 }, (_, i) => i + 1));
     expect(records.filter((r) => r.action === 'rollout.step')).toHaveLength(30);
-    expect(await store(ns).audit.verify()).toEqual({ ok: true, records: 31 });
+    expect(await store(ns).audit.verify()).toMatchObject({ ok: true, records: 31, head: { ok: true, seq: 31 } });
     expect(await configMap(ns, `${NAME}-audit-0002`)).toMatchObject({ metadata: { annotations: { 'cutover.dev/sealed': 'true' } } });
     expect(await configMap(ns, `${NAME}-audit-0003`)).toBeDefined();
   });
@@ -270,7 +297,7 @@ describe('audit log', () => {
     const edited = cm.data!['audit.jsonl']!.replace(`"i":8,`, `"i":80,`);
     expect(edited).not.toBe(cm.data!['audit.jsonl']);
     await cluster.api('PUT', `/api/v1/namespaces/${ns}/configmaps/${name}`, { ...cm, data: { 'audit.jsonl': edited } });
-    expect(await store(ns).audit.verify()).toEqual({ ok: false, records: 12, brokenAt: 8, reason: 'record 8: its hash does not match its content: the record was edited' });
+    expect(await store(ns).audit.verify()).toMatchObject({ ok: false, records: 12, brokenAt: 8, reason: 'record 8: its hash does not match its content: the record was edited' });
   });
 
   it('at the bound refuses rollout.started and still writes every other record', async () => {
@@ -287,7 +314,7 @@ describe('audit log', () => {
     const records = await s.audit.read();
     expect(records).toHaveLength(22);
     expect(records.at(-1)?.action).toBe('rollout.rolled_back');
-    expect(await s.audit.verify()).toEqual({ ok: true, records: 22 });
+    expect(await s.audit.verify()).toMatchObject({ ok: true, records: 22, head: { ok: true, seq: 22 } });
   });
 
   it('archives every record, verifies what remains from the anchor, and lifts the bound', async () => {
@@ -317,31 +344,201 @@ describe('audit log', () => {
     expect([...archived, ...remaining].map((r) => r.seq)).toEqual(Array.from({ length: 24 + 8 + 1 }, (_, i) => i + 1));
     expect([...archived, ...remaining].filter((r) => r.action === 'gate.verdict')).toHaveLength(8);
     expect(remaining.find((r) => r.action === 'audit.archived')?.detail).toEqual(result);
-    expect(await store(ns).audit.verify()).toEqual({ ok: true, records: remaining.length });
+    expect(await store(ns).audit.verify()).toMatchObject({ ok: true, records: remaining.length, head: { ok: true, seq: remaining.at(-1)!.seq } });
     expect(await maybeConfigMap(ns, `${NAME}-audit-0001`)).toBeUndefined();
+    // The head on the Lease knows where the archive ended: the log may start there, not later.
+    expect((await keptHead(ns))?.archived).toEqual({ seq: result.lastSeq, hash: result.lastHash });
 
     await store(ns, { auditMaxBytes: 16_384 }).audit.append(entry('rollout.started'));
     expect(await store(ns).audit.verify()).toMatchObject({ ok: true });
   });
 });
 
-describe('deploy history --archive', () => {
-  function project(ns: string, state: string): string {
-    const dir = mkdtempSync(join(tmpdir(), 'cutover-kstate-'));
-    made.push(dir);
-    const file = join(dir, 'deploy.yaml');
-    writeFileSync(file, `service: patient-api
-stable: v1
-versions:
-  v1: { endpoints: ["127.0.0.1:9001"] }
-  v2: { endpoints: ["127.0.0.1:9002"] }
-router: { type: none }
-kubernetes: { kubeconfig: ${cluster.kubeconfig}, namespace: ${ns} }
-state: ${state}
-`);
-    return file;
+describe('audit head on the lock Lease', () => {
+  /** Every record in the segments, by segment. */
+  async function segments(ns: string): Promise<{ name: string; records: AuditRecord[] }[]> {
+    const out: { name: string; records: AuditRecord[] }[] = [];
+    for (let n = 1; ; n++) {
+      const cm = await maybeConfigMap(ns, segmentName(n));
+      if (!cm) return out;
+      out.push({ name: segmentName(n), records: (cm.data?.['audit.jsonl'] ?? '').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecord) });
+    }
   }
 
+  /** Put `records` back into the segments they came from, each segment keeping its count, as `kube` (through its own identity). */
+  async function writeBack(kube: KubeClient, ns: string, layout: { name: string; records: AuditRecord[] }[], records: AuditRecord[]): Promise<void> {
+    let next = 0;
+    for (const segment of layout) {
+      const mine = records.slice(next, next + segment.records.length);
+      next += segment.records.length;
+      const path = `/api/v1/namespaces/${ns}/configmaps/${segment.name}`;
+      const current = (await kube.get<KubeObject>(path))!;
+      await kube.replace(path, { ...current, data: { 'audit.jsonl': mine.map((r) => `${JSON.stringify(r)}\n`).join('') } });
+    }
+  }
+
+  /** Record `seq` changed, and every hash from it on recomputed: the chain alone still verifies. */
+  function rewrite(records: AuditRecord[], seq: number): AuditRecord[] {
+    const out = records.map((r) => ({ ...r }));
+    const at = out.findIndex((r) => r.seq === seq);
+    out[at] = { ...out[at]!, actor: 'someone-else@host', detail: { ...out[at]!.detail, note: 'rewritten' } };
+    for (let i = at; i < out.length; i++) {
+      const body = { ...out[i]!, prev: i === 0 ? GENESIS_HASH : out[i - 1]!.hash };
+      out[i] = { ...body, hash: hashRecord(body) };
+    }
+    return out;
+  }
+
+  it('is kept beside a holding after every append: renewals and appends at once lose nothing, and a clean log verifies against it', async () => {
+    const ns = await cluster.namespace('head');
+    const s = store(ns, { auditSegmentBytes: 1024 });
+    const lock = await s.acquireLock(actor(1), 30_000);
+    await Promise.all([
+      (async () => {
+        for (let i = 1; i <= 12; i++) await s.audit.append(entry('rollout.step', i, 50));
+      })(),
+      (async () => {
+        for (let i = 0; i < 12; i++) await lock.renew();
+      })(),
+    ]);
+    const records = await s.audit.read();
+    expect(await keptHead(ns)).toEqual({ seq: 12, hash: records.at(-1)!.hash, archived: { seq: 0, hash: GENESIS_HASH } });
+    expect((await store(ns).lockHolder())?.token).toBe(lock.info.token);
+    expect(await store(ns).audit.verify()).toEqual({
+      ok: true,
+      records: 12,
+      head: { where: `Lease ${ns}/${NAME} (annotation cutover.dev/audit-head)`, ok: true, compared: 1, seq: 12, uncovered: 0, proves: expect.stringContaining('nobody who may write ConfigMaps in the namespace but not that Lease'), notes: [] },
+    });
+    await lock.release();
+    expect((await keptHead(ns))?.seq).toBe(12);
+    expect(await store(ns).lockHolder()).toBeUndefined();
+    // The Lease the head lives on counts the next holder's fence on from the first.
+    expect((await store(ns).acquireLock(actor(2), 30_000)).info.fence).toBe(2);
+
+    const file = project(ns, '{ type: kubernetes }');
+    const run = await runCli(['history', '--verify', '-f', file]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`chain verified: 12 records\nthe head kept in Lease ${ns}/${NAME} (annotation cutover.dev/audit-head) is on the chain: record 12\n`);
+    expect(run.stdout).toMatch(/Whoever may also update the Lease — the Role `deploy rbac` prints, the default edit and admin roles — could have rewritten both\n$/);
+
+    // An auditor who may read ConfigMaps but not Leases (as the default view role) sees the chain, and why no more.
+    const auditor = await cluster.restrictedKubeconfig(ns, 'auditor', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }]);
+    const read = await runCli(['history', '-f', file, '--kubeconfig', auditor]);
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout).toContain(`chain verified: 12 records\nthe head could not be read (reading Lease ${ns}/${NAME}: forbidden: `);
+    expect(read.stdout).toContain('): nothing beyond the chain is proven\n');
+  });
+
+  it('a log rewritten by a ConfigMap writer, every hash recomputed, fails history --verify at the head (exit 1, plain and JSON); the next append leaves the head', async () => {
+    const ns = await cluster.namespace('head');
+    const s = store(ns, { auditSegmentBytes: 1024 });
+    for (let i = 1; i <= 8; i++) await s.audit.append(entry('rollout.step', i, 50));
+    const file = project(ns, '{ type: kubernetes }');
+    expect((await runCli(['history', '--verify', '-f', file])).code).toBe(0);
+
+    // Someone who may write ConfigMaps in the namespace, but not the Lease.
+    const writer = await connectKube({ kubeconfig: await cluster.restrictedKubeconfig(ns, 'configmap-writer', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'update'] }]), namespace: ns });
+    const layout = await segments(ns);
+    expect(layout.length).toBeGreaterThan(2);
+    const changed = rewrite(layout.flatMap((l) => l.records), 3);
+    await writeBack(writer, ns, layout, changed);
+    const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${NAME}`;
+    await expect(writer.get(leasePath)).rejects.toMatchObject({ status: 403 });
+    expect(await store(ns).audit.read()).toEqual(changed);
+    expect(verifyChain(changed)).toEqual({ ok: true, records: 8 });
+
+    const plain = await runCli(['history', '--verify', '-f', file]);
+    expect(plain.code).toBe(1);
+    expect(plain.stdout).toContain(
+      `the log disagrees with its kept head at record 8: record 8: its hash is not the one the head kept in Lease ${ns}/${NAME} (annotation cutover.dev/audit-head) kept for it: one of records 1–8 was changed and the hashes after it recomputed\n`,
+    );
+    const json = await runCli(['history', '--verify', '-f', file, '-o', 'json']);
+    expect(json.code).toBe(1);
+    expect(lastJson(json.stdout)).toMatchObject({ event: 'verify', ok: false, brokenAt: 8, head: { ok: false, seq: 8, brokenAt: 8 } });
+
+    // The driver's next append does not move the head onto the rewritten chain: the evidence stays,
+    // and no new rollout is recorded onto it.
+    await store(ns).audit.append(entry('rollout.step', 9));
+    expect((await keptHead(ns))?.hash).toBe(layout.at(-1)!.records.at(-1)!.hash);
+    expect(await store(ns).audit.verify()).toMatchObject({ ok: false, brokenAt: 8 });
+    const promote = await runCli(['promote', '--to', 'v2', '-y', '-f', file]);
+    expect([promote.code, promote.stderr]).toEqual([1, expect.stringContaining('the audit log does not verify (record 8: ')]);
+  });
+
+  it('a log cut short fails at its first missing record; records removed from its start as if archived are found', async () => {
+    const ns = await cluster.namespace('head');
+    const s = store(ns, { auditSegmentBytes: 1024 });
+    for (let i = 1; i <= 10; i++) await s.audit.append(entry('rollout.step', i, 50));
+    // The head made the Lease before anyone held it: the first holder's fence is still 1.
+    const held = await store(ns).acquireLock(actor(1), 30_000);
+    expect(held.info.fence).toBe(1);
+    await held.release();
+    const layout = await segments(ns);
+    const all = layout.flatMap((l) => l.records);
+    // The last two records removed, from whichever segments hold them.
+    const admin = await connectKube({ kubeconfig: cluster.kubeconfig, namespace: ns });
+    await writeBack(admin, ns, layout, all.slice(0, -2));
+    expect(verifyChain(await store(ns).audit.read())).toEqual({ ok: true, records: 8 });
+    const file = project(ns, '{ type: kubernetes }');
+    for (const format of [[], ['-o', 'json']]) {
+      const run = await runCli(['history', '--verify', '-f', file, ...format]);
+      expect(run.code).toBe(1);
+      const reason = `record 9: missing: the log ends at record 8, but the head kept in Lease ${ns}/${NAME} (annotation cutover.dev/audit-head) names record 10: records 9–10 were removed`;
+      if (format.length) expect(lastJson(run.stdout)).toMatchObject({ event: 'verify', ok: false, brokenAt: 9, reason });
+      else expect(run.stdout).toContain(`the log disagrees with its kept head at record 9: ${reason}\n`);
+    }
+    await writeBack(admin, ns, layout, all);
+    expect(await store(ns).audit.verify()).toMatchObject({ ok: true, records: 10 });
+
+    // The first segment removed, and the second made to look like the start after an archive.
+    const first = layout[0]!;
+    const through = first.records.at(-1)!;
+    await cluster.api('DELETE', `/api/v1/namespaces/${ns}/configmaps/${first.name}`);
+    const second = await configMap(ns, layout[1]!.name);
+    await cluster.api('PUT', `/api/v1/namespaces/${ns}/configmaps/${layout[1]!.name}`, {
+      ...second,
+      metadata: { ...second.metadata, annotations: { ...second.metadata.annotations, 'cutover.dev/archived-through-seq': String(through.seq), 'cutover.dev/archived-through-hash': through.hash } },
+    });
+    const index = await configMap(ns, `${NAME}-audit-index`);
+    await cluster.api('PUT', `/api/v1/namespaces/${ns}/configmaps/${NAME}-audit-index`, {
+      ...index,
+      metadata: { ...index.metadata, annotations: { ...index.metadata.annotations, 'cutover.dev/first-segment': '2', 'cutover.dev/first-offset': second.metadata.annotations?.['cutover.dev/offset'] ?? '0' } },
+    });
+    const remaining = await store(ns).audit.read();
+    expect(remaining[0]?.seq).toBe(through.seq + 1);
+    expect(verifyChain(remaining, { seq: through.seq, hash: through.hash })).toMatchObject({ ok: true });
+    expect(await store(ns).audit.verify()).toMatchObject({
+      ok: false,
+      brokenAt: 1,
+      reason: `record 1: records 1–${through.seq} are gone from the log, but Lease ${ns}/${NAME} (annotation cutover.dev/audit-head) records no archive: they were removed, not archived`,
+    });
+  });
+});
+
+describe('audit head and archive', () => {
+  it('an archive over records the head did not cover yet moves it up to the anchor, and appends keep it after', async () => {
+    const ns = await cluster.namespace('head');
+    const s = store(ns, { auditSegmentBytes: 1024 });
+    for (let i = 1; i <= 6; i++) await s.audit.append(entry('rollout.step', i, 50));
+    const records = await s.audit.read();
+    // As a writer stopped between its record and its head leaves it: the head at record 4.
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${NAME}`;
+    const lease = (await cluster.api<{ metadata: { annotations: Record<string, string> } }>('GET', path)).body;
+    const behind = { seq: 4, hash: records[3]!.hash, archived: { seq: 0, hash: GENESIS_HASH } };
+    await cluster.api('PUT', path, { ...lease, metadata: { ...lease.metadata, annotations: { ...lease.metadata.annotations, 'cutover.dev/audit-head': JSON.stringify(behind) } } });
+    expect(await store(ns).audit.verify()).toMatchObject({ ok: true, head: { ok: true, seq: 4, uncovered: 2 } });
+
+    const result = await s.audit.archive!(async () => undefined);
+    expect(result).toMatchObject({ records: 6, lastSeq: 6 });
+    const anchor = { seq: 6, hash: records[5]!.hash };
+    // The archive's own record moved the head on from the anchor.
+    expect(await keptHead(ns)).toEqual({ seq: 7, hash: (await s.audit.read()).at(-1)!.hash, archived: anchor });
+    await s.audit.append(entry('rollout.step', 8));
+    expect(await store(ns).audit.verify()).toMatchObject({ ok: true, records: 2, head: { ok: true, seq: 8, uncovered: 0 } });
+  });
+});
+
+describe('deploy history --archive', () => {
   it('writes every record to a new file, then the remaining chain verifies', async () => {
     const ns = await cluster.namespace('history');
     const s = store(ns);
@@ -384,7 +581,11 @@ describe('permissions', () => {
     const kubeconfig = await cluster.restrictedKubeconfig(ns, 'no-leases', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'update', 'delete'] }]);
     const s = store(ns, {}, kubeconfig);
     await s.save({ step: 0, weights: { v1: 100 } });
-    await s.audit.append(entry('rollout.started'));
+    // The record lands in its ConfigMap; keeping its head on the Lease is refused, and named.
+    const head = await failure(s.audit.append(entry('rollout.started')));
+    expect(head).toBeInstanceOf(UsageError);
+    expect(head.message).toMatch(new RegExp(`^reading Lease ${ns}/${NAME}: forbidden: .*cannot get resource "leases"`));
+    expect(await s.audit.read()).toHaveLength(1);
     const error = await failure(s.acquireLock(actor(1), 30_000));
     expect(error).toBeInstanceOf(UsageError);
     expect(error.message).toMatch(new RegExp(`^reading Lease ${ns}/${NAME}: forbidden: .*cannot get resource "leases" in API group "coordination.k8s.io" in the namespace "${ns}"`));

@@ -2,22 +2,27 @@
  * The s3 state backend against moto's S3 server, through the real AWS SDK: compare-and-swap on
  * the state with conditional writes, corrupt state refused and left alone, the lock raced by two
  * "machines", taken over only after expiry with a fencing token that only grows, operator requests
- * taken exactly once, concurrent audit appenders forming one chain, drivers killed with SIGKILL
- * mid-write, a missing bucket, and the CLI end to end. moto is installed and started by the test.
+ * taken exactly once, concurrent audit appenders forming one chain, the chain head kept as a
+ * versioned object that exposes a rewritten or cut log, drivers killed with SIGKILL mid-write, a
+ * missing bucket, and the CLI end to end. moto is installed and started by the test.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListBucketsCommand, ListObjectsV2Command, ListObjectVersionsCommand, PutBucketVersioningCommand,
+  PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LockedError, UsageError } from '../../src/errors.js';
 import { startMoto, type MotoProcess } from '../../src/sandbox/moto-process.js';
 import { currentActor } from '../../src/state/actor.js';
+import { GENESIS_HASH, hashRecord, verifyChain } from '../../src/state/chain.js';
 import { SdkStateObjects, type SendFn } from '../../src/state/s3/objects.js';
 import { S3StateStore } from '../../src/state/s3/store.js';
-import type { Actor, Lock, OperatorRequest } from '../../src/state/store.js';
+import type { Actor, AuditRecord, Lock, OperatorRequest } from '../../src/state/store.js';
 import { useEmulatorCredentials } from '../helpers/alb.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -317,7 +322,7 @@ describe('audit log', () => {
     }));
     const records = await store().audit.read();
     expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
-    expect(await store().audit.verify()).toEqual({ ok: true, records: 60 });
+    expect(await store().audit.verify()).toMatchObject({ ok: true, records: 60, head: { ok: true } });
     const seen = records.map((r) => `${(r.detail as { a: number }).a}/${(r.detail as { i: number }).i}`).sort();
     expect(new Set(seen).size).toBe(60);
     expect(await keys(`${PREFIX}audit/`)).toHaveLength(60);
@@ -340,6 +345,110 @@ describe('audit log', () => {
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}audit/000000000005.json`, Body: '{"torn":' }));
     expect(await store().audit.verify()).toMatchObject({ ok: false, brokenAt: 5, reason: expect.stringContaining('is not valid JSON') });
     await expect(store().audit.append({ actor: 'x', action: 'y' })).rejects.toThrow(/refusing to append to the audit log/);
+  });
+});
+
+describe('audit head', () => {
+  const HEAD = `${PREFIX}audit-head.json`;
+  const WHERE = `s3://${BUCKET}/${HEAD}`;
+  const recordKey = (seq: number) => `${PREFIX}audit/${String(seq).padStart(12, '0')}.json`;
+  const versioning = () => s3.send(new PutBucketVersioningCommand({ Bucket: BUCKET, VersioningConfiguration: { Status: 'Enabled' } }));
+  const headVersions = async () => ((await s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: HEAD }))).Versions ?? []).filter((v) => v.Key === HEAD);
+  async function appendSome(n: number): Promise<AuditRecord[]> {
+    const s = store();
+    for (let i = 1; i <= n; i++) await s.audit.append({ actor: 'driver1@host1', action: 'rollout.step', rolloutId: 'r1', detail: { i } });
+    return store().audit.read();
+  }
+  /** What whoever may write the prefix does: record `seq` changed, every hash from it on recomputed and written, and the head made to match. */
+  async function rewrite(records: AuditRecord[], seq: number): Promise<AuditRecord[]> {
+    const out = records.map((r) => ({ ...r }));
+    for (let i = seq - 1; i < out.length; i++) {
+      const body = { ...out[i]!, ...(i === seq - 1 ? { actor: 'someone-else@host' } : {}), prev: i === 0 ? GENESIS_HASH : out[i - 1]!.hash };
+      out[i] = { ...body, hash: hashRecord(body) };
+      await putRaw(recordKey(out[i]!.seq), `${JSON.stringify(out[i])}\n`);
+    }
+    await putRaw(HEAD, JSON.stringify({ seq: out.at(-1)!.seq, hash: out.at(-1)!.hash }));
+    expect(verifyChain(await store().audit.read())).toEqual({ ok: true, records: out.length });
+    return out;
+  }
+  function project(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-s3-head-'));
+    made.push(dir);
+    const file = join(dir, 'deploy.yaml');
+    writeFileSync(file, `service: patient-api\nstable: v1\nversions:\n  v1: {}\n  v2: {}\nrouter: { type: none }\naws: { endpointUrl: ${moto.url}, region: ${REGION} }\nstate: { type: s3, bucket: ${BUCKET} }\n`);
+    return file;
+  }
+  const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+
+  it('with versioning, every append leaves a version of the head, and a clean log verifies against each', async () => {
+    await versioning();
+    const records = await appendSome(6);
+    expect(JSON.parse((await rawObject(HEAD))!.body)).toEqual({ seq: 6, hash: records[5]!.hash });
+    expect(await headVersions()).toHaveLength(6);
+    expect(await store().audit.verify()).toEqual({
+      ok: true,
+      records: 6,
+      head: { where: WHERE, ok: true, compared: 6, seq: 6, uncovered: 0, notes: [], proves: expect.stringContaining('not even with the credentials that write the log, unless they may also delete object versions (s3:DeleteObjectVersion') },
+    });
+    const run = await runCli(['history', '--verify', '-f', project()]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`chain verified: 6 records\nall 6 heads kept in ${WHERE} are on the chain, the latest at record 6\n`);
+  });
+
+  it('with versioning, a record rewritten with every hash recomputed and the head overwritten to match is named by history --verify (exit 1, plain and JSON)', async () => {
+    await versioning();
+    const records = await appendSome(6);
+    await rewrite(records, 3);
+    const file = project();
+    const plain = await runCli(['history', '--verify', '-f', file]);
+    expect(plain.code).toBe(1);
+    expect(plain.stdout).toMatch(new RegExp(`the log disagrees with its kept head at record 3: record 3: its hash is not the one the head kept in ${WHERE.replace(/[.]/g, '\\.')} \\(version \\S+ of \\S+\\) kept for it: it was changed and the hashes after it recomputed\\n`));
+    const json = await runCli(['history', '--verify', '-f', file, '-o', 'json']);
+    expect(json.code).toBe(1);
+    expect(lastJson(json.stdout)).toMatchObject({ event: 'verify', ok: false, brokenAt: 3, signed: false, head: { ok: false, brokenAt: 3 } });
+    // Rewritten once more at the last record, then at the first: the first record changed is named.
+    for (const seq of [6, 1]) {
+      await rewrite(await store().audit.read(), seq);
+      expect(await store().audit.verify()).toMatchObject({ ok: false, brokenAt: Math.min(seq, 3) });
+    }
+  });
+
+  it('a log cut short is named at its first missing record, with versioning or without', async () => {
+    await appendSome(5);
+    for (const seq of [4, 5]) await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: recordKey(seq) }));
+    const run = await runCli(['history', '--verify', '-f', project(), '-o', 'json']);
+    expect(run.code).toBe(1);
+    expect(lastJson(run.stdout)).toMatchObject({ ok: false, brokenAt: 4, reason: `record 4: missing: the log ends at record 3, but the head kept in ${WHERE} (the current version) names record 5: records 4–5 were removed` });
+
+    await moto.reset();
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET, CreateBucketConfiguration: { LocationConstraint: REGION } }));
+    await versioning();
+    const records = await appendSome(5);
+    // Cut, and the head put back to the new end: its earlier versions still name records 4 and 5.
+    for (const seq of [4, 5]) await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: recordKey(seq) }));
+    await putRaw(HEAD, JSON.stringify({ seq: 3, hash: records[2]!.hash }));
+    expect(await store().audit.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: expect.stringMatching(/^record 4: missing: the log ends at record 3, but the head kept in .* \(version \S+ of \S+\) names record 4: record 4 was removed$/) });
+  });
+
+  it('without versioning, history says what the head cannot prove; a rewrite that leaves the head is still caught', async () => {
+    const records = await appendSome(5);
+    const file = project();
+    const clean = await runCli(['history', '-f', file]);
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).toContain(`the head kept in ${WHERE} is on the chain: record 5\nversioning is off on bucket ${BUCKET}: only the latest head is kept, and whoever may write the log may overwrite it too`);
+    expect(lastJson((await runCli(['history', '-f', file, '-o', 'json'])).stdout)).toMatchObject({ ok: true, head: { ok: true, compared: 1, notes: [expect.stringMatching(/^versioning is off on bucket/)] } });
+
+    // Rewritten by someone who did not (or could not) touch the head: caught at the head.
+    const original = await rawObject(HEAD);
+    await rewrite(records, 2);
+    await putRaw(HEAD, original!.body);
+    expect(await store().audit.verify()).toMatchObject({ ok: false, brokenAt: 5, reason: expect.stringContaining('one of records 1–5 was changed') });
+    // The next append does not move the head onto the rewritten chain.
+    await store().audit.append({ actor: 'driver1@host1', action: 'rollout.step' });
+    expect((await rawObject(HEAD))!.body).toBe(original!.body);
+    // Rewritten with the head overwritten too: nothing shows, and the output has said why.
+    await rewrite(await store().audit.read(), 2);
+    expect(await store().audit.verify()).toMatchObject({ ok: true, head: { ok: true, notes: [expect.stringMatching(/^versioning is off/)] } });
   });
 });
 
@@ -561,8 +670,9 @@ strategy:
     expect(JSON.parse(run.stdout)).toEqual({
       Version: '2012-10-17',
       Statement: [
-        { Sid: 'StateObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: [`arn:aws:s3:::${BUCKET}/${PREFIX}*`] },
-        { Sid: 'ListStateObjects', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [`arn:aws:s3:::${BUCKET}`], Condition: { StringLike: { 's3:prefix': [`${PREFIX}*`] } } },
+        { Sid: 'StateObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:DeleteObject'], Resource: [`arn:aws:s3:::${BUCKET}/${PREFIX}*`] },
+        { Sid: 'ListStateObjects', Effect: 'Allow', Action: ['s3:ListBucket', 's3:ListBucketVersions'], Resource: [`arn:aws:s3:::${BUCKET}`], Condition: { StringLike: { 's3:prefix': [`${PREFIX}*`] } } },
+        { Sid: 'StateBucketVersioning', Effect: 'Allow', Action: ['s3:GetBucketVersioning'], Resource: [`arn:aws:s3:::${BUCKET}`] },
       ],
     });
   });

@@ -1,18 +1,23 @@
 /**
- * No secret anywhere it should not be. Rollouts run with AWS credentials, the nginx admin secret
- * and an audit signing key in the environment and in files; then the state folder, the audit
- * log and everything printed (text and JSON, stdout and stderr) are searched for each of them.
+ * No secret anywhere it should not be. Rollouts run with AWS credentials, the nginx admin secret,
+ * an audit signing key and a Kubernetes bearer token in the environment and in files; then the
+ * state (a folder, or the cluster's objects), the audit log and everything printed (text and
+ * JSON, stdout and stderr) are searched for each of them.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { rbacRules } from '../../src/kube/rbac.js';
 import { adminSecret } from '../../src/routers/nginx/secrets.js';
 import { startMoto, type MotoProcess } from '../../src/sandbox/moto-process.js';
 import { createAlb, REGION } from '../helpers/alb.js';
 import { runCli } from '../helpers/cli.js';
+import { testCluster } from '../helpers/cluster.js';
 import { startSandbox, type Sandbox } from '../helpers/sandbox.js';
 
 /** Every file under `dir`, as text (the nginx prefix's own secret files excepted: they are where it belongs). */
@@ -135,4 +140,78 @@ describe('secrets stay where they belong', () => {
       process.env.AWS_SECRET_ACCESS_KEY = saved.secret ?? 'testing';
     }
   });
+});
+
+describe('a Kubernetes rollout with a bearer token', () => {
+  it('authenticates with the token in its kubeconfig, and the token is in none of the cluster state, the audit log, the report or any output', async () => {
+    const cluster = await testCluster();
+    const ns = await cluster.namespace('leak');
+    await cluster.api('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'api', labels: { app: 'api' } },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: 'api' } },
+        template: {
+          metadata: { labels: { app: 'api' } },
+          spec: { containers: [{ name: 'api', image: 'example.test/api:1.0' }], tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }] },
+        },
+      },
+    });
+    await cluster.api('POST', `/api/v1/namespaces/${ns}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'api' }, spec: { selector: { app: 'api' }, ports: [{ port: 80, targetPort: 8080 }] } });
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-leak-kube-'));
+    const yaml = (kubeconfig: string) => `service: api
+stable: v1
+versions:
+  v1: { image: "example.test/api:1.0" }
+  v2: { image: "example.test/api:2.0" }
+kubernetes: { kubeconfig: ${kubeconfig}, namespace: ${ns} }
+workload: { type: kubernetes, deployment: api, progressDeadline: 180s }
+router: { type: gateway-api, httpRoute: api, service: api, parentRefs: [{ name: public-gateway }] }
+state: { type: kubernetes, lease: 10s }
+strategy:
+  canary:
+    checkInterval: 100ms
+    steps:
+      - { weight: 50, hold: 300ms }
+      - { weight: 100 }
+`;
+    // A ServiceAccount bound to exactly the Role `deploy rbac` prints; its token is the only credential.
+    const tokenConfig = await cluster.restrictedKubeconfig(ns, 'cutover', rbacRules(parseConfig(yaml('kubeconfig'), 'deploy.yaml')));
+    const token = /^\s*token: (\S+)$/m.exec(readFileSync(tokenConfig, 'utf8'))![1]!;
+    expect(token.split('.')).toHaveLength(3);
+    const file = join(dir, 'deploy.yaml');
+    writeFileSync(file, yaml(tokenConfig));
+
+    // The same token with its signature changed is refused: every command below authenticated with the real one.
+    const forged = join(dir, 'forged-kubeconfig');
+    writeFileSync(forged, readFileSync(tokenConfig, 'utf8').replace(token, `${token.slice(0, -4)}AAAA`), { mode: 0o600 });
+    const refused = await runCli(['status', '-f', file, '--kubeconfig', forged]);
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining('the credentials were refused (401)')]);
+
+    const outputs: { path: string; text: string }[] = [];
+    const report = join(dir, 'report.html');
+    for (const args of [['promote', '--to', 'v2', '-y'], ['status'], ['history', '--verify'], ['promote', '--to', 'v1', '-y', '-o', 'json'], ['status', '-o', 'json'], ['history', '--verify', '-o', 'json'], ['report', '--out', report]]) {
+      const run = await runCli([...args, '-f', file]);
+      outputs.push({ path: `stdout of deploy ${args.join(' ')}`, text: run.stdout }, { path: `stderr of deploy ${args.join(' ')}`, text: run.stderr });
+      expect(run.code, `deploy ${args.join(' ')}: ${run.stderr}`).toBe(0);
+    }
+    expect(outputs[0]!.text).toMatch(/promoted/);
+    expect((await cluster.api<{ spec: { template: { spec: { containers: { image: string }[] } } } }>('GET', `/apis/apps/v1/namespaces/${ns}/deployments/api`)).body.spec.template.spec.containers[0]!.image).toBe('example.test/api:1.0');
+
+    // Everything Cutover keeps in the cluster: state, audit segments, requests, the Lease and its head, the route.
+    const objects: { path: string; text: string }[] = [];
+    for (const collection of [`/api/v1/namespaces/${ns}/configmaps`, `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`, `/apis/gateway.networking.k8s.io/v1/namespaces/${ns}/httproutes`, `/apis/apps/v1/namespaces/${ns}/deployments`, `/api/v1/namespaces/${ns}/services`]) {
+      const { body } = await cluster.api<{ items: { metadata: { name: string } }[] }>('GET', collection);
+      for (const item of body.items) objects.push({ path: `${collection}/${item.metadata.name}`, text: JSON.stringify(item) });
+    }
+    const names = objects.map((o) => o.path.split('/').at(-1));
+    for (const kept of ['cutover-api', 'cutover-api-audit-0001']) expect(names, kept).toContain(kept);
+    expect(objects.some((o) => o.text.includes('"cutover.dev/audit-head"'))).toBe(true);
+    const files = filesUnder(dir, (p) => p === forged);
+    expect(files.some((f) => f.path === report)).toBe(true);
+    const secrets = { 'the kube token': token, "the kube token's signature": token.split('.')[2]! };
+    expect(leaks(secrets, [...objects, ...files, ...outputs])).toEqual([]);
+  }, 300_000);
 });

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.js';
 import { UsageError } from '../../src/errors.js';
 import { chosenProviders, leaseOf, platformsOf } from '../../src/providers/chosen.js';
+import { S3AuditLog } from '../../src/state/s3/audit.js';
 import { prefixOf, s3State } from '../../src/state/s3/index.js';
+import { S3AccessDenied, WriteConflict, type StateObjects } from '../../src/state/s3/objects.js';
 
 const base = `service: patient-api
 stable: v1
@@ -61,8 +63,64 @@ describe('state type s3', () => {
   it('asks IAM for object access under its prefix and for listing that prefix only', () => {
     const config = parseConfig(`${base}state: { type: s3, bucket: acme-state, prefix: teams/records }\n`, 'deploy.yaml');
     expect(s3State.iam!(config.state as never, config)).toEqual([
-      { Sid: 'StateObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: ['arn:aws:s3:::acme-state/teams/records/*'] },
-      { Sid: 'ListStateObjects', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: ['arn:aws:s3:::acme-state'], Condition: { StringLike: { 's3:prefix': ['teams/records/*'] } } },
+      { Sid: 'StateObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:DeleteObject'], Resource: ['arn:aws:s3:::acme-state/teams/records/*'] },
+      { Sid: 'ListStateObjects', Effect: 'Allow', Action: ['s3:ListBucket', 's3:ListBucketVersions'], Resource: ['arn:aws:s3:::acme-state'], Condition: { StringLike: { 's3:prefix': ['teams/records/*'] } } },
+      { Sid: 'StateBucketVersioning', Effect: 'Allow', Action: ['s3:GetBucketVersioning'], Resource: ['arn:aws:s3:::acme-state'] },
     ]);
+    // Nothing that could remove the audit head's versions, or stop them being kept.
+    const actions = s3State.iam!(config.state as never, config).flatMap((st) => st.Action);
+    for (const never of ['s3:DeleteObjectVersion', 's3:PutBucketVersioning', 's3:PutLifecycleConfiguration']) expect(actions).not.toContain(never);
+  });
+});
+
+/** Objects in memory, without versioning; `denied` names the calls the credentials may not make. */
+function memoryObjects(denied: string[] = []): StateObjects {
+  const objects = new Map<string, { body: string; etag: string }>();
+  let writes = 0;
+  const refuse = (call: string) => {
+    if (denied.includes(call)) throw new S3AccessDenied(`S3 ${call} on s3://acme/: AccessDenied: Access Denied`);
+  };
+  return {
+    bucket: 'acme',
+    async get(key) {
+      return objects.get(key);
+    },
+    async put(key, body, condition) {
+      const current = objects.get(key);
+      if (condition && ('ifNoneMatch' in condition ? current : current?.etag !== condition.ifMatch)) throw new WriteConflict(key, 412);
+      const etag = `"${++writes}"`;
+      objects.set(key, { body, etag });
+      return etag;
+    },
+    async delete(key) {
+      objects.delete(key);
+    },
+    async list(prefix, startAfter) {
+      return [...objects.keys()].filter((k) => k.startsWith(prefix) && (!startAfter || k > startAfter)).sort();
+    },
+    async versioning() {
+      refuse('GetBucketVersioning');
+      return undefined;
+    },
+    async versions() {
+      refuse('ListObjectVersions');
+      return [];
+    },
+  };
+}
+
+describe('the s3 audit head', () => {
+  it('is kept beside the log; without s3:GetBucketVersioning the latest is compared and the output says what was not', async () => {
+    const log = new S3AuditLog(memoryObjects(['GetBucketVersioning']), 'cutover/api/audit/');
+    for (let i = 0; i < 3; i++) await log.append({ actor: 'a@h', action: 'rollout.step', detail: { i } });
+    const verdict = await log.verify();
+    expect(verdict).toMatchObject({ ok: true, records: 3, head: { where: 's3://acme/cutover/api/audit-head.json', ok: true, compared: 1, seq: 3 } });
+    expect(verdict.head?.notes).toEqual([expect.stringMatching(/^the head's versions could not be read \(S3 GetBucketVersioning on s3:\/\/acme\/: AccessDenied: Access Denied\): only the latest head was compared$/)]);
+  });
+
+  it('without versioning, says that only the latest head is kept', async () => {
+    const log = new S3AuditLog(memoryObjects(), 'cutover/api/audit/');
+    await log.append({ actor: 'a@h', action: 'rollout.started' });
+    expect((await log.verify()).head?.notes).toEqual([expect.stringMatching(/^versioning is off on bucket acme: only the latest head is kept/)]);
   });
 });

@@ -11,7 +11,9 @@
  *
  * Every write is compare-and-swap on the segment's resourceVersion: two processes appending at
  * once cannot both chain onto the same record; the loser re-reads and chains onto the winner's.
- * A record is durable once the API server has answered its PUT or POST.
+ * A record is durable once the API server has answered its PUT or POST. Then its seq and hash
+ * are kept as the chain head on the lock Lease (head.ts), an object apart from the ConfigMaps,
+ * so that a rewrite of the segments with every hash recomputed no longer matches it.
  *
  * The log is bounded (`auditMaxBytes`, 8 MiB by default). THE RULE AT THE BOUND: a
  * `rollout.started` record that would take the log past the bound is refused (UsageError), and
@@ -24,6 +26,8 @@ import type { KubeClient } from '../../kube/client.js';
 import { OperationError, UsageError } from '../../errors.js';
 import { currentActor } from '../actor.js';
 import { chainRecord, GENESIS, verifyChain, type AuditEntry, type ChainAnchor } from '../chain.js';
+import { checkHeads, headAgrees, withHead } from '../head.js';
+import { LeaseHeadStore } from './head.js';
 import { backoff, byteLength, formatBytes, isConflict, isNotFound, MAX_OBJECT_BYTES } from './objects.js';
 import { SegmentStore, type Segment, type SegmentIndex } from './segments.js';
 import type { ArchiveResult, AuditLog, AuditRecord, AuditVerification } from '../store.js';
@@ -63,6 +67,8 @@ interface Tail {
 /** The hash-chained audit log in ConfigMaps, bounded, archivable. */
 export class KubeAuditLog implements AuditLog {
   private readonly segments: SegmentStore;
+  /** The chain head, kept on the lock Lease after every append. */
+  private readonly head: LeaseHeadStore;
   private readonly clock: () => number;
   private readonly maxBytes: number;
   private readonly segmentBytes: number;
@@ -74,6 +80,7 @@ export class KubeAuditLog implements AuditLog {
   /** @param connect the cluster connection, opened on first use */
   constructor(connect: () => Promise<KubeClient>, private readonly opts: KubeAuditLogOptions) {
     this.segments = new SegmentStore(connect, opts.name);
+    this.head = new LeaseHeadStore(connect, opts.name);
     this.clock = opts.clock;
     this.maxBytes = opts.maxBytes ?? DEFAULT_AUDIT_MAX_BYTES;
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
@@ -121,6 +128,7 @@ export class KubeAuditLog implements AuditLog {
           'archive it: deploy history --archive FILE',
         );
       }
+      let written = false;
       try {
         if (tail.open) {
           const text = tail.open.text;
@@ -131,23 +139,28 @@ export class KubeAuditLog implements AuditLog {
           }
           await this.segments.write(tail.open, text + line);
           this.lastSeen = tail.number;
-          return record;
+        } else {
+          const created = await this.segments.create(tail.number, { offset: tail.end }, line);
+          // An archive may have removed this number between our read and our create: the new
+          // segment would sit below the first one, unread. Then it goes, and the record is retried.
+          const index = await this.segments.index({ fresh: true });
+          if (tail.number < index.first) {
+            await this.segments.remove(created);
+            continue;
+          }
+          this.lastSeen = tail.number;
+          await this.segments.hintLast(tail.number);
         }
-        const created = await this.segments.create(tail.number, { offset: tail.end }, line);
-        // An archive may have removed this number between our read and our create: the new
-        // segment would sit below the first one, unread. Then it goes, and the record is retried.
-        const index = await this.segments.index({ fresh: true });
-        if (tail.number < index.first) {
-          await this.segments.remove(created);
-          continue;
-        }
-        this.lastSeen = tail.number;
-        await this.segments.hintLast(tail.number);
-        return record;
+        written = true;
       } catch (e) {
         if (!isConflict(e) && !isNotFound(e)) throw e;
         if (isNotFound(e)) this.segments.forgetIndex();
         await backoff(attempt);
+      }
+      if (written) {
+        // Outside the retries above: whatever keeping the head meets, the record is never written twice.
+        await this.keepHead(record);
+        return record;
       }
     }
     throw new OperationError(`could not append to the audit log in ${this.location}: other processes kept appending`, 'retry the command');
@@ -198,6 +211,37 @@ export class KubeAuditLog implements AuditLog {
     );
   }
 
+  /**
+   * Move the head on the Lease to `record`, if the chain it was appended to passes through the
+   * head kept now. A head already at or past it was moved by a later appender and stays; one the
+   * chain does not pass through stays too, so the disagreement remains for `deploy history`.
+   */
+  private async keepHead(record: AuditRecord): Promise<void> {
+    await this.head.update(async ({ head }) => {
+      if (head && head.seq >= record.seq) return undefined;
+      if (head && !(await headAgrees(head, record, (seq) => this.recordAt(seq)))) return undefined;
+      // The first head takes where the log starts as it finds it (genesis, or the archive anchor);
+      // only an archive moves that on, so records removed from the start are found.
+      const archived = head ? head.archived : await this.startAnchor();
+      return { seq: record.seq, hash: record.hash, ...(archived ? { archived } : {}) };
+    });
+  }
+
+  /** The seq and hash of record `seq` as the cluster holds it now (the anchor for the last archived). */
+  private async recordAt(seq: number): Promise<ChainAnchor | undefined> {
+    const found = await this.collect();
+    if (seq === found.anchor.seq) return found.anchor;
+    const record = found.records.find((r) => r.seq === seq);
+    return record ? { seq: record.seq, hash: record.hash } : undefined;
+  }
+
+  /** Where the log starts: genesis, or the anchor of its last archive. */
+  private async startAnchor(): Promise<ChainAnchor | undefined> {
+    const index = await this.segments.index({ fresh: true });
+    if (index.first === 1) return GENESIS;
+    return (await this.segments.get(index.first))?.anchor;
+  }
+
   /** The records still in the cluster, oldest first. */
   async read(): Promise<AuditRecord[]> {
     const found = await this.collect();
@@ -205,12 +249,17 @@ export class KubeAuditLog implements AuditLog {
     return found.records;
   }
 
-  /** Recompute the chain from the archive anchor (or genesis); names the first record that fails. */
+  /**
+   * Recompute the chain from the archive anchor (or genesis), and compare it with the head kept on
+   * the Lease; names the first record that fails either.
+   */
   async verify(): Promise<AuditVerification> {
     const found = await this.collect();
-    const chain = verifyChain(found.records, found.anchor);
-    if (!chain.ok || !found.bad) return chain;
-    return { ok: false, records: found.records.length, brokenAt: found.bad.seq, reason: `record ${found.bad.seq}: ${found.bad.reason}` };
+    const verified = verifyChain(found.records, found.anchor);
+    const chain: AuditVerification = verified.ok && found.bad
+      ? { ok: false, records: found.records.length, brokenAt: found.bad.seq, reason: `record ${found.bad.seq}: ${found.bad.reason}` }
+      : verified;
+    return withHead(chain, checkHeads(found.records, found.anchor, await this.head.kept()));
   }
 
   /** Every record from the first segment on, up to the first thing that cannot be read. */
@@ -249,7 +298,10 @@ export class KubeAuditLog implements AuditLog {
       const through = await this.sealLast();
       const found = await this.collect(through);
       const chain = verifyChain(found.records, found.anchor);
-      const problem = !chain.ok ? chain.reason : found.bad ? `record ${found.bad.seq}: ${found.bad.reason}` : undefined;
+      // The whole log against the head: removing rewritten records would remove the evidence.
+      const whole = await this.collect();
+      const head = checkHeads(whole.records, whole.anchor, await this.head.kept());
+      const problem = !chain.ok ? chain.reason : found.bad ? `record ${found.bad.seq}: ${found.bad.reason}` : !head.ok ? head.reason : undefined;
       if (problem) {
         throw new OperationError(`refusing to archive the audit log in ${this.location}: its chain does not verify (${problem}); nothing was removed`, '`deploy history` shows the records; keep them as evidence and repair or remove the ConfigMaps by hand');
       }
@@ -258,6 +310,13 @@ export class KubeAuditLog implements AuditLog {
       await to(found.records);
       const sealed = (await this.segments.get(through))!;
       const anchor = { seq: last.seq, hash: last.hash };
+      // Kept before anything is removed: a log that starts later than the head's archive was cut.
+      // A head behind the anchor moves up to it, since the record it names leaves the cluster
+      // (the chain up to the anchor was verified against the head just above).
+      await this.head.update(async ({ head }) => {
+        if (head?.archived && head.archived.seq >= anchor.seq) return undefined;
+        return head && head.seq >= anchor.seq ? { seq: head.seq, hash: head.hash, archived: anchor } : { ...anchor, archived: anchor };
+      });
       const firstBefore = await this.segments.moveFirst(through + 1, anchor, sealed.offset + byteLength(sealed.text));
       for (let number = firstBefore; number <= through; number++) await this.segments.removeNumber(number);
       this.lastSeen = Math.max(this.lastSeen, through + 1);

@@ -5,6 +5,7 @@
  *   spec.holderIdentity        `owner/pid/token` of the holding (empty once released)
  *   spec.renewTime             the last renewal (MicroTime); the lease ends leaseDurationSeconds later
  *   annotations cutover.dev/*  owner, pid, host and token, for messages and `deploy status`
+ *   cutover.dev/audit-head     the audit log's chain head (head.ts), kept whoever holds the lock
  *
  * Every change is a PUT carrying the resourceVersion read just before, so the API server settles
  * each race: of two drivers taking the same expired lease, or a renewal racing a takeover, one
@@ -13,13 +14,13 @@
 import { randomBytes } from 'node:crypto';
 import type { KubeClient, KubeObject } from '../../kube/client.js';
 import { LockedError } from '../../errors.js';
-import { isConflict, kubeCall, managedLabels } from './objects.js';
+import { backoff, isConflict, kubeCall, managedLabels } from './objects.js';
 import { holderGone, processStart } from '../liveness.js';
 import { describeHolder } from '../local/lock.js';
 import type { Actor, Lock, LockInfo } from '../store.js';
 
-/** A Lease as read and written here. */
-interface Lease extends KubeObject {
+/** A Lease as read and written here (and by head.ts, which keeps the audit log's head on it). */
+export interface Lease extends KubeObject {
   spec?: {
     holderIdentity?: string;
     leaseDurationSeconds?: number;
@@ -52,9 +53,17 @@ export interface LeaseRef {
   store: string;
 }
 
-const leasePath = (ref: LeaseRef, name?: string): string =>
+/** The Lease collection of the namespace, or the Lease `name`. */
+export const leasePath = (ref: Pick<LeaseRef, 'namespace'>, name?: string): string =>
   `/apis/coordination.k8s.io/v1/namespaces/${ref.namespace}/leases${name ? `/${name}` : ''}`;
-const leaseName = (ref: LeaseRef): string => `Lease ${ref.namespace}/${ref.name}`;
+/** `Lease <namespace>/<name>`, for messages. */
+export const leaseName = (ref: Pick<LeaseRef, 'namespace' | 'name'>): string => `Lease ${ref.namespace}/${ref.name}`;
+
+/**
+ * Rounds of a renewal or release losing to other writers of the Lease while it is still ours:
+ * the audit log's head is kept on it too (head.ts), written after every append.
+ */
+const LEASE_WRITE_ATTEMPTS = 6;
 
 /** Kubernetes' MicroTime: RFC 3339 with six fractional digits, as the API server writes it. */
 export function microTime(ms: number): string {
@@ -110,7 +119,8 @@ function leaseFor(ref: LeaseRef, current: Lease | undefined, actor: Actor, token
       leaseDurationSeconds: Math.ceil(leaseMs / 1000),
       acquireTime: microTime(now),
       renewTime: microTime(now),
-      leaseTransitions: current ? (current.spec?.leaseTransitions ?? 0) + 1 : 0,
+      // A Lease made by the audit log's head (head.ts) before anyone held it has counted none.
+      leaseTransitions: current?.spec?.leaseTransitions !== undefined ? current.spec.leaseTransitions + 1 : 0,
     },
   };
 }
@@ -121,8 +131,9 @@ function leaseFor(ref: LeaseRef, current: Lease | undefined, actor: Actor, token
  */
 export async function acquireLease(ref: LeaseRef, actor: Actor, leaseMs: number, clock: () => number): Promise<Lock> {
   const path = leasePath(ref, ref.name);
-  // A few rounds only to absorb a holder releasing between our lost write and our read.
-  for (let round = 0; round < 3; round++) {
+  // A few rounds only to absorb a holder releasing, or an audit head written, between our read
+  // and our write.
+  for (let round = 0; round < LEASE_WRITE_ATTEMPTS; round++) {
     const current = await kubeCall(`reading ${leaseName(ref)}`, () => ref.kube.get<Lease>(path));
     const now = clock();
     const holder = holderOf(current);
@@ -173,8 +184,9 @@ class LeaseLock implements Lock {
 
   /** Extend the lease, or throw LockedError ("lock lost: …") once another driver holds it. */
   async renew(): Promise<void> {
-    // A 409 may be only our own earlier renewal's echo or a read by kubectl edit: look once more.
-    for (let attempt = 0; attempt < 2; attempt++) {
+    // A 409 may be only our own earlier renewal's echo, an audit head written beside the holding,
+    // or a read by kubectl edit: look again while the holding is still ours.
+    for (let attempt = 0; attempt < LEASE_WRITE_ATTEMPTS; attempt++) {
       const current = await this.read();
       if (current?.spec?.holderIdentity !== this.identity) throw new LockedError(`lock lost: ${this.describeLoss(current)}`, LOST_HINT);
       const renewed: Lease = {
@@ -187,6 +199,7 @@ class LeaseLock implements Lock {
         return;
       } catch (e) {
         if (!isConflict(e)) throw e;
+        await backoff(attempt);
       }
     }
     throw new LockedError(`lock lost: ${leaseName(this.ref)} kept changing while this driver renewed it`, LOST_HINT);
@@ -194,7 +207,7 @@ class LeaseLock implements Lock {
 
   /** Clear holderIdentity if it is still ours; otherwise leave the new holder alone. */
   async release(): Promise<void> {
-    for (let attempt = 0; attempt < 2; attempt++) {
+    for (let attempt = 0; attempt < LEASE_WRITE_ATTEMPTS; attempt++) {
       const current = await this.read();
       if (current?.spec?.holderIdentity !== this.identity) return;
       const notes = { ...current.metadata.annotations };
@@ -210,6 +223,7 @@ class LeaseLock implements Lock {
         return;
       } catch (e) {
         if (!isConflict(e)) throw e;
+        await backoff(attempt);
       }
     }
   }

@@ -7,11 +7,19 @@
  * loser's put is refused, it reads the new tail and chains onto it once more. Nothing is ever
  * overwritten or dropped, and a put is atomic in S3, so there is no torn record: a killed writer
  * leaves its record whole or not at all. The log has no size bound, hence no archive.
+ *
+ * After each record its seq and hash are kept as the chain head (../head.ts) in an object of its
+ * own, `<prefix>audit-head.json`, moved only forward (If-Match on its ETag). In a bucket with
+ * versioning every head written stays as a version: a record later changed, with every hash
+ * after it recomputed, no longer has the hash its head kept, and `deploy history` names it —
+ * whoever wrote the change, unless they may also delete object versions. Without versioning only
+ * the latest head is kept, and the prefix's writers may overwrite it: `deploy history` says so.
  */
 import { OperationError } from '../../errors.js';
 import { chainRecord, GENESIS, isRecordShape, verifyChain, type AuditEntry, type ChainAnchor } from '../chain.js';
+import { checkHeads, headAgrees, parseHead, withHead, type ChainHead, type KeptHeads } from '../head.js';
 import type { AuditLog, AuditRecord, AuditVerification } from '../store.js';
-import { backoff, WriteConflict, type StateObjects } from './objects.js';
+import { backoff, S3AccessDenied, WriteConflict, type ObjectVersion, type StateObjects, type Versioning } from './objects.js';
 
 /** Digits of the seq in a record's key: room for 10^12 records, and lexical order is seq order. */
 const SEQ_DIGITS = 12;
@@ -27,14 +35,20 @@ export class S3AuditLog implements AuditLog {
   /** Appends of this process, one at a time: each must chain onto the one before. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly clock: () => number;
+  /** The key of the chain head. */
+  private readonly headKey: string;
 
-  /** @param folder the key prefix of the records, ending in `audit/` */
+  /**
+   * @param folder the key prefix of the records, ending in `audit/`
+   * @param opts.headKey the key of the chain head (default: `audit-head.json` beside the folder)
+   */
   constructor(
     private readonly objects: StateObjects,
     private readonly folder: string,
-    opts: { clock?: () => number } = {},
+    opts: { clock?: () => number; headKey?: string } = {},
   ) {
     this.clock = opts.clock ?? Date.now;
+    this.headKey = opts.headKey ?? `${folder.replace(/audit\/$/, '')}audit-head.json`;
   }
 
   /** The key of record `seq`. */
@@ -55,16 +69,57 @@ export class S3AuditLog implements AuditLog {
       const record = chainRecord(entry, last, this.clock());
       try {
         await this.objects.put(this.keyOf(record.seq), `${JSON.stringify(record)}\n`, { ifNoneMatch: true });
-        this.tail = { seq: record.seq, hash: record.hash };
-        return record;
       } catch (e) {
         if (!(e instanceof WriteConflict)) throw e;
         // Another appender took this seq: chain onto its record instead.
         this.tail = undefined;
         await backoff(attempt);
+        continue;
       }
+      this.tail = { seq: record.seq, hash: record.hash };
+      await this.keepHead(record);
+      return record;
     }
     throw new OperationError(`could not append to the audit log in s3://${this.objects.bucket}/${this.folder}: other appenders kept taking the next record`, 'retry the command');
+  }
+
+  /**
+   * Move the head to `record`, if the chain it was appended to passes through the head kept now.
+   * A head at or past it was moved by a later appender and stays; one the chain does not pass
+   * through stays too, so the disagreement remains for `deploy history` to name.
+   */
+  private async keepHead(record: AuditRecord): Promise<void> {
+    for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+      const object = await this.objects.get(this.headKey);
+      const parsed = object ? parseHead(object.body) : undefined;
+      const head = parsed && 'head' in parsed ? parsed.head : undefined;
+      if (head && head.seq >= record.seq) return;
+      if (head && !(await headAgrees(head, record, (seq) => this.recordAt(seq)))) return;
+      try {
+        await this.objects.put(this.headKey, `${JSON.stringify({ seq: record.seq, hash: record.hash })}\n`, object ? { ifMatch: object.etag } : { ifNoneMatch: true });
+        return;
+      } catch (e) {
+        if (!(e instanceof WriteConflict)) throw e;
+        await backoff(attempt);
+      }
+    }
+    throw new OperationError(`could not keep the audit log's head in ${this.headUrl}: other appenders kept moving it`, 'the record was written; `deploy history` shows it as not covered by the head until the next append keeps one');
+  }
+
+  /** The seq and hash of record `seq` as stored now. */
+  private async recordAt(seq: number): Promise<ChainAnchor | undefined> {
+    const object = await this.objects.get(this.keyOf(seq));
+    let record: unknown;
+    try {
+      record = object ? JSON.parse(object.body) : undefined;
+    } catch {
+      return undefined;
+    }
+    return isRecordShape(record) && record.seq === seq ? { seq, hash: record.hash } : undefined;
+  }
+
+  private get headUrl(): string {
+    return `s3://${this.objects.bucket}/${this.headKey}`;
   }
 
   /** The record to chain onto: the cached tail unless a record was added after it. */
@@ -99,23 +154,61 @@ export class S3AuditLog implements AuditLog {
     return records as AuditRecord[];
   }
 
-  /** Recompute the chain; names the first record that does not verify. */
+  /**
+   * Recompute the chain and compare it with every head kept (each version of the head object);
+   * names the first record that fails either.
+   */
   async verify(): Promise<AuditVerification> {
     const { records, bad } = await this.readAll();
-    const chain = verifyChain(records as AuditRecord[]);
-    if (!chain.ok || !bad) return chain;
-    return { ok: false, records: records.length, brokenAt: bad.at, reason: `record ${bad.at}: ${bad.reason}` };
+    const verified = verifyChain(records as AuditRecord[]);
+    const chain: AuditVerification = verified.ok && bad ? { ok: false, records: records.length, brokenAt: bad.at, reason: `record ${bad.at}: ${bad.reason}` } : verified;
+    return withHead(chain, checkHeads(records as AuditRecord[], GENESIS, await this.keptHeads()));
+  }
+
+  /**
+   * The heads kept: every version of the head object when the bucket keeps versions, else the
+   * current one. Permissions missing for the versions are a note: the latest is compared still.
+   */
+  private async keptHeads(): Promise<KeptHeads> {
+    const bucket = this.objects.bucket;
+    const notes: string[] = [];
+    let versioning: Versioning;
+    let versions: ObjectVersion[] | undefined;
+    try {
+      versioning = await this.objects.versioning();
+      if (versioning) versions = await this.objects.versions(this.headKey);
+    } catch (error) {
+      if (!(error instanceof S3AccessDenied)) throw error;
+      notes.push(`the head's versions could not be read (${error.message}): only the latest head was compared`);
+    }
+    const heads: ChainHead[] = [];
+    const take = (body: string | undefined, from: string) => {
+      if (body === undefined) return;
+      const parsed = parseHead(body);
+      if ('bad' in parsed) notes.push(`${from} of ${this.headUrl} ${parsed.bad}`);
+      else heads.push({ seq: parsed.head.seq, hash: parsed.head.hash, from });
+    };
+    if (versions) {
+      const stored = versions.filter((v) => !v.deleteMarker);
+      const bodies = await inParallel(stored, async (v) => (await this.objects.get(this.headKey, v.versionId))?.body);
+      stored.forEach((v, i) => take(bodies[i], `version ${v.versionId}${v.lastModified ? ` of ${v.lastModified.toISOString()}` : ''}`));
+      const current = versions.find((v) => v.latest);
+      if (current?.deleteMarker) notes.push(`${this.headUrl} was deleted${current.lastModified ? ` at ${current.lastModified.toISOString()}` : ''}; its ${stored.length} earlier versions were compared`);
+      if (versioning === 'Suspended') notes.push(`versioning is suspended on bucket ${bucket}: heads written since replace each other, so whoever may write the log may also replace the latest one`);
+    } else {
+      take((await this.objects.get(this.headKey))?.body, 'the current version');
+      if (notes.length === 0) notes.push(`versioning is off on bucket ${bucket}: only the latest head is kept, and whoever may write the log may overwrite it too, so it proves no more than the chain to them; turn versioning on to keep every head`);
+    }
+    const proves = versions
+      ? `every head kept as a version of ${this.headUrl} is on the chain: no record up to the latest head was changed, removed or reordered since its head was kept — not even with the credentials that write the log, unless they may also delete object versions (s3:DeleteObjectVersion, which \`deploy iam-policy\` does not grant) or change the bucket's versioning or lifecycle rules`
+      : `the log up to the latest head is the one its last appender saw: nobody who may write the records but not ${this.headUrl} changed or removed a record before it`;
+    return { where: this.headUrl, heads, proves, notes };
   }
 
   /** Every record object parsed, up to the first that is not JSON. */
   private async readAll(): Promise<{ records: unknown[]; bad?: { at: number; reason: string } }> {
     const keys = (await this.objects.list(this.folder)).filter((key) => this.seqOf(key) !== undefined);
-    const bodies: (string | undefined)[] = new Array(keys.length);
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < keys.length; i = next++) bodies[i] = (await this.objects.get(keys[i]!))?.body;
-    };
-    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, keys.length) }, worker));
+    const bodies = await inParallel(keys, async (key) => (await this.objects.get(key))?.body);
     const records: unknown[] = [];
     for (const [index, body] of bodies.entries()) {
       const where = `s3://${this.objects.bucket}/${keys[index]}`;
@@ -134,4 +227,15 @@ export class S3AuditLog implements AuditLog {
     const name = key.slice(this.folder.length);
     return new RegExp(`^\\d{${SEQ_DIGITS}}\\.json$`).test(name) ? Number(name.slice(0, SEQ_DIGITS)) : undefined;
   }
+}
+
+/** `read` of every item, READ_CONCURRENCY at a time, in the items' order. */
+async function inParallel<T, R>(items: readonly T[], read: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await read(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, items.length) }, worker));
+  return results;
 }

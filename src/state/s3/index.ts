@@ -25,10 +25,15 @@ export const s3State: StateProvider<typeof schema> = {
   iam(s, config): PolicyStatement[] {
     const prefix = prefixOf(s, config.service);
     return [
-      // Conditional writes (If-Match, If-None-Match) need no more than s3:PutObject.
-      { Sid: 'StateObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: [`arn:aws:s3:::${s.bucket}/${prefix}*`] },
-      // Listing finds the audit records and requests; it also makes a missing object a 404, not a 403.
-      { Sid: 'ListStateObjects', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [`arn:aws:s3:::${s.bucket}`], Condition: { StringLike: { 's3:prefix': [`${prefix}*`] } } },
+      // Conditional writes (If-Match, If-None-Match) need no more than s3:PutObject. Reading the
+      // audit head's past versions needs s3:GetObjectVersion; s3:DeleteObjectVersion is not
+      // granted, so these credentials cannot remove the heads that expose a rewritten log.
+      { Sid: 'StateObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:DeleteObject'], Resource: [`arn:aws:s3:::${s.bucket}/${prefix}*`] },
+      // Listing finds the audit records, requests and the head's versions; it also makes a
+      // missing object a 404, not a 403.
+      { Sid: 'ListStateObjects', Effect: 'Allow', Action: ['s3:ListBucket', 's3:ListBucketVersions'], Resource: [`arn:aws:s3:::${s.bucket}`], Condition: { StringLike: { 's3:prefix': [`${prefix}*`] } } },
+      // Whether the bucket keeps versions: `deploy history` says what the head proves without.
+      { Sid: 'StateBucketVersioning', Effect: 'Allow', Action: ['s3:GetBucketVersioning'], Resource: [`arn:aws:s3:::${s.bucket}`] },
     ];
   },
   async open(s, { config, clock, report }) {

@@ -1,7 +1,8 @@
 /**
- * A narrow domain client over the S3 SDK: the five object calls the `s3` state backend makes
- * (get, conditional put, delete, list, and head for one purpose below), in its own terms. The
- * backend depends on the `StateObjects` interface only.
+ * A narrow domain client over the S3 SDK: the object calls the `s3` state backend makes (get,
+ * conditional put, delete, list, and head for one purpose below; the bucket's versioning and a
+ * key's versions for the audit log's head), in its own terms. The backend depends on the
+ * `StateObjects` interface only.
  *
  * Calls go out as every AWS provider's do (src/aws/call.ts): one attempt at a time bounded inside
  * the driver's lease, transient failures retried with backoff and reported. A refused condition
@@ -17,9 +18,11 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   DeleteObjectCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -35,6 +38,19 @@ export interface StoredObject {
   lastModified?: Date;
 }
 
+/** One stored version of a key, in a bucket with versioning. */
+export interface ObjectVersion {
+  versionId: string;
+  lastModified?: Date;
+  /** A delete marker: the key was deleted at this point. */
+  deleteMarker: boolean;
+  /** The key's current version. */
+  latest: boolean;
+}
+
+/** A bucket's versioning: on, suspended (versions kept so far stay), or never turned on. */
+export type Versioning = 'Enabled' | 'Suspended' | undefined;
+
 /** The condition of a put: replace exactly this version, or create only. */
 export type WriteCondition = { ifMatch: string } | { ifNoneMatch: true };
 
@@ -46,17 +62,24 @@ export class WriteConflict extends Error {
   }
 }
 
+/** A call the credentials may not make (403): a UsageError naming the permission, exit 2. */
+export class S3AccessDenied extends UsageError {}
+
 /** The object calls of the state backend, in one bucket. */
 export interface StateObjects {
   readonly bucket: string;
-  /** The object, or undefined when there is none. */
-  get(key: string): Promise<StoredObject | undefined>;
+  /** The object (its version `versionId` when given), or undefined when there is none. */
+  get(key: string, versionId?: string): Promise<StoredObject | undefined>;
   /** Write `body` (JSON) under `condition`; returns the new ETag or throws WriteConflict. */
   put(key: string, body: string, condition?: WriteCondition): Promise<string>;
   /** Remove the object; removing one that is not there is not an error (S3 deletes are idempotent). */
   delete(key: string): Promise<void>;
   /** Every key under `prefix` after `startAfter`, in ascending order. */
   list(prefix: string, startAfter?: string): Promise<string[]>;
+  /** The bucket's versioning. */
+  versioning(): Promise<Versioning>;
+  /** Every version of `key`, delete markers included (`latest` marks the current one). */
+  versions(key: string): Promise<ObjectVersion[]>;
 }
 
 /** Where and how to reach S3. Credentials always come from the default provider chain. */
@@ -74,7 +97,10 @@ export interface S3ObjectsOptions extends CallBounds {
 export type SendFn = (command: { constructor: { name: string }; input: unknown }) => Promise<unknown>;
 
 /** The IAM action each call is authorized by. */
-const PERMISSION: Record<string, string> = { GetObject: 'GetObject', HeadObject: 'GetObject', PutObject: 'PutObject', DeleteObject: 'DeleteObject', ListObjectsV2: 'ListBucket' };
+const PERMISSION: Record<string, string> = {
+  GetObject: 'GetObject', HeadObject: 'GetObject', PutObject: 'PutObject', DeleteObject: 'DeleteObject', ListObjectsV2: 'ListBucket',
+  GetBucketVersioning: 'GetBucketVersioning', ListObjectVersions: 'ListBucketVersions', GetObjectVersion: 'GetObjectVersion',
+};
 
 /** Metadata key of the write id (x-amz-meta-cutover-write). */
 const WRITE_ID = 'cutover-write';
@@ -107,20 +133,64 @@ export class SdkStateObjects implements StateObjects {
     }
   }
 
-  async get(key: string): Promise<StoredObject | undefined> {
+  async get(key: string, versionId?: string): Promise<StoredObject | undefined> {
     try {
       return await this.call('GetObject', key, async () => {
-        const out = (await this.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))) as { Body?: { transformToString(): Promise<string> }; ETag?: string; LastModified?: Date };
+        const out = (await this.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }))) as { Body?: { transformToString(): Promise<string> }; ETag?: string; LastModified?: Date };
         // Read inside the attempt, so a body cut off midway is retried like any dropped connection.
         const body = (await out.Body?.transformToString()) ?? '';
         return { body, etag: out.ETag ?? '', ...(out.LastModified ? { lastModified: out.LastModified } : {}) };
       });
     } catch (error) {
       if (status(error) === 404 && code(error) !== 'NoSuchBucket') return undefined;
+      if (versionId) throw this.explain(error, 'GetObjectVersion', key);
       // Without s3:ListBucket on the key, S3 answers a missing object with 403: a listing tells.
       if (status(error) === 403 && !(await this.list(key).catch(() => [key])).includes(key)) return undefined;
       throw this.explain(error, 'GetObject', key);
     }
+  }
+
+  async versioning(): Promise<Versioning> {
+    try {
+      const out = (await this.call('GetBucketVersioning', '', () => this.send(new GetBucketVersioningCommand({ Bucket: this.bucket })))) as { Status?: string };
+      return out.Status === 'Enabled' || out.Status === 'Suspended' ? out.Status : undefined;
+    } catch (error) {
+      throw this.explain(error, 'GetBucketVersioning', '');
+    }
+  }
+
+  async versions(key: string): Promise<ObjectVersion[]> {
+    const found: ObjectVersion[] = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    try {
+      do {
+        const page = (await this.call('ListObjectVersions', key, () => this.send(new ListObjectVersionsCommand({
+          Bucket: this.bucket,
+          Prefix: key,
+          ...(keyMarker ? { KeyMarker: keyMarker } : {}),
+          ...(versionMarker ? { VersionIdMarker: versionMarker } : {}),
+        })))) as {
+          Versions?: { Key?: string; VersionId?: string; IsLatest?: boolean; LastModified?: Date }[];
+          DeleteMarkers?: { Key?: string; VersionId?: string; IsLatest?: boolean; LastModified?: Date }[];
+          IsTruncated?: boolean;
+          NextKeyMarker?: string;
+          NextVersionIdMarker?: string;
+        };
+        const add = (items: typeof page.Versions, deleteMarker: boolean) => {
+          // The prefix also matches longer keys (`audit-head.json.bak`): only the key itself counts.
+          for (const v of items ?? []) {
+            if (v.Key === key && v.VersionId) found.push({ versionId: v.VersionId, deleteMarker, latest: v.IsLatest === true, ...(v.LastModified ? { lastModified: v.LastModified } : {}) });
+          }
+        };
+        add(page.Versions, false);
+        add(page.DeleteMarkers, true);
+        [keyMarker, versionMarker] = page.IsTruncated ? [page.NextKeyMarker, page.NextVersionIdMarker] : [undefined, undefined];
+      } while (keyMarker);
+    } catch (error) {
+      throw this.explain(error, 'ListObjectVersions', key);
+    }
+    return found;
   }
 
   async put(key: string, body: string, condition?: WriteCondition): Promise<string> {
@@ -209,7 +279,7 @@ export class SdkStateObjects implements StateObjects {
     }
     if (status(error) === 403 || /AccessDenied|Forbidden/.test(c)) {
       if (/InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken/.test(c)) return new UsageError(`S3 ${operation} on ${where}: ${c}: ${message}`, `the AWS credentials were refused. ${CREDENTIALS_HINT}`);
-      return new UsageError(`S3 ${operation} on ${where}: ${c}: ${message}`, `the credentials may not call s3:${PERMISSION[operation] ?? operation} on it; \`deploy iam-policy\` prints the policy the state backend needs`);
+      return new S3AccessDenied(`S3 ${operation} on ${where}: ${c}: ${message}`, `the credentials may not call s3:${PERMISSION[operation] ?? operation} on it; \`deploy iam-policy\` prints the policy the state backend needs`);
     }
     return new OperationError(`S3 ${operation} on ${where}: ${c}: ${message}`, 'the state is as it was before this call; `deploy resume` carries on once S3 answers');
   }

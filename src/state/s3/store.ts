@@ -7,6 +7,7 @@
  *   <prefix>lock.json            the driver lock, under a lease, with its fencing counter (lock.ts)
  *   <prefix>requests/<n>.json    operator requests, one object each
  *   <prefix>audit/<seq>.json     the hash-chained audit log, one object per record (audit.ts)
+ *   <prefix>audit-head.json      the log's chain head, a version per append with versioning on
  *
  * Every write is conditional on the ETag this store last read or wrote (If-Match), or on there
  * being nothing yet (If-None-Match: *). A driver whose lease expired and was taken over therefore
@@ -45,7 +46,7 @@ export interface S3StateStoreOptions<S> {
 }
 
 /** Names of objects of the store itself, which no document may take. */
-const RESERVED_DOCS = new Set(['state', 'lock', 'requests', 'audit']);
+const RESERVED_DOCS = new Set(['state', 'lock', 'requests', 'audit', 'audit-head']);
 /** Unreadable requests are kept under their key with this suffix: set aside, not lost. */
 const SET_ASIDE = '.broken';
 
@@ -81,7 +82,7 @@ export class S3StateStore<S> implements StateStore<S> {
     this.prefix = opts.prefix;
     this.clock = opts.clock ?? Date.now;
     this.validate = opts.validate ?? ((value) => value as S);
-    this.audit = new S3AuditLog(objects, `${this.prefix}audit/`, { clock: this.clock });
+    this.audit = new S3AuditLog(objects, `${this.prefix}audit/`, { clock: this.clock, headKey: `${this.prefix}audit-head.json` });
   }
 
   /** `s3://bucket/prefix/`, for messages. */
