@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { rbacRules } from '../../src/kube/rbac.js';
 import { adminSecret } from '../../src/routers/nginx/secrets.js';
 import { startMoto, type MotoProcess } from '../../src/sandbox/moto-process.js';
