@@ -18,6 +18,7 @@ import {
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LockedError, UsageError } from '../../src/errors.js';
 import { startMoto, type MotoProcess } from '../../src/sandbox/moto-process.js';
+import { startOneAtATime, type OneAtATime } from '../helpers/one-at-a-time.js';
 import { currentActor } from '../../src/state/actor.js';
 import { GENESIS_HASH, hashRecord, verifyChain } from '../../src/state/chain.js';
 import { SdkStateObjects, type SendFn } from '../../src/state/s3/objects.js';
@@ -32,15 +33,18 @@ const PREFIX = 'cutover/patient-api/';
 const ROOT = resolve(import.meta.dirname, '../..');
 
 let moto: MotoProcess;
+let atomic: OneAtATime;
 let s3: S3Client;
 const made: string[] = [];
 
 beforeAll(async () => {
   useEmulatorCredentials();
   moto = await startMoto();
+  atomic = await startOneAtATime(moto.url);
   s3 = new S3Client({ region: REGION, endpoint: moto.url, forcePathStyle: true });
 });
 afterAll(async () => {
+  await atomic?.close();
   await moto?.stop();
   made.forEach((d) => rmSync(d, { recursive: true, force: true }));
 });
@@ -60,7 +64,8 @@ const validate = (value: unknown): State => {
 };
 
 function store(opts: { clock?: () => number; bucket?: string } = {}): S3StateStore<State> {
-  const objects = new SdkStateObjects({ bucket: opts.bucket ?? BUCKET, region: REGION, endpointUrl: moto.url, leaseMs: 30_000, minDelayMs: 5, maxDelayMs: 50 });
+  // Through the proxy that makes each request atomic, as S3's conditional writes are (see it).
+  const objects = new SdkStateObjects({ bucket: opts.bucket ?? BUCKET, region: REGION, endpointUrl: atomic.url, leaseMs: 30_000, minDelayMs: 5, maxDelayMs: 50 });
   return new S3StateStore<State>(objects, { prefix: PREFIX, validate, ...(opts.clock ? { clock: opts.clock } : {}) });
 }
 
