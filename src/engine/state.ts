@@ -5,7 +5,7 @@
  */
 import type { GateResult } from '../gates/types.js';
 import type { VersionRoles, Weights } from '../routers/router.js';
-import type { Plan } from './plan.js';
+import type { Plan, StepIndex } from './plan.js';
 
 /** Phases of a rollout. */
 export type Phase =
@@ -31,8 +31,8 @@ export type PauseReason = 'step' | 'operator' | 'inconclusive' | 'stuck';
 export interface Intent {
   /** Phase the rollout enters once the write is verified. */
   to: 'holding' | 'rolled_back' | 'aborted' | 'promoted';
-  /** Step index the rollout is at once the write is verified. */
-  step: number;
+  /** The step the rollout is at once the write is verified. */
+  step: StepIndex;
   weights: Weights;
   reason?: string;
   /** Which backend serves each version in this write (default: stable and canary by role). */
@@ -53,8 +53,8 @@ export interface RolloutState {
   candidate: string;
   plan: Plan;
   phase: Phase;
-  /** Current step index; -1 before the first step is live. */
-  step: number;
+  /** The current step; -1 before the first step is live. */
+  step: StepIndex;
   /** The last weights verified live. */
   weights: Weights;
   /** A fleet in waves: the last weights verified live in each target, where they differ from `weights`. */
@@ -73,12 +73,12 @@ export interface RolloutState {
   /** Why the rollout ended the way it did (rollback, abort, failure). */
   outcome?: { reason: string; at: string; by: string };
   /** Weight is due to move to the candidate but its targets are not ready yet (since when, what was seen). */
-  waitingForTargets?: { since: string; detail: string; step?: number };
+  waitingForTargets?: { since: string; detail: string; step?: StepIndex };
   /**
    * The workload is being readied for step `step` (recorded before it is first asked to scale):
    * from here until the step's intent, its parts may be on the recorded step or on this one.
    */
-  readying?: { step: number; since: string };
+  readying?: { step: StepIndex; since: string };
   /**
    * The rollout is over but its workload has not been tidied yet (the canary scaled down, and
    * after a rollback everything else put back on stable): recorded with the outcome and cleared

@@ -4,7 +4,7 @@
  * query failing is an `error` verdict, never a pass; no traffic is `inconclusive`.
  */
 import type { GateConfig } from '../config/schema.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan, StepIndex } from '../engine/plan.js';
 import type { ErrorRateGate, Measurement, Metrics, MetricScope, RequestCounts } from '../metrics/metrics.js';
 import { DEFAULT_JOURNEY_MAX_INCREASE, emptyJourneyMemory, journeyBase, runJourney, type JourneyGate, type JourneyMemory, type JourneyRun } from './journey.js';
 import { emptyMemory, ladderDecision, lookSpacing, planMargins, type LadderMemory } from './ladder.js';
@@ -20,9 +20,9 @@ export interface GateWindow {
   /** Window start (the hold's start) and the evaluation time, epoch ms. */
   startMs: number;
   atMs: number;
-  /** The rollout's plan and step, and when the step's hold ends: the ladder's margins and looks. */
+  /** The rollout's plan and step (its index, from 0), and when the step's hold ends: the ladder's margins and looks. */
   plan?: Plan;
-  step?: number;
+  step?: StepIndex;
   holdUntilMs?: number;
   /** What each gate carried from its previous check, by gate name. */
   memory?: Record<string, unknown>;

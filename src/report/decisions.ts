@@ -32,14 +32,15 @@ const weightsOf = (v: unknown): Record<string, number> | undefined =>
 /** One record as a decision of the report. */
 export function describeRecord(r: AuditRecord, w: Wording): Decision {
   const d = r.detail ?? {};
+  // Records count steps as people do, from 1.
   const step = num(d.step);
-  const stepText = (i: number | undefined) => (i === undefined || i < 0 ? 'before the first step' : `step ${i + 1}/${w.steps}`);
+  const stepText = (n: number | undefined) => (n === undefined || n < 1 ? 'before the first step' : `step ${n}/${w.steps}`);
   const make = (kind: DecisionKind, what: string, detail?: string, operator = false): Decision => ({
     seq: r.seq,
     at: r.at,
     kind,
     actor: r.actor,
-    ...(step !== undefined && step >= 0 ? { step } : {}),
+    ...(step !== undefined && step >= 1 ? { step } : {}),
     what,
     ...(detail ? { detail } : {}),
     operator,

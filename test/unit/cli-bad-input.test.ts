@@ -208,12 +208,18 @@ describe('commands on the none router', () => {
     writeFileSync(file, CONFIG.replace('hold: 1s', 'hold: 50ms'));
     const r = await runCli(['promote', '--to', 'v2', '-o', 'json', '-f', file]);
     expect(r.code, r.stderr).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; step?: number });
     expect(events.map((e) => e.event)).toEqual(expect.arrayContaining(['started', 'step', 'done']));
+    // Every step a person or a script sees counts from 1, as the text does.
+    expect(events.filter((e) => e.event === 'step').map((e) => e.step)).toEqual([1, 2]);
+    expect(events.find((e) => e.event === 'done')).toMatchObject({ phase: 'promoted', step: 2 });
     const status = await runCli(['status', '-f', file]);
     expect(status.stdout).toMatch(/phase\s+promoted/);
+    expect(status.stdout).toMatch(/step\s+2\/2 \(100%\)/);
     const history = await runCli(['history', '-f', file]);
     expect(history.stdout).toMatch(/rollout\.promoted/);
+    expect(history.stdout).toMatch(/step\.entered.* \{"step":1,/);
+    expect(history.stdout).toMatch(/step\.entered.* \{"step":2,/);
     expect(history.stdout).toMatch(/chain verified: \d+ records/);
     const again = await runCli(['promote', '--to', 'v2', '-f', file]);
     expect(again.code).toBe(2);

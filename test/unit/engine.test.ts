@@ -52,6 +52,20 @@ describe('rollout engine', () => {
     expect(await store.audit.verify()).toMatchObject({ ok: true });
   });
 
+  it('events count steps as people do, from 1, where the state counts from 0', async () => {
+    let s = await tick(await start(planCanary({ steps: [{ weight: 10, hold: 60_000, pause: true }, { weight: 100, hold: 60_000 }] })), deps);
+    expect(s.step).toBe(0);
+    clock.now += 60_000;
+    s = await tick(s, deps);
+    expect([s.phase, s.step]).toEqual(['paused', 0]);
+    s = await unpause(s, 'promote', deps);
+    expect(s.step).toBe(1);
+    s = await rollback(s, 'abort', 'drill', deps);
+    const stepped = events.filter((e) => 'step' in e).map((e) => [e.event, (e as { step: number }).step]);
+    expect(stepped).toEqual([['step', 1], ['paused', 1], ['step', 2]]);
+    expect(events.find((e) => e.event === 'step')).toMatchObject({ step: 1, steps: 2, weight: 10 });
+  });
+
   it('records the intent before the write, so a failed write leaves a resumable state', async () => {
     let s = await start();
     router.failNext = 1;

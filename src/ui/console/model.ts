@@ -6,6 +6,7 @@
  */
 import { Chalk } from 'chalk';
 import type { EngineEvent } from '../../engine/events.js';
+import { stepNumberOf, type StepNumber } from '../../engine/plan.js';
 import type { RolloutState } from '../../engine/state.js';
 import type { GateResult, Verdict } from '../../gates/types.js';
 import type { Weights } from '../../routers/router.js';
@@ -25,7 +26,7 @@ export const GATE_HISTORY = 24;
 
 /** An empty model for a service. */
 export function createModel(mode: ConsoleModel['mode'], service: string, now: number): ConsoleModel {
-  return { mode, service, phase: 'none', step: -1, ladder: [], weights: [], gates: [], log: [], showHelp: false, showOrgs: false, now, holdClock: {}, lastEventAt: 0 };
+  return { mode, service, phase: 'none', step: 0, ladder: [], weights: [], gates: [], log: [], showHelp: false, showOrgs: false, now, holdClock: {}, lastEventAt: 0 };
 }
 
 const plainColour = new Chalk({ level: 0 });
@@ -73,8 +74,12 @@ function shares(weights: Weights, stable?: string, candidate?: string): Share[] 
   }));
 }
 
-function ladderOf(steps: { label: string; pause: boolean }[], step: number, phase: ConsoleModel['phase']): Rung[] {
-  return steps.map((s, i) => ({ ...s, status: i < step || (i === step && phase === 'promoted') ? 'done' : i === step ? 'current' : 'next' }));
+/** The ladder's rungs with `current` (a step number, from 1) marked. */
+function ladderOf(steps: { label: string; pause: boolean }[], current: StepNumber, phase: ConsoleModel['phase']): Rung[] {
+  return steps.map((s, i) => {
+    const step = stepNumberOf(i);
+    return { ...s, status: step < current || (step === current && phase === 'promoted') ? 'done' : step === current ? 'current' : 'next' };
+  });
 }
 
 /** Update or add a gate's line; `remember` appends the value to its sparkline. */
@@ -119,8 +124,8 @@ export function foldEvent(model: ConsoleModel, e: EngineEvent, quiet = false): C
         stable: e.stable,
         candidate: e.candidate,
         phase: 'pending',
-        step: -1,
-        ladder: ladderOf(e.steps.map((s) => ({ label: `${s.weight}`, pause: s.pause })), -1, 'pending'),
+        step: 0,
+        ladder: ladderOf(e.steps.map((s) => ({ label: `${s.weight}`, pause: s.pause })), 0, 'pending'),
         weights: shares({ [e.stable]: 100 }, e.stable, e.candidate),
         gates: [],
         holdClock: {},
@@ -206,8 +211,8 @@ export function foldState(model: ConsoleModel, state: RolloutState | undefined, 
     stable: state.stable,
     candidate: state.candidate,
     phase: state.phase,
-    step: state.step,
-    ladder: ladderOf(state.plan.steps.map((s) => ({ label: s.orgs ? `${s.orgs.length} orgs` : `${s.weight}`, pause: s.pause })), state.step, state.phase),
+    step: stepNumberOf(state.step),
+    ladder: ladderOf(state.plan.steps.map((s) => ({ label: s.orgs ? `${s.orgs.length} orgs` : `${s.weight}`, pause: s.pause })), stepNumberOf(state.step), state.phase),
     weights: shares(state.weights, state.stable, state.candidate),
     gates: fresh ? [] : m.gates,
     stepGates: step?.gates ?? [],
@@ -287,7 +292,7 @@ export function foldOrgs(model: ConsoleModel, source: OrgSource): ConsoleModel {
 }
 
 function snapshot(state: RolloutState): Seen {
-  return { rolloutId: state.rolloutId, step: state.step, phase: state.phase, gateAt: Object.fromEntries((state.gates ?? []).map((g) => [g.gate, g.at])) };
+  return { rolloutId: state.rolloutId, stepIndex: state.step, phase: state.phase, gateAt: Object.fromEntries((state.gates ?? []).map((g) => [g.gate, g.at])) };
 }
 
 /** Recompute what depends on time and on several sources: the hold and the orgs by version. */
