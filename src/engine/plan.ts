@@ -42,6 +42,14 @@ export interface PlanStep {
   targets?: Record<string, number>;
 }
 
+/** A plan's step as people are shown it (`deploy plan`, `deploy status`): numbered by `step`, from 1. */
+export type NumberedStep = Omit<PlanStep, 'index'> & { step: StepNumber };
+
+/** The plan's steps numbered as people count them. */
+export function numberedSteps(steps: readonly PlanStep[]): NumberedStep[] {
+  return steps.map(({ index, ...rest }) => ({ step: stepNumberOf(index), ...rest }));
+}
+
 /** The service's traffic when the rollout began, from which the steps' margins are derived. */
 export interface Traffic {
   /** Requests a second to stable over the window before the rollout. */

@@ -5,7 +5,7 @@
  */
 import type { GateResult } from '../gates/types.js';
 import type { VersionRoles, Weights } from '../routers/router.js';
-import type { Plan, StepIndex } from './plan.js';
+import { numberedSteps, stepNumberOf, type Plan, type StepIndex } from './plan.js';
 
 /** Phases of a rollout. */
 export type Phase =
@@ -108,6 +108,23 @@ export function servingVersion(state: RolloutState): string {
  */
 export function versionRoles(state: Pick<RolloutState, 'stable' | 'candidate'>): VersionRoles {
   return state.stable === state.candidate ? { [state.stable]: 'stable' } : { [state.stable]: 'stable', [state.candidate]: 'canary' };
+}
+
+/**
+ * The stored state as people are shown it (`deploy status -o json`): the same record, but every
+ * step counted from 1 — the current one, the intent's, the one being readied or waited for, and
+ * the plan's steps numbered by `step` instead of their `index`.
+ */
+export function stateForPeople(state: RolloutState) {
+  const { intent, readying, waitingForTargets: waiting } = state;
+  return {
+    ...state,
+    plan: { ...state.plan, steps: numberedSteps(state.plan.steps) },
+    step: stepNumberOf(state.step),
+    ...(intent ? { intent: { ...intent, step: stepNumberOf(intent.step) } } : {}),
+    ...(readying ? { readying: { ...readying, step: stepNumberOf(readying.step) } } : {}),
+    ...(waiting?.step !== undefined ? { waitingForTargets: { ...waiting, step: stepNumberOf(waiting.step) } } : {}),
+  };
 }
 
 /** True when no driver should act on this rollout any more. */

@@ -538,8 +538,9 @@ describe('SIGKILL during a group’s steps and its promotion', () => {
       const over = ['promoted', 'rolled_back', 'aborted'].includes(s.phase);
       seen.push(s.promotion ? 'promotion' : s.readying || s.intent || s.waitingForTargets ? 'readying' : over ? (s.retiring ? 'retiring' : 'over') : s.phase);
       const last = WEIGHTS.length - 1;
-      // Steps a Deployment may be on: the recorded one, or the one being readied or written.
-      const allowed = [...new Set([s.step, s.readying?.step, s.intent?.step, s.waitingForTargets?.step].filter((i): i is number => i !== undefined))];
+      // Steps a Deployment may be on: the recorded one, or the one being readied or written —
+      // as rows of AT_STEP (status counts steps from 1, 0 before the first; the rows from 0).
+      const allowed = [...new Set([s.step, s.readying?.step, s.intent?.step, s.waitingForTargets?.step].filter((n): n is number => n !== undefined).map((n) => n - 1))];
       const promoting = s.promotion !== undefined || s.phase === 'promoted';
       const promoted = ORDER.map((name) => (name === 'cron' ? m.cron : m[name]!.stable.version) === s.candidate);
       if (s.phase === 'rolled_back' || s.phase === 'aborted') throw new Error(`no rollback was asked for: ${where}`);
