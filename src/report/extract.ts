@@ -134,6 +134,8 @@ function gateSeries(records: AuditRecord[], state: RolloutState | undefined): Ga
       ...(typeof r.value === 'number' ? { value: r.value } : {}),
       ...(typeof r.threshold === 'number' ? { threshold: r.threshold } : {}),
       ...(typeof r.baseline === 'number' ? { baseline: r.baseline } : {}),
+      ...(r.bucket ? { bucket: r.bucket } : {}),
+      ...(r.baselineBucket ? { baselineBucket: r.baselineBucket } : {}),
       ...(r.samples ? { samples: r.samples } : {}),
       reason: typeof r.reason === 'string' ? r.reason : '',
       source,

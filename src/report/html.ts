@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatDuration } from '../config/units.js';
 import { formatWeights } from '../ui/plain.js';
-import { chainVerdict } from './decisions.js';
+import { chainVerdict, measuredText } from './decisions.js';
 import type { Decision, GateSeries, RolloutReport } from './model.js';
 import { PAGE_SCRIPT } from './page-script.js';
 
@@ -126,7 +126,7 @@ function gateSection(g: GateSeries, index: number): string {
     const s = p.samples;
     const requests = s ? `${s.canary}${s.stable !== undefined ? ` / ${s.stable}` : ''}` : '';
     const evidence = s?.evidence !== undefined && s.rollbackAt !== undefined ? `${n(s.evidence)} of ${n(s.rollbackAt)}` : '';
-    return `<tr class="v-row-${e(p.verdict)}"><td>${e(time(p.at))}</td><td>${p.step >= 1 ? p.step : ''}</td><td class="v-${e(p.verdict)}">${e(p.verdict)}</td><td>${n(p.value)}</td><td>${n(p.threshold)}</td><td>${n(p.baseline)}</td><td>${e(requests)}</td><td>${evidence}</td><td>${e(p.reason)}</td></tr>`;
+    return `<tr class="v-row-${e(p.verdict)}"><td>${e(time(p.at))}</td><td>${p.step >= 1 ? p.step : ''}</td><td class="v-${e(p.verdict)}">${e(p.verdict)}</td><td>${e(measuredText(p.value, p.bucket))}</td><td>${n(p.threshold)}</td><td>${e(measuredText(p.baseline, p.baselineBucket))}</td><td>${e(requests)}</td><td>${evidence}</td><td>${e(p.reason)}</td></tr>`;
   });
   return `<div class="gate" data-gate="${e(g.gate)}"><h3>${e(g.gate)}${g.type ? ` <small>${e(g.type)}</small>` : ''}</h3>
 ${hasValues ? `<div class="chart" id="chart-gate-${index}"></div>` : '<p class="note">No measured value on record for this gate: its verdicts are below.</p>'}

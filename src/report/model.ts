@@ -27,6 +27,9 @@ export interface GatePoint {
   value?: number;
   threshold?: number;
   baseline?: number;
+  /** A P99 from a histogram: the buckets the value and the baseline lie in (their estimates are interpolations). */
+  bucket?: GateResult['bucket'];
+  baselineBucket?: GateResult['baselineBucket'];
   samples?: GateResult['samples'];
   reason: string;
   /** Where the point was read: a change of verdict, the evidence of a rollback, the latest state. */

@@ -234,7 +234,8 @@ describe('a gate failure on Kubernetes, with real traffic through Traefik', () =
 
     expect(result.exitCode, result.stderr).toBe(3);
     const rollback = events().find((e) => e.event === 'rollback')!;
-    expect(rollback.reason).toMatch(/^gate latency failed: v2 P99 [\d.]+ms > 250ms/);
+    // The 400 ms answers put the P99 in the (250 ms, 500 ms] bucket: its bound said, the estimate beside it.
+    expect(rollback.reason).toMatch(/^gate latency failed: v2 P99 ≤ 500ms \(estimated [\d.]+ms\) > 250ms/);
     expect(during.failures, 'requests that failed during the steps and the rollback').toEqual([]);
     expect(shares(await p.weights()).api).toBe(100);
     expect((await p.deployment('api-canary')).spec.replicas).toBe(0);

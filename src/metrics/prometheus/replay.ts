@@ -3,9 +3,9 @@
  * so counter resets are handled by Prometheus and each check sees exactly the window a live gate
  * would have seen since the replay's start.
  */
-import type { MetricsFailure, ReplayScope } from '../metrics.js';
+import type { MetricsFailure, ReplayedLatency, ReplayScope } from '../metrics.js';
 import type { PromQL } from './client.js';
-import { bucketBound, histogramQuantile } from './histogram.js';
+import { bucketBound, histogramQuantile, quantileBucket } from './histogram.js';
 
 /**
  * Per-series values at each check time (missing points count as 0), keyed by the series' `le`,
@@ -37,11 +37,12 @@ export const cumulative = (xs: number[]) => xs.reduce<number[]>((acc, x) => [...
  * over each interval (`le` → increments): the buckets are summed up to the check first, so each
  * P99 is the one of the whole window, not an average of intervals.
  */
-export function latencyFromBuckets(buckets: Map<string, number[]>, checks: number): { p99: number[]; requests: number[] } {
+export function latencyFromBuckets(buckets: Map<string, number[]>, checks: number): ReplayedLatency {
   const cum = new Map([...buckets].map(([le, xs]) => [bucketBound(le), cumulative(xs)] as const));
   const at = Array.from({ length: checks }, (_, i) => [...cum].map(([le, xs]) => [le, xs[i]!] as [number, number]));
   return {
     p99: at.map((b) => histogramQuantile(0.99, b)),
     requests: at.map((b) => b.find(([le]) => le === Infinity)?.[1] ?? 0),
+    buckets: at.map((b) => quantileBucket(0.99, b)),
   };
 }

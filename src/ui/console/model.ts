@@ -93,6 +93,7 @@ function withGate(model: ConsoleModel, r: Omit<GateResult, 'at' | 'queries'>, re
     reason: r.reason,
     history: remember && r.value !== undefined && Number.isFinite(r.value) ? [...history, r.value].slice(-GATE_HISTORY) : history,
     ...(r.value !== undefined ? { value: r.value } : {}),
+    ...(r.bucket ? { bucket: r.bucket } : {}),
     ...(r.threshold !== undefined ? { threshold: r.threshold } : {}),
     ...(r.samples ? { samples: r.samples } : {}),
   };

@@ -40,6 +40,8 @@ export interface GateLine {
   type: GateResult['type'];
   verdict: Verdict;
   value?: number;
+  /** A P99 from a histogram: the bucket it lies in, shown instead of the estimate in `value`. */
+  bucket?: GateResult['bucket'];
   threshold?: number;
   samples?: GateResult['samples'];
   reason: string;
