@@ -280,6 +280,23 @@ describe('the same rollout seen by its driver and by a watcher', () => {
     expect(watched.candidate).toBe('v3');
   });
 
+  it('logs the end of a rollout a watcher missed even when a read of the audit log already held it', async () => {
+    const saved = recordSaves();
+    const plan = planCanary({ steps: [{ weight: 1, hold: 60_000 }] }, ['errors']);
+    const first = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps), deps);
+    clock.now += 5_000;
+    await rollback(first, 'abort', 'aborted by nurse@ward from the console', deps);
+    const withAbort = await deps.store.audit.read();
+    await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v3', plan }, deps);
+    // One poll read the state still holding, then the log with the abort in it (it is read after
+    // the state); the next poll read the second rollout already begun.
+    const holding = saved.findIndex((x) => x.state.phase === 'holding');
+    let watched = foldState(createModel('watch', 'patient-api', T0), saved[holding]!.state, clock.now, false, saved[holding]!.audit);
+    watched = foldState(watched, saved[holding]!.state, clock.now, false, withAbort);
+    watched = foldState(watched, saved.at(-1)!.state, clock.now, false, saved.at(-1)!.audit);
+    expect(watched.log.map((l) => l.text)).toEqual(['10:00:05 aborted: v1 100% — aborted by nurse@ward from the console', 'patient-api: rolling out v3 over v1 in 2 steps: 1% → 100%']);
+  });
+
   it('logs each verdict change from the check that made it, to a watcher that missed checks too', async () => {
     const saved = recordSaves();
     const driven = drivenConsole();

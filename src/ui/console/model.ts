@@ -180,9 +180,10 @@ export function foldState(model: ConsoleModel, state: RolloutState | undefined, 
   let m: ConsoleModel = { ...model, now };
   const before = m.seen;
   const lines = audit ? newAuditLines(m, audit, state.rolloutId, !live) : [];
-  // A rollout that ended between two reads, the next one already begun: its end from the audit log.
+  // A rollout that ended between two reads, the next one already begun: its end from the audit
+  // log — from any record, since a read of the log after an earlier state may already have held it.
   const missedEnd = !live && before && before.rolloutId !== state.rolloutId && m.rolloutId === before.rolloutId && !ENDED.includes(m.phase) && audit && m.auditSeq !== undefined
-    ? endLine(audit.filter((r) => r.seq > m.auditSeq!), before.rolloutId)
+    ? endLine(audit, before.rolloutId)
     : undefined;
   if (missedEnd) lines.push(missedEnd);
   if (audit) m = { ...m, auditSeq: Math.max(m.auditSeq ?? -1, ...audit.map((r) => r.seq)) };
