@@ -3,6 +3,7 @@ import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js'
 import { actUnderLock } from '../src/cli/drive.js';
 import { requestOfDriver } from '../src/cli/requests.js';
 import { pauseByOperator } from '../src/engine/machine.js';
+import { stepNumberOf } from '../src/engine/plan.js';
 import { isTerminal, type RolloutState } from '../src/engine/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 
@@ -12,7 +13,7 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
   const current = await project.store.load();
   if (!current || isTerminal(current)) throw new UsageError('no rollout is in progress; nothing to pause', '`deploy status` shows the state');
   if (current.phase === 'paused') {
-    io.out.result({ event: 'pause', phase: current.phase, step: current.step }, `already paused at step ${current.step + 1}`);
+    io.out.result({ event: 'pause', phase: current.phase, step: stepNumberOf(current.step) }, `already paused at step ${stepNumberOf(current.step)}`);
     return ExitCode.Done;
   }
   const holder = await project.store.lockHolder();
@@ -25,6 +26,6 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
   if (state.phase !== 'paused') {
     throw new UsageError(`the rollout cannot be paused in phase ${state.phase}`, '`deploy status` shows the state');
   }
-  io.out.result({ event: 'pause', phase: state.phase, step: state.step }, `paused at step ${state.step + 1}; \`deploy resume\` carries on`);
+  io.out.result({ event: 'pause', phase: state.phase, step: stepNumberOf(state.step) }, `paused at step ${stepNumberOf(state.step)}; \`deploy resume\` carries on`);
   return ExitCode.Done;
 }

@@ -4,6 +4,7 @@ import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js'
 import type { Config } from '../src/config/schema.js';
 import { formatDuration } from '../src/config/units.js';
 import { formatShares } from '../src/ui/plain.js';
+import { numberedSteps, stepNumberOf } from '../src/engine/plan.js';
 import type { StepMargin } from '../src/gates/runner.js';
 import { metricsSources } from '../src/providers/registry.js';
 import { planFor } from '../strategies/index.js';
@@ -38,9 +39,9 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
   const routerLimit = chosenProviders(config).router.planNote?.(config.router, config);
   const short = margins.filter((m) => m.requestsExpected !== undefined && m.requestsExpected < m.requestsNeeded);
   const lines = plan.steps.map((s) => {
-    const head = `  ${String(s.index + 1).padStart(2)}. ${s.orgs ? `${String(s.orgs.length).padStart(5)} orgs${s.weight === 100 ? ' and all traffic' : ''}` : s.targets ? formatShares(s.targets) : `${String(s.weight).padStart(5)}%`}  hold ${s.holdMs ? formatDuration(s.holdMs) : '-'}${s.gates.length ? `  gates ${s.gates.join(', ')}` : ''}${s.pause ? '  then pause for `deploy promote`' : ''}`;
+    const head = `  ${String(stepNumberOf(s.index)).padStart(2)}. ${s.orgs ? `${String(s.orgs.length).padStart(5)} orgs${s.weight === 100 ? ' and all traffic' : ''}` : s.targets ? formatShares(s.targets) : `${String(s.weight).padStart(5)}%`}  hold ${s.holdMs ? formatDuration(s.holdMs) : '-'}${s.gates.length ? `  gates ${s.gates.join(', ')}` : ''}${s.pause ? '  then pause for `deploy promote`' : ''}`;
     const notes = margins
-      .filter((m) => m.step === s.index)
+      .filter((m) => m.step === stepNumberOf(s.index))
       .map((m) => `        ${m.gate}: rules out +${points(m.margin)} points${m.written ? ' (as written)' : ''}, ~${count(m.requestsNeeded)} candidate requests needed${m.requestsExpected !== undefined ? `, ~${count(m.requestsExpected)} expected by the hold's end` : ''}`);
     return [head, ...notes].join('\n');
   });
@@ -53,11 +54,11 @@ export async function run(opts: GlobalOptions, io: Io): Promise<number> {
     ...(config.gates?.length ? [] : ['warning: no gates: nothing will roll back by itself; add gates: to deploy.yaml (`deploy init` writes an example)']),
     ...short.map(
       (m) =>
-        `warning: step ${m.step + 1} cannot rule out +${points(m.margin)} points in its hold at today's traffic (~${count(m.requestsNeeded)} candidate requests needed, ~${count(m.requestsExpected!)} expected): it will hold past ${formatDuration(plan.steps[m.step]!.holdMs)}, then ${plan.inconclusive.action} after ${formatDuration(plan.inconclusive.afterMs)} more`,
+        `warning: step ${m.step} cannot rule out +${points(m.margin)} points in its hold at today's traffic (~${count(m.requestsNeeded)} candidate requests needed, ~${count(m.requestsExpected!)} expected): it will hold past ${formatDuration(plan.steps[m.step - 1]!.holdMs)}, then ${plan.inconclusive.action} after ${formatDuration(plan.inconclusive.afterMs)} more`,
     ),
   ];
   io.out.result(
-    { event: 'plan', service: config.service, strategy: plan.strategy, router: config.router.type, steps: plan.steps, inconclusive: plan.inconclusive, gatesWithoutData: noData, ...(offline ? { gatesNotChecked: offline } : {}), margins, ...(plan.traffic ? { traffic: plan.traffic } : {}), warnings, ...(routerLimit ? { routerLimit } : {}) },
+    { event: 'plan', service: config.service, strategy: plan.strategy, router: config.router.type, steps: numberedSteps(plan.steps), inconclusive: plan.inconclusive, gatesWithoutData: noData, ...(offline ? { gatesNotChecked: offline } : {}), margins, ...(plan.traffic ? { traffic: plan.traffic } : {}), warnings, ...(routerLimit ? { routerLimit } : {}) },
     `${config.service}: ${plan.strategy} through ${config.router.type}, ${plan.steps.length} steps\n${lines.join('\n')}` +
       (routerLimit ? `\n${routerLimit}` : '') +
       (config.gates?.length && !offline ? `\ngates checked against ${describeSource(config)}: every query accepted${noData.length ? `; no data yet for ${noData.join(', ')}` : ''}` : '') +

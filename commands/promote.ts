@@ -7,7 +7,7 @@ import { openProject, type Io } from '../src/cli/context.js';
 import { requestOfDriver } from '../src/cli/requests.js';
 import { driveInTerminal, type ConsoleOptions } from '../src/cli/tui.js';
 import { promoteNow, retireWorkload, startRollout } from '../src/engine/machine.js';
-import type { Traffic } from '../src/engine/plan.js';
+import { stepNumberOf, type Traffic } from '../src/engine/plan.js';
 import { isTerminal, servingVersion, type RolloutState } from '../src/engine/state.js';
 import { ExitCode, OperationError, UsageError } from '../src/errors.js';
 import { planFor } from '../strategies/index.js';
@@ -86,7 +86,7 @@ export async function run(opts: PromoteOptions, io: Io): Promise<number> {
     const text = state.step === last(state) || state.phase === 'promoted'
       ? `the driver moved ${config.service} to its last step (${state.phase})`
       : `the driver is readying ${to} for its last step: ${state.waitingForTargets!.detail}`;
-    io.out.result({ event: 'promote', phase: state.phase, step: state.step, weights: state.weights }, text);
+    io.out.result({ event: 'promote', phase: state.phase, step: stepNumberOf(state.step), weights: state.weights }, text);
     return ExitCode.Done;
   }
 

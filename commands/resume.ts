@@ -7,6 +7,7 @@ import { actUnderLock } from '../src/cli/drive.js';
 import { driveInTerminal, type ConsoleOptions } from '../src/cli/tui.js';
 import { exitCodeFor } from '../src/engine/driver.js';
 import { retireWorkload, unpause } from '../src/engine/machine.js';
+import { stepNumberOf } from '../src/engine/plan.js';
 import { isTerminal } from '../src/engine/state.js';
 import { ExitCode, OperationError, UsageError } from '../src/errors.js';
 import { formatWeights } from '../src/ui/plain.js';
@@ -23,7 +24,7 @@ export async function run(opts: ConsoleOptions, io: Io): Promise<number> {
     );
   }
   if (current.phase === 'paused' && current.paused?.reason === 'step') {
-    io.out.note(`the rollout waits at step ${current.step + 1} for a manual go: run \`deploy promote --to ${current.candidate}\``);
+    io.out.note(`the rollout waits at step ${stepNumberOf(current.step)} for a manual go: run \`deploy promote --to ${current.candidate}\``);
     return ExitCode.Paused;
   }
   return driveInTerminal(project, io, opts, async (state, deps) => {

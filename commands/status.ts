@@ -1,7 +1,7 @@
 /** `deploy status`: the recorded state of the rollout; `--watch` follows it until it stops. */
 import { setTimeout as delay } from 'node:timers/promises';
 import { openProject, type GlobalOptions, type Io } from '../src/cli/context.js';
-import { isTerminal, type RolloutState } from '../src/engine/state.js';
+import { isTerminal, stateForPeople, type RolloutState } from '../src/engine/state.js';
 import { ExitCode } from '../src/errors.js';
 import { createWorkload } from '../src/providers/chosen.js';
 import type { MemberStatus } from '../src/workloads/workload.js';
@@ -55,7 +55,7 @@ function show(state: RolloutState | undefined, driver: Holder | undefined, gone:
   io.out.result(
     {
       event: 'status',
-      ...state,
+      ...stateForPeople(state),
       driver: driver ?? null,
       ...(gone ? { driverGone: { owner: gone.owner, pid: gone.pid, host: gone.host } } : {}),
       ...(members instanceof Error ? { membersError: members.message } : members ? { members } : {}),

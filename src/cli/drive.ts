@@ -103,7 +103,6 @@ export async function driveUnderLock(
       event: 'done',
       phase: result.detached ? 'detached' : s.phase,
       exitCode: result.exitCode,
-      step: s.step,
       weights: s.weights,
       stable: s.stable,
       candidate: s.candidate,

@@ -7,6 +7,7 @@
 import { ExitCode, LockedError, UsageError } from '../errors.js';
 import type { Lock, OperatorRequest } from '../state/store.js';
 import { emit, type EngineDeps, pauseByOperator, promoteNow, rollback, tick, unpause } from './machine.js';
+import { stepNumberOf } from './plan.js';
 import { isTerminal, type RolloutState } from './state.js';
 
 /** What the loop needs besides the machine's deps. */
@@ -91,7 +92,7 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
         // A refusal or a lost lock is not a network error: retrying cannot help, and after a
         // lost lock another driver owns the record.
         emit(deps, state, { event: 'error', message: e.message, retrying: false });
-        if (e instanceof UsageError) await deps.store.audit.append({ actor: deps.actor.owner, action: 'rollout.refused', rolloutId: state.rolloutId, detail: { error: e.message, step: state.step } });
+        if (e instanceof UsageError) await deps.store.audit.append({ actor: deps.actor.owner, action: 'rollout.refused', rolloutId: state.rolloutId, detail: { error: e.message, step: stepNumberOf(state.step) } });
         throw e;
       }
       attempts += 1;
@@ -110,7 +111,7 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
       }
       emit(deps, state, { event: 'error', message: (e as Error).message, retrying: !giveUp });
       if (giveUp) {
-        await deps.store.audit.append({ actor: deps.actor.owner, action: 'rollout.failed', rolloutId: state.rolloutId, detail: { error: (e as Error).message, intent: state.intent } });
+        await deps.store.audit.append({ actor: deps.actor.owner, action: 'rollout.failed', rolloutId: state.rolloutId, detail: { error: (e as Error).message, intent: state.intent && { ...state.intent, step: stepNumberOf(state.intent.step) } } });
         state = { ...state, phase: 'failed', updatedAt: new Date(deps.clock()).toISOString() };
         await deps.store.save(state);
         break;
@@ -129,7 +130,7 @@ export async function drive(initial: RolloutState, deps: DriverDeps): Promise<Dr
     if (state.phase === 'holding') {
       // Past the hold (gates still inconclusive) the driver keeps checking at the interval.
       const remainingMs = Math.max(0, Date.parse(state.holdUntil!) - now);
-      emit(deps, state, { event: 'hold', step: state.step, remainingMs });
+      emit(deps, state, { event: 'hold', remainingMs });
       const wake = Math.min(remainingMs > 0 ? remainingMs : deps.checkIntervalMs, deps.checkIntervalMs, Math.max(1, renewAt - now));
       await sleepWatchingRequests(wake, pollMs, deps);
     } else if (state.waitingForTargets) {

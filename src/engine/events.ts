@@ -1,10 +1,12 @@
 /**
  * Engine events: what the plain, JSON and terminal renderers show. The engine emits them; no
- * renderer holds logic of its own.
+ * renderer holds logic of its own. Every `step` an event carries is a step number as people count
+ * them, from 1: `eventOf` stamps it from the state's 0-based index, the one place that converts.
  */
 import type { GateResult } from '../gates/types.js';
 import type { Weights } from '../routers/router.js';
-import type { Phase, PauseReason } from './state.js';
+import { stepNumberOf, type StepNumber } from './plan.js';
+import type { Phase, PauseReason, RolloutState } from './state.js';
 
 /** Fields every event carries. */
 interface Base {
@@ -23,7 +25,8 @@ export interface StartedEvent extends Base {
 /** A step is live (its weights verified) and its hold began. */
 export interface StepEvent extends Base {
   event: 'step';
-  step: number;
+  /** The step now live, from 1; `steps` is how many the plan has. */
+  step: StepNumber;
   steps: number;
   weight: number;
   weights: Weights;
@@ -45,18 +48,21 @@ export interface WeightsEvent extends Base {
 /** Progress of a hold. */
 export interface HoldEvent extends Base {
   event: 'hold';
-  step: number;
+  /** The step holding, from 1. */
+  step: StepNumber;
   remainingMs: number;
 }
 /** A gate was checked. */
 export interface GateEvent extends Base, Omit<GateResult, 'at'> {
   event: 'gate';
-  step: number;
+  /** The step whose hold the gate was checked in, from 1. */
+  step: StepNumber;
 }
 /** The rollout paused. */
 export interface PausedEvent extends Base {
   event: 'paused';
-  step: number;
+  /** The step paused at, from 1. */
+  step: StepNumber;
   reason: PauseReason;
 }
 /** Traffic went back to stable (a failed gate, or an abort). */
@@ -95,7 +101,8 @@ export interface DoneEvent extends Base {
   event: 'done';
   phase: Phase | 'detached';
   exitCode: number;
-  step: number;
+  /** The step the rollout was at, from 1 (0: it never reached its first). */
+  step: StepNumber;
   weights: Weights;
   /** The rollout as it stands: its versions, how long it has run, why it ended, its last gate verdicts. */
   stable?: string;
@@ -119,8 +126,21 @@ export type EngineEvent =
   | RetryEvent
   | DoneEvent;
 
-/** An event without the fields the engine fills in. */
-export type EventBody = EngineEvent extends infer E ? (E extends EngineEvent ? Omit<E, keyof Base> : never) : never;
+/** An event without the fields `eventOf` fills in: the common ones, and the step. */
+export type EventBody = EngineEvent extends infer E ? (E extends EngineEvent ? Omit<E, keyof Base | 'step'> : never) : never;
+
+/** Events that say which step the rollout is at. */
+const AT_STEP: ReadonlySet<EngineEvent['event']> = new Set(['step', 'hold', 'gate', 'paused', 'done']);
+
+/**
+ * An event of `state`'s rollout at `at`: the common fields, and for events that say which step
+ * the rollout is at, its step number (from 1) taken from the state's step index (from 0).
+ */
+export function eventOf(state: Pick<RolloutState, 'service' | 'rolloutId' | 'step'>, at: string, body: EventBody): EngineEvent {
+  const { event, ...rest } = body;
+  const step = AT_STEP.has(event) ? { step: stepNumberOf(state.step) } : {};
+  return { at, service: state.service, rolloutId: state.rolloutId, event, ...step, ...rest } as EngineEvent;
+}
 
 /** Where events go. */
 export type EventSink = (event: EngineEvent) => void;

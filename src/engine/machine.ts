@@ -10,8 +10,8 @@ import type { Actor, StateStore } from '../state/store.js';
 import { OperationError, UsageError } from '../errors.js';
 import { excessFailuresOf, type GateResult } from '../gates/types.js';
 import type { Workload } from '../workloads/workload.js';
-import type { EventBody, EventSink } from './events.js';
-import { DEFAULT_READINESS_TIMEOUT_MS, stepWeights, targetWeights, type Plan } from './plan.js';
+import { eventOf, type EventBody, type EventSink } from './events.js';
+import { DEFAULT_READINESS_TIMEOUT_MS, stepNumberOf, stepWeights, targetWeights, type Plan, type StepIndex } from './plan.js';
 import { isTerminal, versionRoles, type Intent, type PauseReason, type RolloutState } from './state.js';
 
 /** Evaluates a rollout's gates (Prometheus behind it in production, a fake in unit tests). */
@@ -52,9 +52,9 @@ export interface RolloutSpec {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Emit an event with the common fields filled in. */
+/** Emit an event of `state`'s rollout, now: its common fields and its step filled in (`eventOf`). */
 export function emit(deps: EngineDeps, state: RolloutState, body: EventBody): void {
-  deps.emit({ at: iso(deps.clock()), service: state.service, rolloutId: state.rolloutId, ...body } as never);
+  deps.emit(eventOf(state, iso(deps.clock()), body));
 }
 
 /** Save a new state, stamped with the time. */
@@ -131,7 +131,7 @@ async function settleIntent(state: RolloutState, deps: EngineDeps): Promise<Roll
     actor: deps.actor.owner,
     action: 'intent.superseded',
     rolloutId: state.rolloutId,
-    detail: { intent: { to: intent.to, step: intent.step, weights: intent.weights }, live: weights, ...(live.targets ? { liveTargets: live.targets } : {}) },
+    detail: { intent: { to: intent.to, step: stepNumberOf(intent.step), weights: intent.weights }, live: weights, ...(live.targets ? { liveTargets: live.targets } : {}) },
   });
   return save(deps, { ...rest, weights, ...(targets ? { targets } : {}) });
 }
@@ -181,7 +181,7 @@ type Wait =
  * and a `stuck` answer ends the wait at once. Each look that waits says so as a retrying error
  * event — every renderer (plain, JSON, console) shows it as such.
  */
-async function awaitReadiness(state: RolloutState, answer: TargetReadiness, step: number | undefined, waitingText: (leftS: number) => string, deps: EngineDeps): Promise<Wait> {
+async function awaitReadiness(state: RolloutState, answer: TargetReadiness, step: StepIndex | undefined, waitingText: (leftS: number) => string, deps: EngineDeps): Promise<Wait> {
   const { waitingForTargets: waiting, ...rest } = state;
   const now = deps.clock();
   const since = waiting ? Date.parse(waiting.since) : now;
@@ -248,7 +248,7 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
     action: holding ? 'step.entered' : intent.to === 'promoted' ? 'rollout.promoted' : intent.to === 'aborted' ? 'rollout.aborted' : 'rollout.rolled_back',
     rolloutId: state.rolloutId,
     detail: {
-      step: intent.step,
+      step: stepNumberOf(intent.step),
       weights: intent.weights,
       generation: result.generation,
       changed: result.changed,
@@ -284,7 +284,6 @@ export async function commitIntent(state: RolloutState, deps: EngineDeps): Promi
   if (holding && step) {
     emit(deps, next, {
       event: 'step',
-      step: step.index,
       steps: next.plan.steps.length,
       weight: step.weight,
       weights: next.weights,
@@ -367,7 +366,7 @@ async function promoteWorkload(state: RolloutState, workload: Workload, deps: En
 }
 
 /** Weights of step `index` of this rollout. */
-function weightsAt(state: RolloutState, index: number): Weights {
+function weightsAt(state: RolloutState, index: StepIndex): Weights {
   return stepWeights(state.stable, state.candidate, state.plan.steps[index]!.weight);
 }
 
@@ -391,9 +390,9 @@ async function advance(state: RolloutState, deps: EngineDeps): Promise<RolloutSt
 /** Pause at the current step. */
 async function pause(state: RolloutState, reason: PauseReason, deps: EngineDeps, by = deps.actor.owner, why?: string): Promise<RolloutState> {
   const remainingMs = reason === 'operator' && state.holdUntil ? Math.max(0, Date.parse(state.holdUntil) - deps.clock()) : 0;
-  await deps.store.audit.append({ actor: by, action: 'rollout.paused', rolloutId: state.rolloutId, detail: { step: state.step, reason, ...(why ? { why } : {}) } });
+  await deps.store.audit.append({ actor: by, action: 'rollout.paused', rolloutId: state.rolloutId, detail: { step: stepNumberOf(state.step), reason, ...(why ? { why } : {}) } });
   const next = await save(deps, { ...state, phase: 'paused', paused: { reason, at: iso(deps.clock()), by, remainingMs } });
-  emit(deps, next, { event: 'paused', step: state.step, reason });
+  emit(deps, next, { event: 'paused', reason });
   return next;
 }
 
@@ -464,10 +463,10 @@ async function recordGates(state: RolloutState, withMemory: GateResult[], deps: 
   for (const r of results) {
     const before = state.gates?.find((g) => g.gate === r.gate);
     if (before?.verdict !== r.verdict) {
-      await deps.store.audit.append({ actor: deps.actor.owner, action: 'gate.verdict', rolloutId: state.rolloutId, detail: { step: state.step, ...r } });
+      await deps.store.audit.append({ actor: deps.actor.owner, action: 'gate.verdict', rolloutId: state.rolloutId, detail: { step: stepNumberOf(state.step), ...r } });
     }
     const { at: _at, ...rest } = r;
-    emit(deps, state, { event: 'gate', step: state.step, ...rest });
+    emit(deps, state, { event: 'gate', ...rest });
   }
   return save(deps, { ...state, gates: results, ...(Object.keys(gateMemory).length ? { gateMemory } : {}) });
 }
@@ -485,7 +484,7 @@ export async function rollback(state: RolloutState, cause: 'abort' | 'gate', rea
 /** Continue a paused rollout: `promote` skips to the next step, `resume` finishes an operator pause's hold. */
 export async function unpause(state: RolloutState, how: 'promote' | 'resume', deps: EngineDeps, by = deps.actor.owner): Promise<RolloutState> {
   if (state.phase !== 'paused') return state;
-  await deps.store.audit.append({ actor: by, action: 'rollout.continued', rolloutId: state.rolloutId, detail: { step: state.step, how } });
+  await deps.store.audit.append({ actor: by, action: 'rollout.continued', rolloutId: state.rolloutId, detail: { step: stepNumberOf(state.step), how } });
   const { paused, ...rest } = state;
   if (how === 'resume' && paused?.reason === 'operator' && state.step >= 0) {
     return save(deps, { ...rest, phase: 'holding', holdUntil: iso(deps.clock() + paused.remainingMs) });
@@ -505,7 +504,7 @@ export async function promoteNow(state: RolloutState, full: boolean, deps: Engin
     state = { ...rest, phase: 'holding' };
   }
   if (state.phase !== 'holding' && state.phase !== 'pending') return state;
-  await deps.store.audit.append({ actor: by, action: full ? 'rollout.promote_full' : 'rollout.promote_step', rolloutId: state.rolloutId, detail: { step: state.step } });
+  await deps.store.audit.append({ actor: by, action: full ? 'rollout.promote_full' : 'rollout.promote_step', rolloutId: state.rolloutId, detail: { step: stepNumberOf(state.step) } });
   if (full) {
     const last = state.plan.steps.length - 1;
     if (state.step === last) return advance(state, deps);

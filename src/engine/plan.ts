@@ -2,10 +2,27 @@
  * A plan: what a strategy turns a spec into, before any I/O. The engine executes it step by step.
  */
 
+/**
+ * A step's position in `plan.steps`, from 0 (-1 before the first step is live): how plans, the stored
+ * state and the engine count steps. People never see one: see `StepNumber`.
+ */
+export type StepIndex = number;
+
+/**
+ * A step as people count it, from 1 (0 before the first step is live): the `step` of every event,
+ * `deploy status`, the audit log's records, notifications, the report and the console.
+ */
+export type StepNumber = number;
+
+/** The step number people see for a stored step index: the one place the two counts meet. */
+export function stepNumberOf(index: StepIndex): StepNumber {
+  return index + 1;
+}
+
 /** One step of a plan. */
 export interface PlanStep {
   /** Position in the plan, from 0. */
-  index: number;
+  index: StepIndex;
   /** Candidate share of traffic in percent. */
   weight: number;
   /** How long to hold at this weight, in milliseconds. */
@@ -23,6 +40,14 @@ export interface PlanStep {
    * `weight` is then the share every target has reached, which is what unpinned orgs follow.
    */
   targets?: Record<string, number>;
+}
+
+/** A plan's step as people are shown it (`deploy plan`, `deploy status`): numbered by `step`, from 1. */
+export type NumberedStep = Omit<PlanStep, 'index'> & { step: StepNumber };
+
+/** The plan's steps numbered as people count them. */
+export function numberedSteps(steps: readonly PlanStep[]): NumberedStep[] {
+  return steps.map(({ index, ...rest }) => ({ step: stepNumberOf(index), ...rest }));
 }
 
 /** The service's traffic when the rollout began, from which the steps' margins are derived. */

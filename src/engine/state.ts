@@ -5,7 +5,7 @@
  */
 import type { GateResult } from '../gates/types.js';
 import type { VersionRoles, Weights } from '../routers/router.js';
-import type { Plan } from './plan.js';
+import { numberedSteps, stepNumberOf, type Plan, type StepIndex } from './plan.js';
 
 /** Phases of a rollout. */
 export type Phase =
@@ -31,8 +31,8 @@ export type PauseReason = 'step' | 'operator' | 'inconclusive' | 'stuck';
 export interface Intent {
   /** Phase the rollout enters once the write is verified. */
   to: 'holding' | 'rolled_back' | 'aborted' | 'promoted';
-  /** Step index the rollout is at once the write is verified. */
-  step: number;
+  /** The step the rollout is at once the write is verified. */
+  step: StepIndex;
   weights: Weights;
   reason?: string;
   /** Which backend serves each version in this write (default: stable and canary by role). */
@@ -55,8 +55,8 @@ export interface RolloutState {
   candidate: string;
   plan: Plan;
   phase: Phase;
-  /** Current step index; -1 before the first step is live. */
-  step: number;
+  /** The current step; -1 before the first step is live. */
+  step: StepIndex;
   /** The last weights verified live. */
   weights: Weights;
   /** A fleet in waves: the last weights verified live in each target, where they differ from `weights`. */
@@ -75,12 +75,12 @@ export interface RolloutState {
   /** Why the rollout ended the way it did (rollback, abort, failure). */
   outcome?: { reason: string; at: string; by: string };
   /** Weight is due to move to the candidate but its targets are not ready yet (since when, what was seen). */
-  waitingForTargets?: { since: string; detail: string; step?: number };
+  waitingForTargets?: { since: string; detail: string; step?: StepIndex };
   /**
    * The workload is being readied for step `step` (recorded before it is first asked to scale):
    * from here until the step's intent, its parts may be on the recorded step or on this one.
    */
-  readying?: { step: number; since: string };
+  readying?: { step: StepIndex; since: string };
   /**
    * The rollout is over but its workload has not been tidied yet (the canary scaled down, and
    * after a rollback everything else put back on stable): recorded with the outcome and cleared
@@ -110,6 +110,23 @@ export function servingVersion(state: RolloutState): string {
  */
 export function versionRoles(state: Pick<RolloutState, 'stable' | 'candidate'>): VersionRoles {
   return state.stable === state.candidate ? { [state.stable]: 'stable' } : { [state.stable]: 'stable', [state.candidate]: 'canary' };
+}
+
+/**
+ * The stored state as people are shown it (`deploy status -o json`): the same record, but every
+ * step counted from 1 — the current one, the intent's, the one being readied or waited for, and
+ * the plan's steps numbered by `step` instead of their `index`.
+ */
+export function stateForPeople(state: RolloutState) {
+  const { intent, readying, waitingForTargets: waiting } = state;
+  return {
+    ...state,
+    plan: { ...state.plan, steps: numberedSteps(state.plan.steps) },
+    step: stepNumberOf(state.step),
+    ...(intent ? { intent: { ...intent, step: stepNumberOf(intent.step) } } : {}),
+    ...(readying ? { readying: { ...readying, step: stepNumberOf(readying.step) } } : {}),
+    ...(waiting?.step !== undefined ? { waitingForTargets: { ...waiting, step: stepNumberOf(waiting.step) } } : {}),
+  };
 }
 
 /** True when no driver should act on this rollout any more. */

@@ -5,6 +5,7 @@
  */
 import type { ChalkInstance } from 'chalk';
 import type { Project } from '../cli/context.js';
+import { stepNumberOf } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import { createRouter } from '../providers/chosen.js';
 import { sameWeights, type Weights } from '../routers/router.js';
@@ -38,7 +39,7 @@ export async function targetRows(project: Project, state: RolloutState | undefin
       const intended = intent ? (intent.targets?.[r.target] ?? intent.weights) : undefined;
       const recorded = state ? (state.targets?.[r.target] ?? state.weights) : undefined;
       const owes = intent && (!('live' in r) || !sameWeights(r.live.weights, intended!))
-        ? `${intent.to === 'holding' ? `step ${intent.step + 1}` : intent.to.replace('_', ' ')} (${formatWeights(intended!)}) recorded at ${intent.at}`
+        ? `${intent.to === 'holding' ? `step ${stepNumberOf(intent.step)}` : intent.to.replace('_', ' ')} (${formatWeights(intended!)}) recorded at ${intent.at}`
         : undefined;
       if (!('live' in r)) return { target: r.target, error: r.error.message.split('\n')[0]!, ...(owes ? { owes } : {}) };
       const live = r.live;

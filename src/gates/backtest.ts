@@ -6,16 +6,18 @@
  */
 import type { GateConfig } from '../config/schema.js';
 import type { Measurement, Metrics, ReplayScope } from '../metrics/metrics.js';
-import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MIN_REQUESTS } from './evaluate.js';
+import { DEFAULT_CONFIDENCE, DEFAULT_MAX_INCREASE, DEFAULT_MIN_REQUESTS, p99InMs, saidP99 } from './evaluate.js';
 import { ladderDecision, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
-import type { Verdict } from './types.js';
+import type { LatencyBucket, Verdict } from './types.js';
 
 /** One check of a replay. */
 export interface BacktestPoint {
   atMs: number;
   verdict: Verdict;
   value?: number;
+  /** A P99 from a histogram: the bucket (ms) `value`, its estimate, lies in. */
+  bucket?: LatencyBucket;
   reason: string;
 }
 
@@ -86,10 +88,13 @@ export async function backtestGate(gate: GateConfig, metrics: Metrics, w: Backte
     const minRequests = gate.minRequests ?? DEFAULT_MIN_REQUESTS;
     times.forEach((atMs, i) => {
       const n = Math.round(canary.requests[i]!);
-      const p99 = canary.p99[i]! * 1000;
-      const limit = gate.max ?? (stable ? stable.p99[i]! * 1000 * gate.maxFactor! : NaN);
-      if (n < minRequests || Number.isNaN(p99) || Number.isNaN(limit)) return points.push({ atMs, verdict: 'inconclusive', reason: `${n} of ${minRequests} requests` });
-      points.push({ atMs, verdict: p99 > limit ? 'failed' : 'passed', value: +p99.toFixed(3), reason: `P99 ${p99.toFixed(1)}ms vs ${limit.toFixed(1)}ms` });
+      const p99 = p99InMs({ seconds: canary.p99[i]!, ...(canary.buckets?.[i] ? { bucket: canary.buckets[i] } : {}) });
+      const limit = gate.max ?? (stable ? +(stable.p99[i]! * 1000 * gate.maxFactor!).toFixed(3) : NaN);
+      if (n < minRequests || !p99 || Number.isNaN(limit)) return points.push({ atMs, verdict: 'inconclusive', reason: `${n} of ${minRequests} requests` });
+      // As a live check judges it: beyond the histogram's highest bound, a limit above it cannot be judged.
+      const beyond = p99.bucket !== undefined && p99.bucket.upper === undefined;
+      const verdict = beyond ? (limit > p99.bucket!.lower ? 'inconclusive' : 'failed') : p99.ms > limit ? 'failed' : 'passed';
+      points.push({ atMs, verdict, value: p99.ms, ...(p99.bucket ? { bucket: p99.bucket } : {}), reason: `P99 ${saidP99(p99, limit)} vs ${+limit.toFixed(1)}ms` });
     });
   } else if (gate.type === 'journey') {
     for (const atMs of times) points.push({ atMs, verdict: 'inconclusive', reason: 'journeys run live against the versions; there is nothing to replay' });

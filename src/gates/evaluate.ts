@@ -4,13 +4,14 @@
  * query failing is an `error` verdict, never a pass; no traffic is `inconclusive`.
  */
 import type { GateConfig } from '../config/schema.js';
-import type { Plan } from '../engine/plan.js';
-import type { ErrorRateGate, Measurement, Metrics, MetricScope, RequestCounts } from '../metrics/metrics.js';
+import type { Plan, StepIndex } from '../engine/plan.js';
+import type { ErrorRateGate, LatencyP99, Measurement, Metrics, MetricScope, RequestCounts } from '../metrics/metrics.js';
+import { formatP99 } from '../ui/numbers.js';
 import { DEFAULT_JOURNEY_MAX_INCREASE, emptyJourneyMemory, journeyBase, runJourney, type JourneyGate, type JourneyMemory, type JourneyRun } from './journey.js';
 import { emptyMemory, ladderDecision, lookSpacing, planMargins, type LadderMemory } from './ladder.js';
 import { errorRateDecision } from './stats.js';
 import { judgePerOrg, type PerOrgOutcome } from './per-org.js';
-import type { GateResult, Verdict } from './types.js';
+import type { GateResult, LatencyBucket, Verdict } from './types.js';
 
 /** Where and when gates look. */
 export interface GateWindow {
@@ -20,9 +21,9 @@ export interface GateWindow {
   /** Window start (the hold's start) and the evaluation time, epoch ms. */
   startMs: number;
   atMs: number;
-  /** The rollout's plan and step, and when the step's hold ends: the ladder's margins and looks. */
+  /** The rollout's plan and step (its index, from 0), and when the step's hold ends: the ladder's margins and looks. */
   plan?: Plan;
-  step?: number;
+  step?: StepIndex;
   holdUntilMs?: number;
   /** What each gate carried from its previous check, by gate name. */
   memory?: Record<string, unknown>;
@@ -114,6 +115,23 @@ function ladderResult(
         ? `${rates}: at most +${points(Math.max(0, d.upperBound))} points over ${count(d.requests)} requests, within this step's +${points(x.margin)}`
         : `${count(d.requests)} of ~${count(d.requestsNeeded)} requests needed to rule out +${points(x.margin)} points${reference ? ` over ${w.stable}'s hour before the rollout` : ''}`;
   return { ...x.base, verdict: d.verdict, value: pct(d.canaryRate), baseline: pct(d.stableRate), threshold: pct(d.stableRate + x.margin), samples, queries: x.queries, reason, memory: d.memory };
+}
+
+/** A P99 in ms, with the histogram bucket it lies in (ms); undefined when the source could not tell. */
+export function p99InMs(p: LatencyP99 | undefined): { ms: number; bucket?: LatencyBucket } | undefined {
+  if (!p || Number.isNaN(p.seconds)) return undefined;
+  const ms = (s: number) => +(s * 1000).toFixed(3);
+  if (!p.bucket) return { ms: ms(p.seconds) };
+  return { ms: ms(p.seconds), bucket: { lower: ms(p.bucket.lower), ...(Number.isFinite(p.bucket.upper) ? { upper: ms(p.bucket.upper) } : {}) } };
+}
+
+/**
+ * A P99 as a gate's reason says it: its bucket's bound (`≤ 5ms`), with the estimate beside it
+ * where the bound alone does not settle the comparison with `limitMs`.
+ */
+export function saidP99(p: { ms: number; bucket?: LatencyBucket }, limitMs: number): string {
+  const said = formatP99(p.ms, p.bucket);
+  return p.bucket?.upper !== undefined && p.bucket.upper > limitMs ? `${said} (estimated ${p.ms}ms)` : said;
 }
 
 /** The hour of stable's traffic before the rollout began (`baseline: history`), read once and remembered. */
@@ -278,35 +296,45 @@ export async function evaluateGate(gate: GateConfig, metrics: Metrics, w: GateWi
 
   if (gate.type === 'latencyP99') {
     const minRequests = gate.minRequests ?? DEFAULT_MIN_REQUESTS;
-    const answers = await Promise.all([
+    const [p99, count, stableP99] = await Promise.all([
       metrics.latencyP99(gate, scope(w.candidate)),
       metrics.latencyRequests(gate, scope(w.candidate)),
-      ...(gate.maxFactor !== undefined ? [metrics.latencyP99(gate, scope(w.stable))] : []),
+      gate.maxFactor !== undefined ? metrics.latencyP99(gate, scope(w.stable)) : undefined,
     ]);
+    const answers = [p99, count, ...(stableP99 ? [stableP99] : [])];
     const queries = sentBy(answers);
     const error = errorVerdict(metrics, answers);
     if (error) return { ...base, ...error, queries };
-    const [p99, count, stableP99] = answers.map(valueOf);
-    const n = Math.round(count ?? 0);
-    const ms = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? undefined : +(x * 1000).toFixed(3));
-    const canaryMs = ms(p99);
-    const stableMs = ms(stableP99);
-    const limitMs = gate.max !== undefined ? gate.max : stableMs !== undefined ? stableMs * gate.maxFactor! : undefined;
+    const n = Math.round(valueOf(count) ?? 0);
+    const canary = p99InMs(valueOf(p99));
+    const stable = stableP99 && p99InMs(valueOf(stableP99));
+    const limitMs = gate.max !== undefined ? gate.max : stable !== undefined ? +(stable.ms * gate.maxFactor!).toFixed(3) : undefined;
     const samples = { canary: n, needed: minRequests };
-    if (n < minRequests || canaryMs === undefined) {
-      return { ...base, verdict: 'inconclusive', reason: `${n} of ${minRequests} requests needed for a P99`, queries, samples, ...(canaryMs !== undefined ? { value: canaryMs } : {}) };
+    const measured = canary && { value: canary.ms, ...(canary.bucket ? { bucket: canary.bucket } : {}) };
+    if (n < minRequests || canary === undefined) {
+      return { ...base, verdict: 'inconclusive', reason: `${n} of ${minRequests} requests needed for a P99`, queries, samples, ...measured };
     }
-    if (limitMs === undefined) return { ...base, verdict: 'inconclusive', reason: `no P99 for ${w.stable} to compare with`, queries, samples, value: canaryMs };
-    const failed = canaryMs > limitMs;
+    if (limitMs === undefined) return { ...base, verdict: 'inconclusive', reason: `no P99 for ${w.stable} to compare with`, queries, samples, ...measured };
+    const baseline = stable && { baseline: stable.ms, ...(stable.bucket ? { baselineBucket: stable.bucket } : {}) };
+    // The limit is stable's estimate times the factor: say both the bucket and the estimate.
+    const stableSaid = stable && (stable.bucket ? `${formatP99(stable.ms, stable.bucket)}, estimated ${stable.ms}ms,` : `${stable.ms}ms`);
+    const against = gate.maxFactor !== undefined && stable ? ` (${w.stable} ${stableSaid} × ${gate.maxFactor})` : '';
+    // Beyond the histogram's highest bound the estimate is that bound: the P99 is over a limit at
+    // or below it, and a limit above it cannot be judged — never a pass.
+    const beyond = canary.bucket !== undefined && canary.bucket.upper === undefined;
+    if (beyond && limitMs > canary.bucket!.lower) {
+      return { ...base, verdict: 'inconclusive', reason: `${w.candidate} P99 ${formatP99(canary.ms, canary.bucket)}, beyond the histogram's highest bucket: it cannot tell whether that is within ${limitMs}ms${against}`, queries, samples, ...measured, threshold: limitMs, ...baseline };
+    }
+    const failed = beyond || canary.ms > limitMs;
     return {
       ...base,
       verdict: failed ? 'failed' : 'passed',
-      value: canaryMs,
-      threshold: +limitMs.toFixed(3),
-      ...(stableMs !== undefined ? { baseline: stableMs } : {}),
+      ...measured,
+      threshold: limitMs,
+      ...baseline,
       samples,
       queries,
-      reason: `${w.candidate} P99 ${canaryMs}ms ${failed ? '>' : '≤'} ${+limitMs.toFixed(3)}ms${gate.maxFactor !== undefined ? ` (${w.stable} ${stableMs}ms × ${gate.maxFactor})` : ''}`,
+      reason: `${w.candidate} P99 ${saidP99(canary, limitMs)} ${failed ? '>' : '≤'} ${limitMs}ms${against}`,
     };
   }
 

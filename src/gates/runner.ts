@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { GateRunner } from '../engine/machine.js';
-import type { Plan, Traffic } from '../engine/plan.js';
+import { stepNumberOf, type Plan, type StepNumber, type Traffic } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -110,7 +110,8 @@ export async function measureTraffic(config: Config, metrics: Metrics, stable: s
 /** One step's error-rate margin as `deploy plan` shows it. */
 export interface StepMargin {
   gate: string;
-  step: number;
+  /** The step, from 1. */
+  step: StepNumber;
   /** Fraction: 0.001 = 0.1 points. */
   margin: number;
   /** Candidate requests the margin needs (95% of healthy candidates pass), over every step so far. */
@@ -135,7 +136,7 @@ export function stepMargins(config: Config, plan: Plan): StepMargin[] {
       if (margin === undefined) return;
       out.push({
         gate: g.name,
-        step: i,
+        step: stepNumberOf(i),
         margin,
         // A latency bound at the P99 leaves 1% of requests slower than it.
         requestsNeeded: requestsForMargin(margin, g.type === 'errorRate' ? (plan.traffic?.errorRate ?? 0.005) : 0.01, alpha),

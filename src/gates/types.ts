@@ -7,6 +7,12 @@
 /** The four answers a gate can give. */
 export type Verdict = 'passed' | 'failed' | 'inconclusive' | 'error';
 
+/** The histogram bucket a P99 lies in, in ms: above `lower`, at most `upper` (none: beyond the histogram's highest bound). */
+export interface LatencyBucket {
+  lower: number;
+  upper?: number;
+}
+
 /** One evaluation of one gate. */
 export interface GateResult {
   gate: string;
@@ -18,6 +24,14 @@ export interface GateResult {
   threshold?: number;
   /** Baseline value where the gate has one (stable's error rate in %, stable's p99 in ms). */
   baseline?: number;
+  /**
+   * A latency gate on a histogram: the bucket (ms) its P99 lies in. `value` is Prometheus'
+   * estimate, interpolated inside it; what the histogram knows is lower < P99 ≤ upper (no
+   * `upper`: beyond its highest bound, and `value` is that bound).
+   */
+  bucket?: LatencyBucket;
+  /** The same for the baseline's P99. */
+  baselineBucket?: LatencyBucket;
   /** Sample sizes and statistics, for status, the console and the audit log. */
   samples?: {
     canary: number;

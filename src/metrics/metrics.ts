@@ -58,6 +58,24 @@ export type Measurement<T> = ({ kind: 'data'; value: T } | { kind: 'no-data' } |
 /** A preflight of one gate: every query accepted (no-data when one found nothing yet), or the first failure. */
 export type GateCheck = ({ kind: 'data' } | { kind: 'no-data' } | MetricsFailure) & { sent: string[] };
 
+/**
+ * A P99 latency in seconds, NaN when the source cannot tell. From a histogram it is an estimate,
+ * interpolated inside one bucket, and `bucket` says which: the P99 is above `lower` and at most
+ * `upper` (Infinity when it lies beyond the histogram's highest bound, where the estimate is that
+ * bound). A source that measures percentiles (CloudWatch) gives no bucket.
+ */
+export interface LatencyP99 {
+  seconds: number;
+  bucket?: { lower: number; upper: number };
+}
+
+/** A replay's P99s (seconds) and requests at each check, with the bucket of each P99 where a histogram gave it. */
+export interface ReplayedLatency {
+  p99: number[];
+  requests: number[];
+  buckets?: (LatencyP99['bucket'] | undefined)[];
+}
+
 /** Requests and failed requests, as counted (not rounded). */
 export interface RequestCounts {
   requests: number;
@@ -75,8 +93,8 @@ export interface Metrics {
   requestCounts(gate: ErrorRateGate, scope: MetricScope): Promise<Measurement<RequestCounts>>;
   /** The same per org of the version (errorRate `perOrg`), by org id; no-data when no org was counted. */
   requestCountsByOrg(gate: ErrorRateGate, scope: MetricScope): Promise<Measurement<Map<string, RequestCounts>>>;
-  /** P99 latency of `scope.version` in seconds (latencyP99); NaN when the source cannot tell. */
-  latencyP99(gate: LatencyGate, scope: MetricScope): Promise<Measurement<number>>;
+  /** P99 latency of `scope.version` (latencyP99), with the histogram bucket it lies in where it comes from one. */
+  latencyP99(gate: LatencyGate, scope: MetricScope): Promise<Measurement<LatencyP99>>;
   /** Requests the P99 was taken over (latencyP99). */
   latencyRequests(gate: LatencyGate, scope: MetricScope): Promise<Measurement<number>>;
   /**
@@ -89,8 +107,11 @@ export interface Metrics {
 
   /** Requests and failed requests from the replay's start to each check; no-data when none were counted. */
   replayRequestCounts(gate: ErrorRateGate, scope: ReplayScope): Promise<Measurement<{ requests: number[]; errors: number[] }>>;
-  /** P99 (seconds, NaN when it cannot tell) and requests from the replay's start to each check; no-data when none were counted. */
-  replayLatency(gate: LatencyGate, scope: ReplayScope): Promise<Measurement<{ p99: number[]; requests: number[] }>>;
+  /**
+   * P99 (seconds, NaN when it cannot tell) and requests from the replay's start to each check,
+   * and from a histogram the bucket each P99 lies in; no-data when none were counted.
+   */
+  replayLatency(gate: LatencyGate, scope: ReplayScope): Promise<Measurement<ReplayedLatency>>;
   /** A query gate's value at each check over the interval before it: one row per series (missing points 0). */
   replayQueryValues(gate: QueryGate, scope: ReplayScope): Promise<Measurement<number[][]>>;
 

@@ -6,6 +6,7 @@
  */
 import { formatDuration } from '../config/units.js';
 import type { EngineEvent } from '../engine/events.js';
+import type { StepNumber } from '../engine/plan.js';
 import type { PauseReason } from '../engine/state.js';
 import { formatWeights } from '../ui/plain.js';
 import type { Trigger } from './schema.js';
@@ -72,7 +73,7 @@ export class TriggerTracker {
       facts: facts.filter(([, v]) => v !== ''),
       event: e,
     });
-    const ofStep = (step: number) => (seen.steps !== undefined ? `${step + 1}/${seen.steps}` : `${step + 1}`);
+    const ofStep = (step: StepNumber) => (seen.steps !== undefined ? `${step}/${seen.steps}` : `${step}`);
     switch (e.event) {
       case 'started':
         Object.assign(seen, { stable: e.stable, candidate: e.candidate, steps: e.steps.length });

@@ -5,6 +5,7 @@
  * does not know is still listed, by its name, so a report never hides a record.
  */
 import { formatDuration } from '../config/units.js';
+import type { LatencyBucket } from '../gates/types.js';
 import type { AuditRecord } from '../state/store.js';
 import { formatWeights } from '../ui/plain.js';
 import type { ChainReport, Decision, DecisionKind } from './model.js';
@@ -32,14 +33,15 @@ const weightsOf = (v: unknown): Record<string, number> | undefined =>
 /** One record as a decision of the report. */
 export function describeRecord(r: AuditRecord, w: Wording): Decision {
   const d = r.detail ?? {};
+  // Records count steps as people do, from 1.
   const step = num(d.step);
-  const stepText = (i: number | undefined) => (i === undefined || i < 0 ? 'before the first step' : `step ${i + 1}/${w.steps}`);
+  const stepText = (n: number | undefined) => (n === undefined || n < 1 ? 'before the first step' : `step ${n}/${w.steps}`);
   const make = (kind: DecisionKind, what: string, detail?: string, operator = false): Decision => ({
     seq: r.seq,
     at: r.at,
     kind,
     actor: r.actor,
-    ...(step !== undefined && step >= 0 ? { step } : {}),
+    ...(step !== undefined && step >= 1 ? { step } : {}),
     what,
     ...(detail ? { detail } : {}),
     operator,
@@ -107,6 +109,17 @@ const generation = (d: Record<string, unknown>) => (num(d.generation) !== undefi
 function compact(detail: Record<string, unknown>): string {
   const text = JSON.stringify(detail);
   return text.length > 300 ? `${text.slice(0, 299)}…` : text;
+}
+
+/**
+ * A measured number for the report's tables (plain text: each renderer escapes it). A P99 from a
+ * histogram is said by its bucket, its estimate beside it: `≤ 5 (est. 4.95)`.
+ */
+export function measuredText(x: number | undefined, bucket?: LatencyBucket): string {
+  if (x === undefined) return '';
+  const n = (v: number) => String(+v.toPrecision(4));
+  if (!bucket) return n(x);
+  return `${bucket.upper !== undefined ? `≤ ${n(bucket.upper)}` : `> ${n(bucket.lower)}`} (est. ${n(x)})`;
 }
 
 /** The audit chain's verdict in one sentence (plain text: each renderer escapes it). */

@@ -4,6 +4,7 @@
  * without a store. The audit log is the source; the state adds what only it holds (the plan's
  * holds, the latest gate results) when it is the same rollout's.
  */
+import { stepNumberOf, type StepNumber } from '../engine/plan.js';
 import type { Phase, RolloutState } from '../engine/state.js';
 import type { GateResult } from '../gates/types.js';
 import type { Weights } from '../routers/router.js';
@@ -119,7 +120,7 @@ function trafficOf(records: AuditRecord[], stable: string, candidate: string, st
 /** Every recorded measurement of each gate: verdict changes, a rollback's evidence, the latest in state. */
 function gateSeries(records: AuditRecord[], state: RolloutState | undefined): GateSeries[] {
   const byGate = new Map<string, GateSeries>();
-  const add = (r: Partial<GateResult>, step: number, source: GatePoint['source'], fallbackAt: string) => {
+  const add = (r: Partial<GateResult>, step: StepNumber, source: GatePoint['source'], fallbackAt: string) => {
     if (typeof r.gate !== 'string' || typeof r.verdict !== 'string') return;
     const series = byGate.get(r.gate) ?? { gate: r.gate, ...(r.type ? { type: r.type } : {}), points: [] };
     byGate.set(r.gate, series);
@@ -133,19 +134,22 @@ function gateSeries(records: AuditRecord[], state: RolloutState | undefined): Ga
       ...(typeof r.value === 'number' ? { value: r.value } : {}),
       ...(typeof r.threshold === 'number' ? { threshold: r.threshold } : {}),
       ...(typeof r.baseline === 'number' ? { baseline: r.baseline } : {}),
+      ...(r.bucket ? { bucket: r.bucket } : {}),
+      ...(r.baselineBucket ? { baselineBucket: r.baselineBucket } : {}),
       ...(r.samples ? { samples: r.samples } : {}),
       reason: typeof r.reason === 'string' ? r.reason : '',
       source,
     });
   };
+  // Records count steps as people do, from 1; the stored state from 0.
   for (const r of records) {
-    const step = typeof r.detail?.step === 'number' ? r.detail.step : -1;
+    const step = typeof r.detail?.step === 'number' ? r.detail.step : 0;
     if (r.action === 'gate.verdict') add(r.detail as Partial<GateResult>, step, 'verdict', r.at);
     else if ((r.action === 'rollout.rolled_back' || r.action === 'rollout.aborted') && Array.isArray(r.detail?.gates)) {
       for (const g of r.detail.gates as Partial<GateResult>[]) add(g, step, 'evidence', r.at);
     }
   }
-  for (const g of state?.gates ?? []) add(g, state!.step, 'latest', state!.updatedAt);
+  for (const g of state?.gates ?? []) add(g, stepNumberOf(state!.step), 'latest', state!.updatedAt);
   for (const s of byGate.values()) s.points.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
   return [...byGate.values()];
 }
@@ -169,16 +173,17 @@ function safetyOf(records: AuditRecord[], ending: AuditRecord | undefined): Safe
   return { from: failed.at, fromWhat: `gate ${failed.gate} failed`, at: ending.at, afterMs: Math.max(0, Date.parse(ending.at) - Date.parse(failed.at)) };
 }
 
-/** When the rollout entered and left each step of its plan, and how it left. */
+/** When the rollout entered and left each step of its plan, and how it left (records count steps from 1). */
 function stepSpans(records: AuditRecord[], plan: RolloutReport['plan'], phase: Phase): StepSpan[] {
   const moves = records.filter((r) => r.action in TRAFFIC_ACTIONS);
-  const reached = Math.max(-1, ...moves.map((r) => (r.action === 'step.entered' && typeof r.detail?.step === 'number' ? r.detail.step : -1)));
+  const reached = Math.max(0, ...moves.map((r) => (r.action === 'step.entered' && typeof r.detail?.step === 'number' ? r.detail.step : 0)));
   return plan.map((s, index) => {
-    const base = { index, weight: s.weight, ...(s.holdMs !== undefined ? { holdMs: s.holdMs } : {}) };
-    const enteredAt = moves.findIndex((r) => r.action === 'step.entered' && r.detail?.step === index);
-    if (enteredAt < 0) return { ...base, ended: index < reached ? 'skipped' : 'not reached' };
+    const step = stepNumberOf(index);
+    const base = { step, weight: s.weight, ...(s.holdMs !== undefined ? { holdMs: s.holdMs } : {}) };
+    const enteredAt = moves.findIndex((r) => r.action === 'step.entered' && r.detail?.step === step);
+    if (enteredAt < 0) return { ...base, ended: step < reached ? 'skipped' : 'not reached' };
     const entered = moves[enteredAt]!;
-    const left = moves.slice(enteredAt + 1).find((r) => !(r.action === 'step.entered' && r.detail?.step === index));
+    const left = moves.slice(enteredAt + 1).find((r) => !(r.action === 'step.entered' && r.detail?.step === step));
     if (!left) {
       return { ...base, enteredAt: entered.at, ended: ['promoted', 'rolled_back', 'aborted', 'failed'].includes(phase) ? phase.replace('_', ' ') : 'still here' };
     }

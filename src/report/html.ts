@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatDuration } from '../config/units.js';
 import { formatWeights } from '../ui/plain.js';
-import { chainVerdict } from './decisions.js';
+import { chainVerdict, measuredText } from './decisions.js';
 import type { Decision, GateSeries, RolloutReport } from './model.js';
 import { PAGE_SCRIPT } from './page-script.js';
 
@@ -126,7 +126,7 @@ function gateSection(g: GateSeries, index: number): string {
     const s = p.samples;
     const requests = s ? `${s.canary}${s.stable !== undefined ? ` / ${s.stable}` : ''}` : '';
     const evidence = s?.evidence !== undefined && s.rollbackAt !== undefined ? `${n(s.evidence)} of ${n(s.rollbackAt)}` : '';
-    return `<tr class="v-row-${e(p.verdict)}"><td>${e(time(p.at))}</td><td>${p.step >= 0 ? p.step + 1 : ''}</td><td class="v-${e(p.verdict)}">${e(p.verdict)}</td><td>${n(p.value)}</td><td>${n(p.threshold)}</td><td>${n(p.baseline)}</td><td>${e(requests)}</td><td>${evidence}</td><td>${e(p.reason)}</td></tr>`;
+    return `<tr class="v-row-${e(p.verdict)}"><td>${e(time(p.at))}</td><td>${p.step >= 1 ? p.step : ''}</td><td class="v-${e(p.verdict)}">${e(p.verdict)}</td><td>${e(measuredText(p.value, p.bucket))}</td><td>${n(p.threshold)}</td><td>${e(measuredText(p.baseline, p.baselineBucket))}</td><td>${e(requests)}</td><td>${evidence}</td><td>${e(p.reason)}</td></tr>`;
   });
   return `<div class="gate" data-gate="${e(g.gate)}"><h3>${e(g.gate)}${g.type ? ` <small>${e(g.type)}</small>` : ''}</h3>
 ${hasValues ? `<div class="chart" id="chart-gate-${index}"></div>` : '<p class="note">No measured value on record for this gate: its verdicts are below.</p>'}
@@ -138,14 +138,14 @@ ${hasValues ? `<div class="chart" id="chart-gate-${index}"></div>` : '<p class="
 function decisionTable(decisions: Decision[], r: RolloutReport, id: string): string {
   const e = escapeHtml;
   const start = Date.parse(r.startedAt);
-  const rows = decisions.map((d) => `<tr class="kind-${d.kind}" data-kind="${d.kind}" data-seq="${d.seq}"><td>${e(time(d.at))}</td><td>+${e(formatDuration(Math.max(0, Date.parse(d.at) - start)))}</td><td>${d.step !== undefined ? d.step + 1 : ''}</td><td class="what">${e(d.what)}</td><td>${e(d.actor)}${d.operator ? ' <span class="badge">operator</span>' : ''}</td><td class="detail">${e(d.detail ?? '')}</td></tr>`);
+  const rows = decisions.map((d) => `<tr class="kind-${d.kind}" data-kind="${d.kind}" data-seq="${d.seq}"><td>${e(time(d.at))}</td><td>+${e(formatDuration(Math.max(0, Date.parse(d.at) - start)))}</td><td>${d.step ?? ''}</td><td class="what">${e(d.what)}</td><td>${e(d.actor)}${d.operator ? ' <span class="badge">operator</span>' : ''}</td><td class="detail">${e(d.detail ?? '')}</td></tr>`);
   return `<table id="${id}"><thead><tr><th>at (UTC)</th><th>since start</th><th>step</th><th>what</th><th>who</th><th>why / detail</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 /** The plan's steps with their times. */
 function stepTable(r: RolloutReport): string {
   const e = escapeHtml;
-  const rows = r.steps.map((s) => `<tr><td>${s.index + 1}/${r.steps.length}</td><td>${s.weight}%</td><td>${s.holdMs !== undefined ? e(formatDuration(s.holdMs)) : ''}</td><td>${s.enteredAt ? e(time(s.enteredAt)) : ''}</td><td>${s.durationMs !== undefined ? e(formatDuration(s.durationMs)) : ''}</td><td>${e(s.ended)}</td></tr>`);
+  const rows = r.steps.map((s) => `<tr><td>${s.step}/${r.steps.length}</td><td>${s.weight}%</td><td>${s.holdMs !== undefined ? e(formatDuration(s.holdMs)) : ''}</td><td>${s.enteredAt ? e(time(s.enteredAt)) : ''}</td><td>${s.durationMs !== undefined ? e(formatDuration(s.durationMs)) : ''}</td><td>${e(s.ended)}</td></tr>`);
   return `<table id="steps-table"><thead><tr><th>step</th><th>weight</th><th>hold</th><th>entered</th><th>time at step</th><th>how it ended</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 

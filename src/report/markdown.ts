@@ -7,7 +7,7 @@
  */
 import { formatDuration } from '../config/units.js';
 import { formatWeights } from '../ui/plain.js';
-import { chainVerdict } from './decisions.js';
+import { chainVerdict, measuredText } from './decisions.js';
 import type { GatePoint, RolloutReport } from './model.js';
 
 /**
@@ -55,13 +55,13 @@ export function renderMarkdown(r: RolloutReport): string {
     lines.push('', '#### Gate checks on record', '', '| at | step | gate | verdict | value | threshold | baseline | requests (canary / stable) |', '|---|---|---|---|---|---|---|---|');
     for (const { gate, p } of checks) {
       const n = p.samples ? `${p.samples.canary}${p.samples.stable !== undefined ? ` / ${p.samples.stable}` : ''}` : '';
-      lines.push(`| ${clock(p.at)} | ${p.step >= 0 ? p.step + 1 : ''} | ${markdownCell(gate)} | ${p.verdict} | ${number(p.value)} | ${number(p.threshold)} | ${number(p.baseline)} | ${n} |`);
+      lines.push(`| ${clock(p.at)} | ${p.step >= 1 ? p.step : ''} | ${markdownCell(gate)} | ${p.verdict} | ${measuredText(p.value, p.bucket)} | ${number(p.threshold)} | ${measuredText(p.baseline, p.baselineBucket)} | ${n} |`);
     }
   }
   if (r.steps.length) {
     lines.push('', '#### Steps', '', '| step | weight | hold | entered | time at step | how it ended |', '|---|---|---|---|---|---|');
     for (const s of r.steps) {
-      lines.push(`| ${s.index + 1}/${r.steps.length} | ${s.weight}% | ${s.holdMs !== undefined ? formatDuration(s.holdMs) : ''} | ${s.enteredAt ? clock(s.enteredAt) : ''} | ${s.durationMs !== undefined ? formatDuration(s.durationMs) : ''} | ${s.ended} |`);
+      lines.push(`| ${s.step}/${r.steps.length} | ${s.weight}% | ${s.holdMs !== undefined ? formatDuration(s.holdMs) : ''} | ${s.enteredAt ? clock(s.enteredAt) : ''} | ${s.durationMs !== undefined ? formatDuration(s.durationMs) : ''} | ${s.ended} |`);
     }
   }
   lines.push('');

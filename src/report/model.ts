@@ -2,6 +2,7 @@
  * What a rollout report says, whatever it is rendered as (an HTML page, Markdown): the shape the
  * extraction fills from the audit log and the stored state, and the renderers only read.
  */
+import type { StepNumber } from '../engine/plan.js';
 import type { Phase } from '../engine/state.js';
 import type { GateResult, Verdict } from '../gates/types.js';
 import type { Weights } from '../routers/router.js';
@@ -20,12 +21,15 @@ export interface TrafficPoint {
 export interface GatePoint {
   /** When the gate measured (the result's own time, not the record's). */
   at: string;
-  /** Step index (0-based) the measurement was made at. */
-  step: number;
+  /** The step the measurement was made at, from 1 (0: not known). */
+  step: StepNumber;
   verdict: Verdict;
   value?: number;
   threshold?: number;
   baseline?: number;
+  /** A P99 from a histogram: the buckets the value and the baseline lie in (their estimates are interpolations). */
+  bucket?: GateResult['bucket'];
+  baselineBucket?: GateResult['baselineBucket'];
   samples?: GateResult['samples'];
   reason: string;
   /** Where the point was read: a change of verdict, the evidence of a rollback, the latest state. */
@@ -49,8 +53,8 @@ export interface Decision {
   kind: DecisionKind;
   /** Who the record names: the driver, or the person who asked. */
   actor: string;
-  /** Step index (0-based) it concerns, when it concerns one. */
-  step?: number;
+  /** The step it concerns, from 1, when it concerns one. */
+  step?: StepNumber;
   /** A short line: `step 2/5: v2 at 5%`, `gate errors failed`, `paused by an operator`. */
   what: string;
   /** The why: a gate's reason, an operator's reason, an error. */
@@ -61,7 +65,8 @@ export interface Decision {
 
 /** How long the rollout spent at one step, and how it left it. */
 export interface StepSpan {
-  index: number;
+  /** The step, from 1. */
+  step: StepNumber;
   weight: number;
   holdMs?: number;
   enteredAt?: string;

@@ -13,6 +13,7 @@ import { dirname, join, relative } from 'node:path';
 import { openProject, type Io } from '../cli/context.js';
 import { driveUnderLock, sleep } from '../cli/drive.js';
 import { startRollout, type EngineDeps } from '../engine/machine.js';
+import { stepNumberOf } from '../engine/plan.js';
 import { servingVersion, type RolloutState } from '../engine/state.js';
 import { ExitCode, OperationError } from '../errors.js';
 import { requestCount } from '../ui/numbers.js';
@@ -114,7 +115,7 @@ export async function runDemo(settings: DemoSettings, io: Io): Promise<DemoOutco
               out.result({ event: 'traffic', ...w, candidate, candidateShare: share(w, candidate) }, out.color.dim(text));
             }
           }
-          if (e.event === 'step' && candidate === 'v3' && e.step === 2 && !fault) {
+          if (e.event === 'step' && candidate === 'v3' && e.step === 3 && !fault) {
             // The bad release: errors start part-way into its third step.
             fault = { atMs: Date.now() };
             fault.timer = setTimeout(() => {
@@ -217,7 +218,7 @@ async function awaitRequest(state: RolloutState, deps: EngineDeps, leaseMs: numb
 export function waitingNote(state: RolloutState, hint: { deploy: string; file: string }): string {
   const watch = `\`${hint.deploy} watch -f ${hint.file}\``;
   const abort = `\`${hint.deploy} abort -f ${hint.file}\``;
-  const at = `step ${state.step + 1}`;
+  const at = `step ${stepNumberOf(state.step)}`;
   const why =
     state.paused?.reason === 'operator' ? `paused by ${state.paused.by} at ${at}`
     : state.paused?.reason === 'inconclusive' ? `the gates stayed inconclusive at ${at}`

@@ -39,7 +39,7 @@ export class GithubActions {
         this.started = { stable: e.stable, candidate: e.candidate, at: e.at, service: e.service };
         return;
       case 'step':
-        this.lines.push(`| ${clock(e.at)} | step ${e.step + 1}/${e.steps} | ${weights(e.weights)}${e.holdMs ? `, hold ${formatDuration(e.holdMs)}` : ''} |`);
+        this.lines.push(`| ${clock(e.at)} | step ${e.step}/${e.steps} | ${weights(e.weights)}${e.holdMs ? `, hold ${formatDuration(e.holdMs)}` : ''} |`);
         return;
       case 'gate':
         if (e.verdict === 'failed') this.lines.push(`| ${clock(e.at)} | gate ${e.gate} failed | ${e.reason.replace(/\|/g, '\\|')} |`);
@@ -49,8 +49,8 @@ export class GithubActions {
         this.lines.push(`| ${clock(e.at)} | ${e.cause === 'abort' ? 'aborted' : 'rolled back'} | ${weights(e.weights)}: ${e.reason.replace(/\|/g, '\\|')} |`);
         return;
       case 'paused':
-        this.stderr.write(`::warning title=Rollout paused::${escape(`${e.service} paused at step ${e.step + 1} (${e.reason}): \`deploy promote\` carries on`)}\n`);
-        this.lines.push(`| ${clock(e.at)} | paused at step ${e.step + 1} | ${e.reason} |`);
+        this.stderr.write(`::warning title=Rollout paused::${escape(`${e.service} paused at step ${e.step} (${e.reason}): \`deploy promote\` carries on`)}\n`);
+        this.lines.push(`| ${clock(e.at)} | paused at step ${e.step} | ${e.reason} |`);
         return;
       case 'error':
         if (!e.retrying) this.stderr.write(`::error title=Rollout error::${escape(e.message)}\n`);

@@ -42,7 +42,8 @@ export function createOutput(format: Format, colorFlag: boolean, streams: Stream
   let lastHold = 0;
   const lastVerdict = new Map<string, string>();
   const github = new GithubActions(streams.env, streams.stderr);
-  const jsonHold = { step: -1, at: 0 };
+  /** The last hold printed in JSON: which rollout's step, and when. */
+  const jsonHold = { key: '', at: 0 };
   return {
     format,
     color,
@@ -52,8 +53,9 @@ export function createOutput(format: Format, colorFlag: boolean, streams: Stream
         // A hold's progress: its first check, then at most every 30 s, not a line per check.
         if (event.event === 'hold') {
           const now = Date.parse(event.at);
-          if (event.step === jsonHold.step && now - jsonHold.at < JSON_HOLD_EVERY_MS) return;
-          jsonHold.step = event.step;
+          const key = `${event.rolloutId}:${event.step}`;
+          if (key === jsonHold.key && now - jsonHold.at < JSON_HOLD_EVERY_MS) return;
+          jsonHold.key = key;
           jsonHold.at = now;
         }
         streams.stdout.write(`${JSON.stringify(event)}\n`);

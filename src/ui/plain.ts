@@ -5,6 +5,7 @@
 import type { ChalkInstance } from 'chalk';
 import { formatDuration } from '../config/units.js';
 import type { EngineEvent } from '../engine/events.js';
+import { stepNumberOf } from '../engine/plan.js';
 import type { RolloutState } from '../engine/state.js';
 import type { GateResult } from '../gates/types.js';
 import type { Weights } from '../routers/router.js';
@@ -67,15 +68,15 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
     case 'started':
       return `${c.bold(e.service)}: rolling out ${c.cyan(e.candidate)} over ${e.stable} in ${e.steps.length} steps: ${e.steps.map((s) => `${s.weight}%`).join(' → ')}`;
     case 'step':
-      return `${clock(e.at)} step ${e.step + 1}/${e.steps} ${c.cyan(e.orgs !== undefined ? `${e.orgs} orgs` : e.targets ? formatShares(e.targets) : `${String(e.weight).padStart(3)}%`)}  ${formatWeights(e.weights)}${e.generation !== undefined ? c.dim(` (generation ${e.generation})`) : ''}${e.holdMs ? `, hold ${formatDuration(e.holdMs)} until ${clock(e.holdUntil)}` : ''}`;
+      return `${clock(e.at)} step ${e.step}/${e.steps} ${c.cyan(e.orgs !== undefined ? `${e.orgs} orgs` : e.targets ? formatShares(e.targets) : `${String(e.weight).padStart(3)}%`)}  ${formatWeights(e.weights)}${e.generation !== undefined ? c.dim(` (generation ${e.generation})`) : ''}${e.holdMs ? `, hold ${formatDuration(e.holdMs)} until ${clock(e.holdUntil)}` : ''}`;
     case 'weights':
       return undefined; // shown as part of the step or rollback line
     case 'hold':
-      return c.dim(`${clock(e.at)} holding step ${e.step + 1}: ${e.remainingMs > 0 ? `${formatDuration(e.remainingMs)} left` : 'hold over, waiting for the gates to pass'}`);
+      return c.dim(`${clock(e.at)} holding step ${e.step}: ${e.remainingMs > 0 ? `${formatDuration(e.remainingMs)} left` : 'hold over, waiting for the gates to pass'}`);
     case 'gate':
       return `${clock(e.at)} gate ${c.bold(e.gate)} ${verdictColour(e.verdict, c)}: ${e.reason}`;
     case 'paused':
-      return c.yellow(`${clock(e.at)} paused at step ${e.step + 1} (${PAUSE_TEXT[e.reason]}): run \`deploy ${e.reason === 'operator' || e.reason === 'stuck' ? 'resume' : 'promote'}\` to go on${e.reason === 'inconclusive' ? ', `deploy resume` to give the gates more time, or `deploy abort`' : e.reason === 'stuck' ? ' once it is fixed, or `deploy abort`' : ''}`);
+      return c.yellow(`${clock(e.at)} paused at step ${e.step} (${PAUSE_TEXT[e.reason]}): run \`deploy ${e.reason === 'operator' || e.reason === 'stuck' ? 'resume' : 'promote'}\` to go on${e.reason === 'inconclusive' ? ', `deploy resume` to give the gates more time, or `deploy abort`' : e.reason === 'stuck' ? ' once it is fixed, or `deploy abort`' : ''}`);
     case 'rollback':
       return c.red(
         `${clock(e.at)} ${e.cause === 'abort' ? `aborted${e.by ? ` by ${e.by}` : ''}` : 'rolled back'}: ${formatWeights(e.weights)} — ${e.reason}` +
@@ -90,7 +91,7 @@ export function renderEventLine(e: EngineEvent, c: ChalkInstance): string | unde
       return e.phase === 'promoted'
         ? c.green(`${clock(e.at)} done: promoted, ${formatWeights(e.weights)}`)
         : e.phase === 'detached'
-          ? c.yellow(`${clock(e.at)} stopped driving at step ${e.step + 1} (${formatWeights(e.weights)}); the state is kept: \`deploy resume\` carries on`)
+          ? c.yellow(`${clock(e.at)} stopped driving at step ${e.step} (${formatWeights(e.weights)}); the state is kept: \`deploy resume\` carries on`)
           : `${clock(e.at)} done: ${e.phase.replace('_', ' ')}, ${formatWeights(e.weights)}`;
   }
 }
@@ -110,12 +111,12 @@ export function renderStatus(s: RolloutState, now: number, c: ChalkInstance, mem
   const lines = [
     `${c.bold(s.service)}  ${s.stable} → ${c.cyan(s.candidate)}  rollout ${s.rolloutId}`,
     `phase     ${phaseColour(s.phase, c)}${s.paused ? ` (${s.paused.reason === 'operator' ? `by ${s.paused.by}` : `${PAUSE_TEXT[s.paused.reason]}: waiting for \`deploy promote\``})` : ''}`,
-    `step      ${s.step < 0 ? 'not started' : `${s.step + 1}/${s.plan.steps.length} (${step?.weight}%)`}   ${formatLadder(s)}`,
+    `step      ${s.step < 0 ? 'not started' : `${stepNumberOf(s.step)}/${s.plan.steps.length} (${step?.weight}%)`}   ${formatLadder(s)}`,
     `weights   ${formatWeights(s.weights)}${s.generation !== undefined ? c.dim(` (generation ${s.generation})`) : ''}`,
   ];
-  if (s.intent) lines.push(`in flight ${s.intent.to === 'holding' ? `step ${s.intent.step + 1}` : s.intent.to.replace('_', ' ')}: ${formatWeights(s.intent.weights)} (recorded ${clock(s.intent.at)}; \`deploy resume\` finishes it)`);
+  if (s.intent) lines.push(`in flight ${s.intent.to === 'holding' ? `step ${stepNumberOf(s.intent.step)}` : s.intent.to.replace('_', ' ')}: ${formatWeights(s.intent.weights)} (recorded ${clock(s.intent.at)}; \`deploy resume\` finishes it)`);
   if (s.phase === 'holding' && s.holdUntil) lines.push(`hold      ${formatDuration(Math.max(0, Date.parse(s.holdUntil) - now))} left (until ${clock(s.holdUntil)})`);
-  if (s.readying && !s.intent) lines.push(`readying  step ${s.readying.step + 1} since ${clock(s.readying.since)}: the workload's parts are on step ${s.step + 1} or ${s.readying.step + 1}`);
+  if (s.readying && !s.intent) lines.push(`readying  step ${stepNumberOf(s.readying.step)} since ${clock(s.readying.since)}: the workload's parts are on step ${stepNumberOf(s.step)} or ${stepNumberOf(s.readying.step)}`);
   for (const g of s.gates ?? []) lines.push(`gate      ${formatGate(g, c)}`);
   if (members instanceof Error) lines.push(c.red(`member    could not be read: ${members.message}`));
   else for (const m of members ?? []) lines.push(`member    ${formatMember(m)}`);

@@ -3,6 +3,7 @@
  * its third step (25%), with gates in each verdict, built by folding the events the engine emits.
  */
 import type { EngineEvent, GateEvent } from '../../src/engine/events.js';
+import type { StepIndex } from '../../src/engine/plan.js';
 import type { RolloutState } from '../../src/engine/state.js';
 import type { GateResult } from '../../src/gates/types.js';
 import { createModel, foldEvent, foldMembers, foldTargets, foldTick, type ConsoleModel } from '../../src/ui/console/model.js';
@@ -25,29 +26,30 @@ export const GATES: Omit<GateResult, 'at' | 'queries'>[] = [
   { gate: 'orders', type: 'query', verdict: 'error', reason: 'Prometheus unreachable' },
 ];
 
-/** A gate event at `ms`. */
-export function gateEvent(g: Omit<GateResult, 'at' | 'queries'>, ms: number, step = 2): GateEvent {
+/** A gate event at `ms`, checked at step `step` (from 1, as events count). */
+export function gateEvent(g: Omit<GateResult, 'at' | 'queries'>, ms: number, step = 3): GateEvent {
   return { ...base(ms), ...g, queries: [], event: 'gate', step };
 }
 
 /** The events of a rollout that reached step 3 (25%) at T0 + 2 min, with a 10-minute hold. */
 export function eventsToStep3(): EngineEvent[] {
   const steps = PLAN.steps.map((s) => ({ weight: s.weight, holdMs: s.holdMs, pause: s.pause }));
-  const step = (i: number, ms: number): EngineEvent => ({
+  // Events count steps from 1: step n is the plan's steps[n - 1].
+  const step = (n: number, ms: number): EngineEvent => ({
     ...base(ms),
     event: 'step',
-    step: i,
+    step: n,
     steps: 5,
-    weight: PLAN.steps[i]!.weight,
-    weights: { v1: 100 - PLAN.steps[i]!.weight, v2: PLAN.steps[i]!.weight },
+    weight: PLAN.steps[n - 1]!.weight,
+    weights: { v1: 100 - PLAN.steps[n - 1]!.weight, v2: PLAN.steps[n - 1]!.weight },
     holdMs: 600_000,
     holdUntil: iso(ms + 600_000),
   });
   return [
     { ...base(T0), event: 'started', stable: 'v1', candidate: 'v2', steps },
-    step(0, T0 + 1_000),
-    step(1, T0 + 60_000),
-    step(2, T0 + 120_000),
+    step(1, T0 + 1_000),
+    step(2, T0 + 60_000),
+    step(3, T0 + 120_000),
   ];
 }
 
@@ -65,7 +67,7 @@ export function holdingModel(): ConsoleModel {
 /** Paused by an operator with 6 minutes of the hold left. */
 export function pausedModel(): ConsoleModel {
   const m = holdingModel();
-  return foldEvent(m, { ...base(T0 + 240_000), event: 'paused', step: 2, reason: 'operator' });
+  return foldEvent(m, { ...base(T0 + 240_000), event: 'paused', step: 3, reason: 'operator' });
 }
 
 /** Rolled back by the p99 gate. */
@@ -73,7 +75,7 @@ export function rolledBackModel(): ConsoleModel {
   const m = holdingModel();
   const reason = 'gate p99 failed: v2 P99 740ms > 500ms';
   const rolled = foldEvent(m, { ...base(T0 + 361_000), event: 'rollback', cause: 'gate', reason, weights: { v1: 100 } });
-  return foldEvent(rolled, { ...base(T0 + 361_000), event: 'done', phase: 'rolled_back', exitCode: 3, step: 2, weights: { v1: 100 } });
+  return foldEvent(rolled, { ...base(T0 + 361_000), event: 'done', phase: 'rolled_back', exitCode: 3, step: 3, weights: { v1: 100 } });
 }
 
 /**
@@ -88,12 +90,12 @@ export function safeModel(): ConsoleModel {
   const reason = 'v2 errors 2.1% vs v1 0.2%: 37 failed requests more than v1\'s rate gives';
   m = foldEvent(m, gateEvent({ ...errors, verdict: 'failed', value: 2.1, reason, samples: { canary: 1900, excessFailures: 37 } }, T0 + 300_000));
   m = foldEvent(m, { ...base(T0 + 300_400), event: 'rollback', cause: 'gate', reason: `gate errors failed: ${reason}`, weights: { v1: 100 }, excessFailures: 37 });
-  m = foldEvent(m, { ...base(T0 + 300_400), event: 'done', phase: 'rolled_back', exitCode: 3, step: 2, weights: { v1: 100 }, excessFailures: 37 });
+  m = foldEvent(m, { ...base(T0 + 300_400), event: 'done', phase: 'rolled_back', exitCode: 3, step: 3, weights: { v1: 100 }, excessFailures: 37 });
   return foldTick(m, T0 + 302_000);
 }
 
-/** A stored state at step `step` (holding), as the engine saves it. */
-export function storedState(step: number, over: Partial<RolloutState> = {}): RolloutState {
+/** A stored state at step index `step` (from 0, as the state counts; holding), as the engine saves it. */
+export function storedState(step: StepIndex, over: Partial<RolloutState> = {}): RolloutState {
   const weight = PLAN.steps[step]!.weight;
   return {
     schema: 1,

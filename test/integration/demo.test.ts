@@ -21,7 +21,7 @@ describe('deploy demo', () => {
     expect(Math.abs(summary.excessFailures - summary.badRequests)).toBeLessThanOrEqual(Math.max(15, 0.5 * summary.badRequests));
     // The good release's last weighted step passed on the default rule, +0.1 points.
     const passes = events.filter((e) => e.event === 'gate' && e.gate === 'errors' && e.verdict === 'passed') as { step: number; samples: { margin: number } }[];
-    expect(passes.find((g) => g.step === 3)?.samples.margin).toBe(0.1);
+    expect(passes.find((g) => g.step === 4)?.samples.margin).toBe(0.1);
     const rollback = events.find((e) => e.event === 'rollback') as { excessFailures: number; reason: string };
     expect(rollback.reason).toMatch(/^gate errors failed: v3 errors/);
     expect(rollback.excessFailures).toBe(summary.excessFailures);

@@ -11,7 +11,7 @@ import { startLoad } from '../../src/sandbox/load.js';
 import { startFleetSandbox, type FleetSandbox } from '../helpers/fleet.js';
 import { followEvents, jsonLines, sample, waitFor } from '../helpers/sandbox.js';
 
-type StepEvent = { event: 'step'; step: number; weight: number; targets?: Record<string, number> };
+type StepEvent = { event: 'step'; step: number; steps: number; weight: number; targets?: Record<string, number> };
 
 /** Follow a driver's step events and, at each, read every region's live weights. */
 async function walk(fleet: FleetSandbox, run: ReturnType<FleetSandbox['deploy']>, steps: number): Promise<{ step: StepEvent; live: Record<string, Record<string, number>> }[]> {
@@ -39,8 +39,9 @@ describe('a fleet rollout through the CLI', () => {
     const walked = await walk(fleet, run, 3);
     const result = await run;
     expect(result.exitCode, result.stderr).toBe(0);
+    expect(walked.map((w) => [w.step.step, w.step.steps])).toEqual([[1, 3], [2, 3], [3, 3]]);
     for (const { step, live } of walked) {
-      for (const r of fleet.regions) expect(sameWeights(live[r.name]!, { v1: 100 - step.weight, v2: step.weight }), `${r.name} at step ${step.step + 1}: ${JSON.stringify(live)}`).toBe(true);
+      for (const r of fleet.regions) expect(sameWeights(live[r.name]!, { v1: 100 - step.weight, v2: step.weight }), `${r.name} at step ${step.step}: ${JSON.stringify(live)}`).toBe(true);
     }
     for (const r of fleet.regions) expect(await sample(r.listen, 200, 8)).toEqual({ byVersion: { v2: 200 }, failed: 0 });
     const status = jsonLines((await fleet.deploy(['status', '-o', 'json'])).stdout)[0] as { phase: string; fleet?: { target: string; generation: number; weights: Record<string, number> }[] };
@@ -65,7 +66,7 @@ describe('a fleet rollout through the CLI', () => {
     for (const { step, live } of walked) {
       for (const r of fleet.regions) {
         const share = step.targets![r.name]!;
-        expect(sameWeights(live[r.name]!, { v1: 100 - share, v2: share }), `${r.name} at step ${step.step + 1}: ${JSON.stringify(live)}`).toBe(true);
+        expect(sameWeights(live[r.name]!, { v1: 100 - share, v2: share }), `${r.name} at step ${step.step}: ${JSON.stringify(live)}`).toBe(true);
       }
     }
     for (const r of fleet.regions) expect(await sample(r.listen, 200, 8)).toEqual({ byVersion: { v2: 200 }, failed: 0 });

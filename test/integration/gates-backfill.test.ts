@@ -131,9 +131,13 @@ describe('gates on backfilled series', () => {
     const before = await evaluateGate(latency, provider, at(INCIDENT_S - 60, 10));
     expect(before.verdict).toBe('passed');
     expect(before.value).toBeLessThanOrEqual(100);
+    // Every answer within 100 ms: the bound alone settles the 500 ms limit.
+    expect(before).toMatchObject({ bucket: { lower: 0, upper: 100 }, reason: 'v2 P99 ≤ 100ms ≤ 500ms' });
     const during = await evaluateGate(latency, provider, at(END_S, 5));
     expect(during.verdict).toBe('failed');
     expect(during.value).toBeGreaterThan(500);
+    expect(during.bucket).toEqual({ lower: 500, upper: 1000 });
+    expect(during.reason).toMatch(/^v2 P99 ≤ 1000ms \(estimated [\d.]+ms\) > 500ms$/);
   });
 
   it('a custom query: NaN is inconclusive, a value is compared with the threshold', async () => {
@@ -173,7 +177,11 @@ describe('the CLI on backfilled series', () => {
     const to = new Date(END_S * 1000).toISOString();
     const r = await execa(DEPLOY, ['gates', 'backtest', '--from', from, '--to', to, '--candidate', 'v2', '--interval', '30s', '-o', 'json', '-f', file], { reject: false, env: { CI: 'true' } });
     expect(r.exitCode, r.stderr).toBe(0);
-    const results = jsonLines(r.stdout) as { gate: string; firstFailedAt?: string; points: { at: string; verdict: string }[] }[];
+    const results = jsonLines(r.stdout) as { gate: string; firstFailedAt?: string; points: { at: string; verdict: string; reason: string; bucket?: unknown }[] }[];
+    // The replayed P99 comes with its bucket as a live check's does.
+    const failedP99 = results.find((g) => g.gate === 'p99')!.points.find((p) => p.verdict === 'failed')!;
+    expect(failedP99.bucket).toEqual({ lower: 500, upper: 1000 });
+    expect(failedP99.reason).toMatch(/^P99 ≤ 1000ms \(estimated [\d.]+ms\) vs 500ms$/);
     for (const g of results) {
       expect(g.firstFailedAt, g.gate).toBeDefined();
       const failedS = Date.parse(g.firstFailedAt!) / 1000;

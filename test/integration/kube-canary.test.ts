@@ -133,11 +133,11 @@ describe('a canary on Kubernetes', () => {
     await watcher;
     expect(result.exitCode, result.stderr).toBe(0);
     expect(seen).toEqual([
-      { step: 0, shares: { api: 99, 'api-canary': 1 }, canaryReady: 1, canaryReplicas: 1 },
-      { step: 1, shares: { api: 95, 'api-canary': 5 }, canaryReady: 1, canaryReplicas: 1 },
-      { step: 2, shares: { api: 75, 'api-canary': 25 }, canaryReady: 1, canaryReplicas: 1 },
-      { step: 3, shares: { api: 50, 'api-canary': 50 }, canaryReady: 2, canaryReplicas: 2 },
-      { step: 4, shares: { api: 0, 'api-canary': 100 }, canaryReady: 4, canaryReplicas: 4 },
+      { step: 1, shares: { api: 99, 'api-canary': 1 }, canaryReady: 1, canaryReplicas: 1 },
+      { step: 2, shares: { api: 95, 'api-canary': 5 }, canaryReady: 1, canaryReplicas: 1 },
+      { step: 3, shares: { api: 75, 'api-canary': 25 }, canaryReady: 1, canaryReplicas: 1 },
+      { step: 4, shares: { api: 50, 'api-canary': 50 }, canaryReady: 2, canaryReplicas: 2 },
+      { step: 5, shares: { api: 0, 'api-canary': 100 }, canaryReady: 4, canaryReplicas: 4 },
     ]);
     // promoted: stable runs v2, takes all traffic, the canary is scaled to zero
     const stable = await p.deployment('api');
@@ -209,7 +209,7 @@ describe('a gate failure on Kubernetes, with real traffic through Traefik', () =
     const watcher = (async () => {
       while (!finished) {
         const seen = events().filter((e) => e.event === 'step' || e.event === 'rollback');
-        for (const e of seen.slice(marked)) mark(e.event === 'step' ? `step ${Number(e.step) + 1} (${e.weight}%)` : 'rollback');
+        for (const e of seen.slice(marked)) mark(e.event === 'step' ? `step ${Number(e.step)} (${e.weight}%)` : 'rollback');
         marked = seen.length;
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -234,7 +234,8 @@ describe('a gate failure on Kubernetes, with real traffic through Traefik', () =
 
     expect(result.exitCode, result.stderr).toBe(3);
     const rollback = events().find((e) => e.event === 'rollback')!;
-    expect(rollback.reason).toMatch(/^gate latency failed: v2 P99 [\d.]+ms > 250ms/);
+    // The 400 ms answers put the P99 in the (250 ms, 500 ms] bucket: its bound said, the estimate beside it.
+    expect(rollback.reason).toMatch(/^gate latency failed: v2 P99 ≤ 500ms \(estimated [\d.]+ms\) > 250ms/);
     expect(during.failures, 'requests that failed during the steps and the rollback').toEqual([]);
     expect(shares(await p.weights()).api).toBe(100);
     expect((await p.deployment('api-canary')).spec.replicas).toBe(0);
@@ -285,7 +286,7 @@ describe('drivers sharing the cluster', () => {
     const p = await project({ lease });
     const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
     const events = followEvents(run);
-    await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 1), 180_000);
+    await waitFor('step 2', () => events().some((e) => e.event === 'step' && e.step === 2), 180_000);
     run.kill('SIGKILL');
     await run;
     return { p, run };
@@ -324,7 +325,7 @@ describe('drivers sharing the cluster', () => {
     const p = await project({ steps: '      - { weight: 5, hold: 60s }\n      - { weight: 25, hold: 1s }\n      - { weight: 100, hold: 1s }' });
     const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
     const events = followEvents(run);
-    await waitFor('step 1', () => events().some((e) => e.event === 'step' && e.step === 0), 180_000);
+    await waitFor('step 1', () => events().some((e) => e.event === 'step' && e.step === 1), 180_000);
     const live = await p.route();
     const rules = live.spec.rules.map((rule) => ({ ...rule, backendRefs: rule.backendRefs?.map((b) => ({ ...b, weight: 50 })) }));
     await cluster.api('PUT', `/apis/gateway.networking.k8s.io/v1/namespaces/${p.ns}/httproutes/api`, { ...live, spec: { ...live.spec, hostnames: ['patients.example.test'], rules } });

@@ -111,7 +111,7 @@ async function engineRuns(sink: (e: EngineEvent) => void): Promise<void> {
         try {
           const result = await drive(s, { ...h.deps, lock, sleep: h.clock.sleep, leaseMs: 30_000, checkIntervalMs: 10_000, requestPollMs: 5_000, maxAttempts });
           const r = result.state;
-          emit(h.deps, r, { event: 'done', phase: r.phase, exitCode: result.exitCode, step: r.step, weights: r.weights, stable: r.stable, candidate: r.candidate, durationMs: h.clock.now - Date.parse(r.startedAt), ...(r.outcome ? { reason: r.outcome.reason } : {}) });
+          emit(h.deps, r, { event: 'done', phase: r.phase, exitCode: result.exitCode, weights: r.weights, stable: r.stable, candidate: r.candidate, durationMs: h.clock.now - Date.parse(r.startedAt), ...(r.outcome ? { reason: r.outcome.reason } : {}) });
           return r;
         } finally {
           await lock.release();

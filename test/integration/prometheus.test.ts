@@ -1,13 +1,18 @@
 /**
  * The Prometheus provider against a real Prometheus, started here on a free loopback port with
- * series backfilled by promtool, so every expected value is known to the sample. Fails, never
- * skips, when Prometheus cannot start.
+ * series backfilled by promtool, so every expected value is known to the sample: counters, and
+ * latency histograms whose P99 comes with the bucket it lies in. Fails, never skips, when
+ * Prometheus cannot start.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evaluateGate } from '../../src/gates/evaluate.js';
+import type { LatencyGate } from '../../src/metrics/metrics.js';
 import { PrometheusClient } from '../../src/metrics/prometheus/client.js';
+import { bucketBound, histogramQuantile } from '../../src/metrics/prometheus/histogram.js';
+import { PrometheusMetrics } from '../../src/metrics/prometheus/metrics.js';
 import { renderTemplate } from '../../src/metrics/prometheus/promql.js';
 import { backfillOpenMetrics, startPrometheus, type PrometheusProcess } from '../../src/sandbox/prometheus-process.js';
 
@@ -41,10 +46,27 @@ const series = {
   decoy: { labels: 'version="v2",code="200"', points: counter(0, () => 7) },
 };
 
+/**
+ * Latency histograms, 1,000 requests every 15 s: v3's P99 (rank 990) near the top of its
+ * (2.5 ms, 5 ms] bucket, where histogram_quantile answers 4.87 ms every time; v4's beyond its
+ * highest bound, 10 ms, where histogram_quantile answers that bound.
+ */
+const histograms: Record<string, Record<string, number>> = {
+  v3: { '0.001': 900, '0.0025': 900, '0.005': 995, '0.01': 1000, '+Inf': 1000 },
+  v4: { '0.001': 0, '0.0025': 0, '0.005': 900, '0.01': 980, '+Inf': 1000 },
+};
+
 function openMetrics(): string {
   const lines = ['# TYPE http_requests counter'];
   for (const s of Object.values(series)) {
     for (const [t, v] of s.points) lines.push(`http_requests_total{${s.labels}} ${v} ${t}`);
+  }
+  lines.push('# TYPE http_request_duration_seconds histogram');
+  for (const [version, buckets] of Object.entries(histograms)) {
+    for (const [le, n] of Object.entries(buckets)) {
+      for (const [t, v] of counter(0, () => n)) lines.push(`http_request_duration_seconds_bucket{version="${version}",le="${le}"} ${v} ${t}`);
+    }
+    for (const [t, v] of counter(0, () => buckets['+Inf']!)) lines.push(`http_request_duration_seconds_count{version="${version}"} ${v} ${t}`);
   }
   return `${lines.join('\n')}\n# EOF\n`;
 }
@@ -149,5 +171,47 @@ describe('PrometheusClient against a real Prometheus', () => {
 
     prometheus = await startPrometheus({ dataDir, port });
     expect(await impatient.query(V1_INCREASE, END_S * 1000)).toEqual({ kind: 'data', samples: [{ labels: {}, value: 160 }] });
+  });
+});
+
+describe('a P99 from a real Prometheus histogram', () => {
+  const gate = (max: number): LatencyGate => ({ name: 'p99', type: 'latencyP99', max });
+  const scope = (version: string) => ({ service: 'patient-api', version, stable: 'v1', windowSeconds: 600, atMs: END_S * 1000 });
+  const window = { service: 'patient-api', stable: 'v1', startMs: (END_S - 600) * 1000, atMs: END_S * 1000 };
+  let metrics: PrometheusMetrics;
+  beforeAll(() => {
+    metrics = new PrometheusMetrics(new PrometheusClient({ url: prometheus.url, timeoutMs: 2_000, retries: 1 }), undefined);
+  });
+
+  it('comes with the bucket histogram_quantile interpolated in, read from the same buckets', async () => {
+    const answer = await metrics.latencyP99(gate(10), scope('v3'));
+    if (answer.kind !== 'data') throw new Error(`expected data, got ${JSON.stringify(answer)}`);
+    // Prometheus' own estimate: 2.5 ms + 2.5 ms × (990 − 900) / (995 − 900).
+    expect(answer.value.seconds).toBeCloseTo(0.0025 + 0.0025 * (90 / 95), 9);
+    expect(answer.value.bucket).toEqual({ lower: 0.0025, upper: 0.005 });
+    expect(answer.sent).toEqual([
+      'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{version="v3"}[600s])))',
+      'sum by (le) (rate(http_request_duration_seconds_bucket{version="v3"}[600s]))',
+    ]);
+    // The same buckets through this module's histogram_quantile give Prometheus' answer.
+    const buckets = await provider.query(answer.sent[1]!, END_S * 1000);
+    if (buckets.kind !== 'data') throw new Error(`expected data, got ${JSON.stringify(buckets)}`);
+    expect(histogramQuantile(0.99, buckets.samples.map((b) => [bucketBound(b.labels.le!), b.value]))).toBeCloseTo(answer.value.seconds, 12);
+  });
+
+  it('the gate says the bucket bound, "≤ 5ms", and carries the estimate and the bucket', async () => {
+    const r = await evaluateGate(gate(10), metrics, { ...window, candidate: 'v3' });
+    expect(r).toMatchObject({ verdict: 'passed', threshold: 10, bucket: { lower: 2.5, upper: 5 }, reason: 'v3 P99 ≤ 5ms ≤ 10ms' });
+    expect(r.value).toBeCloseTo(4.868, 3);
+    expect(r.samples?.canary).toBe(40_000);
+    // A limit inside the bucket is judged by the estimate, and the reason says so.
+    expect(await evaluateGate(gate(4), metrics, { ...window, candidate: 'v3' })).toMatchObject({ verdict: 'failed', reason: 'v3 P99 ≤ 5ms (estimated 4.868ms) > 4ms' });
+  });
+
+  it('beyond the highest bucket: over a limit at its bound, and never a pass above it', async () => {
+    const answer = await metrics.latencyP99(gate(10), scope('v4'));
+    expect(answer).toMatchObject({ kind: 'data', value: { seconds: 0.01, bucket: { lower: 0.01, upper: Infinity } } });
+    expect(await evaluateGate(gate(8), metrics, { ...window, candidate: 'v4' })).toMatchObject({ verdict: 'failed', value: 10, bucket: { lower: 10 }, reason: 'v4 P99 > 10ms > 8ms' });
+    expect(await evaluateGate(gate(50), metrics, { ...window, candidate: 'v4' })).toMatchObject({ verdict: 'inconclusive', reason: "v4 P99 > 10ms, beyond the histogram's highest bucket: it cannot tell whether that is within 50ms" });
   });
 });

@@ -37,7 +37,7 @@ const DEPLOYMENTS = [
 /** Promotion order: the CronJob, the worker, the consumers, then the API; a rollback goes the other way. */
 const ORDER = ['cron', 'worker', 'lis-testresult', 'customer', 'homekit-register', 'api'];
 const WEIGHTS = [1, 5, 25, 50, 100];
-/** Desired replicas per member at each step of the default ladder: [candidate, stable]. */
+/** Desired replicas per member at each step of the default ladder, from the first: [candidate, stable]. */
 const AT_STEP: Record<string, [number, number][]> = {
   api: [[1, 4], [1, 4], [1, 4], [2, 4], [4, 4]],
   'lis-testresult': [[0, 2], [0, 2], [1, 1], [1, 1], [2, 0]],
@@ -282,10 +282,10 @@ describe('a release group on Kubernetes', () => {
     expect(result.exitCode, result.stderr).toBe(0);
 
     // At each step, every member's replicas per version as the API server has them.
-    expect(seen.map((s) => s.step)).toEqual([0, 1, 2, 3, 4]);
+    expect(seen.map((s) => s.step)).toEqual([1, 2, 3, 4, 5]);
     for (const { step, members } of seen) {
       for (const d of DEPLOYMENTS) {
-        const [candidate, stable] = AT_STEP[d.name]![step]!;
+        const [candidate, stable] = AT_STEP[d.name]![step - 1]!;
         const m = members[d.name]!;
         expect({ step, member: d.name, stable: m.stable, canary: m.canary }).toEqual({
           step,
@@ -389,10 +389,10 @@ gates:
     watch.stop();
     expect(result.exitCode, result.stderr).toBe(3);
     const gates = events().filter((e) => e.event === 'gate');
-    expect(gates.every((g) => g.step === 2), JSON.stringify(gates.map((g) => g.step))).toBe(true);
+    expect(gates.every((g) => g.step === 3), JSON.stringify(gates.map((g) => g.step))).toBe(true);
     const rollback = events().find((e) => e.event === 'rollback')!;
     expect(rollback.reason).toMatch(/^gate lis-failures failed: /);
-    expect(events().filter((e) => e.event === 'step').map((e) => e.step)).toEqual([0, 1, 2]);
+    expect(events().filter((e) => e.event === 'step').map((e) => e.step)).toEqual([1, 2, 3]);
 
     // Every member back on v1 at its size, no candidate running, the CronJob on v1 again.
     const after = await p.members();
@@ -435,7 +435,7 @@ describe('a failed Job of the candidate', () => {
     const p = await seedNamespace({ cron: ', switchAt: 5%, runningJobs: stop', steps: '      - { weight: 1, hold: 1s }\n      - { weight: 5, hold: 120s }\n      - { weight: 100, hold: 1s }' });
     const run = p.deploy(['promote', '--to', 'v2', '-o', 'json']);
     const events = followEvents(run);
-    await waitFor('step 2 (5%), where the CronJob runs v2', () => events().some((e) => e.event === 'step' && e.step === 1), 90_000);
+    await waitFor('step 2 (5%), where the CronJob runs v2', () => events().some((e) => e.event === 'step' && e.step === 2), 90_000);
     // Two Jobs of the candidate as the CronJob starts them (its jobTemplate, owned by it): one that
     // cannot be scheduled and runs on, one that cannot be scheduled and fails at its deadline.
     type CronFull = Cron & { metadata: { name: string }; spec: { jobTemplate: { metadata?: { labels?: Record<string, string> }; spec: { template: { spec: Record<string, unknown> } } } } };
@@ -538,8 +538,9 @@ describe('SIGKILL during a group’s steps and its promotion', () => {
       const over = ['promoted', 'rolled_back', 'aborted'].includes(s.phase);
       seen.push(s.promotion ? 'promotion' : s.readying || s.intent || s.waitingForTargets ? 'readying' : over ? (s.retiring ? 'retiring' : 'over') : s.phase);
       const last = WEIGHTS.length - 1;
-      // Steps a Deployment may be on: the recorded one, or the one being readied or written.
-      const allowed = [...new Set([s.step, s.readying?.step, s.intent?.step, s.waitingForTargets?.step].filter((i): i is number => i !== undefined))];
+      // Steps a Deployment may be on: the recorded one, or the one being readied or written —
+      // as rows of AT_STEP (status counts steps from 1, 0 before the first; the rows from 0).
+      const allowed = [...new Set([s.step, s.readying?.step, s.intent?.step, s.waitingForTargets?.step].filter((n): n is number => n !== undefined).map((n) => n - 1))];
       const promoting = s.promotion !== undefined || s.phase === 'promoted';
       const promoted = ORDER.map((name) => (name === 'cron' ? m.cron : m[name]!.stable.version) === s.candidate);
       if (s.phase === 'rolled_back' || s.phase === 'aborted') throw new Error(`no rollback was asked for: ${where}`);

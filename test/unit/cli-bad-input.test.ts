@@ -208,12 +208,22 @@ describe('commands on the none router', () => {
     writeFileSync(file, CONFIG.replace('hold: 1s', 'hold: 50ms'));
     const r = await runCli(['promote', '--to', 'v2', '-o', 'json', '-f', file]);
     expect(r.code, r.stderr).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; step?: number });
     expect(events.map((e) => e.event)).toEqual(expect.arrayContaining(['started', 'step', 'done']));
+    // Every step a person or a script sees counts from 1, as the text does.
+    expect(events.filter((e) => e.event === 'step').map((e) => e.step)).toEqual([1, 2]);
+    expect(events.find((e) => e.event === 'done')).toMatchObject({ phase: 'promoted', step: 2 });
     const status = await runCli(['status', '-f', file]);
     expect(status.stdout).toMatch(/phase\s+promoted/);
+    expect(status.stdout).toMatch(/step\s+2\/2 \(100%\)/);
+    const statusJson = JSON.parse((await runCli(['status', '-o', 'json', '-f', file])).stdout) as { step: number; plan: { steps: { step: number; weight: number }[] } };
+    expect(statusJson.step).toBe(2);
+    expect(statusJson.plan.steps.map((x) => [x.step, x.weight])).toEqual([[1, 10], [2, 100]]);
+    expect(statusJson.plan.steps[0]).not.toHaveProperty('index');
     const history = await runCli(['history', '-f', file]);
     expect(history.stdout).toMatch(/rollout\.promoted/);
+    expect(history.stdout).toMatch(/step\.entered.* \{"step":1,/);
+    expect(history.stdout).toMatch(/step\.entered.* \{"step":2,/);
     expect(history.stdout).toMatch(/chain verified: \d+ records/);
     const again = await runCli(['promote', '--to', 'v2', '-f', file]);
     expect(again.code).toBe(2);
@@ -242,7 +252,7 @@ describe('commands on the none router', () => {
     const init = await runCli(['init', '-f', file]);
     expect(init.code).toBe(0);
     const plan = await runCli(['plan', '-o', 'json', '-f', file]);
-    expect(JSON.parse(plan.stdout)).toMatchObject({ event: 'plan', steps: [{ weight: 1, holdMs: 1_800_000 }, { weight: 5 }, { weight: 25 }, { weight: 50, pause: true }, { weight: 100 }] });
+    expect(JSON.parse(plan.stdout)).toMatchObject({ event: 'plan', steps: [{ step: 1, weight: 1, holdMs: 1_800_000 }, { step: 2, weight: 5 }, { step: 3, weight: 25 }, { step: 4, weight: 50, pause: true }, { step: 5, weight: 100 }] });
     expect((await runCli(['init', '-f', file])).code).toBe(2);
     const schema = await runCli(['schema']);
     expect(JSON.parse(schema.stdout)).toHaveProperty('properties.router');

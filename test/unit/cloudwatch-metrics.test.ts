@@ -129,9 +129,11 @@ describe('cloudwatch measurements, CloudWatch answering at the client boundary',
   it('p99 as CloudWatch computes it judges the latency gate (moto cannot compute it)', async () => {
     const { send } = scripted(onePoint({ 'TargetResponseTime p99': 0.62, 'RequestCount Sum': 900 }));
     const metrics = metricsWith(send);
-    expect(await metrics.latencyP99(latency, scope('v2'))).toMatchObject({ kind: 'data', value: 0.62 });
+    // A measured percentile: no histogram bucket comes with it, and the reason says the value as it is.
+    expect(await metrics.latencyP99(latency, scope('v2'))).toEqual({ kind: 'data', value: { seconds: 0.62 }, sent: [expect.any(String)] });
     const result = await evaluateGate(latency, metrics, { service: 'patient-api', stable: 'v1', candidate: 'v2', startMs: T - 2 * MINUTE, atMs: T });
     expect(result).toMatchObject({ verdict: 'failed', value: 620, threshold: 500, reason: 'v2 P99 620ms > 500ms' });
+    expect(result).not.toHaveProperty('bucket');
   });
 
   it('PR(:max) gives the ladder its fast requests (moto cannot compute it)', async () => {

@@ -91,7 +91,7 @@ describe('folding engine events', () => {
   });
 
   it('carries on through a pause without a "done" line', () => {
-    const m = foldEvent(pausedModel(), { at: new Date(T0 + 240_000).toISOString(), service: 'patient-api', rolloutId: 'r1', event: 'done', phase: 'paused', exitCode: 4, step: 2, weights: { v1: 75, v2: 25 } });
+    const m = foldEvent(pausedModel(), { at: new Date(T0 + 240_000).toISOString(), service: 'patient-api', rolloutId: 'r1', event: 'done', phase: 'paused', exitCode: 4, step: 3, weights: { v1: 75, v2: 25 } });
     expect(m.log.map((l) => l.text).filter((t) => /done|paused/.test(t))).toEqual([]);
     expect(m.phase).toBe('paused');
   });
@@ -119,7 +119,7 @@ describe('folding engine events', () => {
     const m = holdingModel();
     const stale = storedState(1, { updatedAt: new Date(T0 + 60_000).toISOString() });
     const folded = foldState(m, stale, T0 + 360_000, true);
-    expect(folded.step).toBe(2);
+    expect(folded.step).toBe(3);
     expect(folded.weights.find((w) => w.version === 'v2')!.percent).toBe(25);
   });
 
@@ -184,7 +184,7 @@ describe('the same rollout seen by its driver and by a watcher', () => {
     let driven = createModel('drive', 'patient-api', T0);
     for (const e of events) driven = foldEvent(driven, e);
     // The watcher's first read found the previous rollout of the service.
-    let watched: ConsoleModel = { ...createModel('watch', 'patient-api', T0), seen: { rolloutId: 'r0', step: 4, phase: 'promoted', gateAt: {} } };
+    let watched: ConsoleModel = { ...createModel('watch', 'patient-api', T0), seen: { rolloutId: 'r0', stepIndex: 4, phase: 'promoted', gateAt: {} } };
     for (const st of saved) watched = foldState(watched, st, clock.now, false);
 
     expect(driven.log.map((l) => l.text)).toContain('10:01:20 gate errors passed: r');
@@ -278,6 +278,23 @@ describe('the same rollout seen by its driver and by a watcher', () => {
     watched = foldState(watched, saved.at(-1)!.state, clock.now, false, saved.at(-1)!.audit);
     expect(watched.log.map((l) => l.text)).toEqual(['10:00:05 aborted by nurse@ward: v1 100% — pressed a in the console', 'patient-api: rolling out v3 over v1 in 2 steps: 1% → 100%']);
     expect(watched.candidate).toBe('v3');
+  });
+
+  it('logs the end of a rollout a watcher missed even when a read of the audit log already held it', async () => {
+    const saved = recordSaves();
+    const plan = planCanary({ steps: [{ weight: 1, hold: 60_000 }] }, ['errors']);
+    const first = await tick(await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v2', plan }, deps), deps);
+    clock.now += 5_000;
+    await rollback(first, 'abort', 'from the console', deps);
+    const withAbort = await deps.store.audit.read();
+    await startRollout({ service: 'patient-api', stable: 'v1', candidate: 'v3', plan }, deps);
+    // One poll read the state still holding, then the log with the abort in it (it is read after
+    // the state); the next poll read the second rollout already begun.
+    const holding = saved.findIndex((x) => x.state.phase === 'holding');
+    let watched = foldState(createModel('watch', 'patient-api', T0), saved[holding]!.state, clock.now, false, saved[holding]!.audit);
+    watched = foldState(watched, saved[holding]!.state, clock.now, false, withAbort);
+    watched = foldState(watched, saved.at(-1)!.state, clock.now, false, saved.at(-1)!.audit);
+    expect(watched.log.map((l) => l.text)).toEqual(['10:00:05 aborted by nurse@ward: v1 100% — from the console', 'patient-api: rolling out v3 over v1 in 2 steps: 1% → 100%']);
   });
 
   it('logs each verdict change from the check that made it, to a watcher that missed checks too', async () => {

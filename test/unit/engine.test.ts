@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { drive } from '../../src/engine/driver.js';
 import type { EngineEvent } from '../../src/engine/events.js';
 import { type EngineDeps, pauseByOperator, promoteNow, rollback, startRollout, tick, unpause } from '../../src/engine/machine.js';
-import type { RolloutState } from '../../src/engine/state.js';
+import { stateForPeople, type RolloutState } from '../../src/engine/state.js';
 import { LocalStateStore } from '../../src/state/local/store.js';
 import { planCanary } from '../../strategies/canary.js';
 import { UsageError } from '../../src/errors.js';
@@ -50,6 +50,30 @@ describe('rollout engine', () => {
     expect(router.writes.map((w) => w.weights.v2)).toEqual([1, 5, 25, 50, 100]);
     expect((await store.load())?.phase).toBe('promoted');
     expect(await store.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it('events count steps as people do, from 1, where the state counts from 0', async () => {
+    let s = await tick(await start(planCanary({ steps: [{ weight: 10, hold: 60_000, pause: true }, { weight: 100, hold: 60_000 }] })), deps);
+    expect(s.step).toBe(0);
+    clock.now += 60_000;
+    s = await tick(s, deps);
+    expect([s.phase, s.step]).toEqual(['paused', 0]);
+    s = await unpause(s, 'promote', deps);
+    expect(s.step).toBe(1);
+    s = await rollback(s, 'abort', 'drill', deps);
+    const stepped = events.filter((e) => 'step' in e).map((e) => [e.event, (e as { step: number }).step]);
+    expect(stepped).toEqual([['step', 1], ['paused', 1], ['step', 2]]);
+    expect(events.find((e) => e.event === 'step')).toMatchObject({ step: 1, steps: 2, weight: 10 });
+  });
+
+  it('shows the stored state with every step counted from 1, the record itself unchanged', async () => {
+    const s = await tick(await start(), deps);
+    const at = new Date(clock.now).toISOString();
+    const stored: RolloutState = { ...s, intent: { to: 'holding', step: 1, weights: { v1: 95, v2: 5 }, at }, readying: { step: 1, since: at }, waitingForTargets: { since: at, detail: 'pods', step: 1 } };
+    const shown = stateForPeople(stored);
+    expect([shown.step, shown.intent?.step, shown.readying?.step, shown.waitingForTargets?.step]).toEqual([1, 2, 2, 2]);
+    expect(shown.plan.steps.map((x) => [x.step, x.weight])).toEqual([[1, 1], [2, 5], [3, 25], [4, 50], [5, 100]]);
+    expect([stored.step, stored.intent?.step, stored.plan.steps[0]!.index]).toEqual([0, 1, 0]);
   });
 
   it('records the intent before the write, so a failed write leaves a resumable state', async () => {

@@ -45,7 +45,6 @@ async function driveToEnd(state: RolloutState, h: ReturnType<typeof engine>, max
       event: 'done',
       phase: s.phase,
       exitCode: result.exitCode,
-      step: s.step,
       weights: s.weights,
       stable: s.stable,
       candidate: s.candidate,

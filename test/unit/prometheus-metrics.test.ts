@@ -63,6 +63,19 @@ describe('PrometheusMetrics', () => {
     expect(await new PrometheusMetrics(client, undefined).queryValue(gate, scope)).toEqual({ kind: 'data', value: [0.5, 2], sent: ['sum(x{version="v2"}[300s])'] });
   });
 
+  it('answers a P99 with Prometheus’ estimate and the bucket it lies in, both read at the window end', async () => {
+    const gate: LatencyGate = { name: 'p99', type: 'latencyP99', max: 10 };
+    const buckets = 'sum by (le) (rate(http_request_duration_seconds_bucket{version="v2"}[300s]))';
+    const p99 = `histogram_quantile(0.99, ${buckets})`;
+    const le = (bound: string, rate: number) => value(rate, { le: bound });
+    const { client, sent } = fakePromQL({ [p99]: data(value(0.0049)), [buckets]: data(le('0.001', 3), le('0.0025', 3), le('0.005', 3.317), le('0.01', 3.333), le('+Inf', 3.333)) });
+    const answer = await new PrometheusMetrics(client, undefined).latencyP99(gate, scope);
+    expect(answer).toEqual({ kind: 'data', value: { seconds: 0.0049, bucket: { lower: 0.0025, upper: 0.005 } }, sent: [p99, buckets] });
+    expect(sent.map((s) => s.timeMs)).toEqual([scope.atMs, scope.atMs]);
+    // No traffic: histogram_quantile finds nothing, and neither does the bucket.
+    expect(await new PrometheusMetrics(fakePromQL({}).client, undefined).latencyP99(gate, scope)).toEqual({ kind: 'no-data', sent: [p99, buckets] });
+  });
+
   it('checks a gate query by query at Prometheus’ clock, and stops at the first rejected one', async () => {
     const gate: LatencyGate = { name: 'slow', type: 'latencyP99', method: 'ladder', max: 500 };
     const candidateFast = 'sum(increase(http_request_duration_seconds_bucket{version="v2",le="0.5"}[60s]))';

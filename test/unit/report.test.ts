@@ -98,6 +98,20 @@ describe('deploy report: data and Markdown', () => {
   const report = async (rolloutId?: string): Promise<RolloutReport> =>
     extractReport({ service: 'patient-api', records: await store.audit.read(), state: await store.load(), verification: await store.audit.verify(), now: clock.now, ...(rolloutId ? { rolloutId } : {}) })!;
 
+  it('reads audit records that count steps as people do, from 1, where the state counts from 0', async () => {
+    const records = (await store.audit.read()).filter((r) => r.rolloutId === first && r.detail && 'step' in r.detail);
+    expect(records.map((r) => [r.action, r.detail!.step])).toEqual([
+      ['step.entered', 1],
+      ['gate.verdict', 1],
+      ['gate.verdict', 1],
+      ['rollout.paused', 1],
+      ['rollout.continued', 1],
+      ['step.entered', 2],
+      ['gate.verdict', 2],
+      ['rollout.rolled_back', 2],
+    ]);
+  });
+
   it('finds the rollouts in the log, the latest by default', async () => {
     expect(rolloutIds(await store.audit.read())).toEqual([first, second]);
     expect((await report()).rolloutId).toBe(second);
@@ -120,9 +134,9 @@ describe('deploy report: data and Markdown', () => {
     ]);
     expect(r.gates).toHaveLength(1);
     expect(r.gates[0]!.points.map((p) => [p.at.slice(11, 19), p.step, p.verdict, p.value, p.threshold, p.baseline, p.source])).toEqual([
-      ['10:00:10', 0, 'inconclusive', 0.4, 0.6, 0.5, 'verdict'],
-      ['10:00:20', 0, 'passed', 0.4, 0.6, 0.5, 'verdict'],
-      ['10:01:45', 1, 'failed', 4.2, 0.6, 0.5, 'verdict'],
+      ['10:00:10', 1, 'inconclusive', 0.4, 0.6, 0.5, 'verdict'],
+      ['10:00:20', 1, 'passed', 0.4, 0.6, 0.5, 'verdict'],
+      ['10:01:45', 2, 'failed', 4.2, 0.6, 0.5, 'verdict'],
     ]);
     expect(r.excessFailures).toBe(17);
     expect(r.safety).toEqual({ from: new Date(T0 + 105_000).toISOString(), fromWhat: 'gate errors failed', at: new Date(T0 + 105_000).toISOString(), afterMs: 0 });
@@ -142,9 +156,9 @@ describe('deploy report: data and Markdown', () => {
     expect(r.decisions.at(-1)?.detail).toBe('gate errors failed: v2 errors 4.2% vs v1 0.5%');
     expect(r.decisions.filter((d) => d.operator).map((d) => d.what)).toEqual(['started v1 → v2', 'paused at step 1/3', 'resumed at step 1/3']);
     expect(r.steps).toEqual([
-      { index: 0, weight: 5, enteredAt: '2026-11-22T10:00:00.000Z', leftAt: '2026-11-22T10:01:40.000Z', durationMs: 100_000, ended: 'next step' },
-      { index: 1, weight: 25, enteredAt: '2026-11-22T10:01:40.000Z', leftAt: '2026-11-22T10:01:45.000Z', durationMs: 5_000, ended: 'rolled back' },
-      { index: 2, weight: 100, ended: 'not reached' },
+      { step: 1, weight: 5, enteredAt: '2026-11-22T10:00:00.000Z', leftAt: '2026-11-22T10:01:40.000Z', durationMs: 100_000, ended: 'next step' },
+      { step: 2, weight: 25, enteredAt: '2026-11-22T10:01:40.000Z', leftAt: '2026-11-22T10:01:45.000Z', durationMs: 5_000, ended: 'rolled back' },
+      { step: 3, weight: 100, ended: 'not reached' },
     ]);
     expect(r.chain).toMatchObject({ verification: { ok: true }, rolloutRecords: 9, signed: 0 });
   });

@@ -14,11 +14,13 @@ import type {
   ErrorRateGate,
   GateCheck,
   LatencyGate,
+  LatencyP99,
   Measurement,
   MetricGate,
   Metrics,
   MetricScope,
   QueryGate,
+  ReplayedLatency,
   ReplayScope,
   RequestCounts,
 } from '../metrics.js';
@@ -57,12 +59,16 @@ export class CloudWatchMetrics implements Metrics {
     return refuse('CloudWatch has no org dimension; per-org gates need Prometheus', `gates ${gate.name}: perOrg`);
   }
 
-  async latencyP99(gate: LatencyGate, scope: MetricScope): Promise<Measurement<number>> {
+  /** CloudWatch's p99 statistic: a measured percentile, so no histogram bucket comes with it. */
+  async latencyP99(gate: LatencyGate, scope: MetricScope): Promise<Measurement<LatencyP99>> {
     const refused = histogram(gate) ?? this.unknownVersion(scope.version);
     if (refused) return refused;
     const w = windowOf(scope, this.series, this.clock());
     const request = { queries: [stat(this.series, scope.version, 'p99', ALB_METRICS.responseTime, 'p99', (w.endMs - w.startMs) / 1000)], ...w };
-    return this.measure(request, (r) => first(r, 'p99'), 'the latency gate needs the p99 statistic of TargetResponseTime');
+    return this.measure(request, (r) => {
+      const seconds = first(r, 'p99');
+      return seconds === undefined ? undefined : { seconds };
+    }, 'the latency gate needs the p99 statistic of TargetResponseTime');
   }
 
   async latencyRequests(gate: LatencyGate, scope: MetricScope): Promise<Measurement<number>> {
@@ -125,7 +131,7 @@ export class CloudWatchMetrics implements Metrics {
    * check: one p99 query per check whose single period spans exactly that, since percentiles of
    * minutes do not add up to the percentile of the whole.
    */
-  async replayLatency(gate: LatencyGate, scope: ReplayScope): Promise<Measurement<{ p99: number[]; requests: number[] }>> {
+  async replayLatency(gate: LatencyGate, scope: ReplayScope): Promise<Measurement<ReplayedLatency>> {
     const refused = histogram(gate) ?? this.unknownVersion(scope.version);
     if (refused) return refused;
     const period = this.series.periodSeconds;

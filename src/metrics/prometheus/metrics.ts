@@ -7,11 +7,13 @@ import type {
   ErrorRateGate,
   GateCheck,
   LatencyGate,
+  LatencyP99,
   Measurement,
   MetricGate,
   Metrics,
   MetricScope,
   QueryGate,
+  ReplayedLatency,
   ReplayScope,
   RequestCounts,
 } from '../metrics.js';
@@ -28,6 +30,7 @@ import {
   replayErrorRateQueries,
   slowQueries,
 } from './queries.js';
+import { bucketBound, quantileBucket } from './histogram.js';
 import { cumulative, increments, latencyFromBuckets } from './replay.js';
 
 /** Gate metrics from one Prometheus server, its series told apart by the prometheus section's labels. */
@@ -57,8 +60,17 @@ export class PrometheusMetrics implements Metrics {
     });
   }
 
-  async latencyP99(gate: LatencyGate, scope: MetricScope): Promise<Measurement<number>> {
-    return this.sums([latencyQueries(gate, this.labels, scope).p99], scope.atMs, ([p99]) => p99 && sum(p99));
+  /**
+   * Prometheus' histogram_quantile, and the bucket it interpolated in, read from the same buckets
+   * at the same time: the estimate is Prometheus' own, the bucket is what the histogram knows.
+   */
+  async latencyP99(gate: LatencyGate, scope: MetricScope): Promise<Measurement<LatencyP99>> {
+    const q = latencyQueries(gate, this.labels, scope);
+    return this.sums([q.p99, q.buckets], scope.atMs, ([p99, buckets]) => {
+      if (!p99) return undefined;
+      const bucket = quantileBucket(0.99, (buckets ?? []).filter((b) => b.labels.le !== undefined).map((b) => [bucketBound(b.labels.le!), b.value]));
+      return { seconds: sum(p99), ...(bucket ? { bucket } : {}) };
+    });
   }
 
   async latencyRequests(gate: LatencyGate, scope: MetricScope): Promise<Measurement<number>> {
@@ -86,7 +98,7 @@ export class PrometheusMetrics implements Metrics {
     return { kind: 'data', value: { requests: counted, errors: total(errors as Map<string, number[]>) ?? scope.times.map(() => 0) }, sent };
   }
 
-  async replayLatency(gate: LatencyGate, scope: ReplayScope): Promise<Measurement<{ p99: number[]; requests: number[] }>> {
+  async replayLatency(gate: LatencyGate, scope: ReplayScope): Promise<Measurement<ReplayedLatency>> {
     const query = replayBucketsQuery(gate, this.labels, scope);
     const buckets = await increments(this.client, query, scope);
     if (!(buckets instanceof Map)) return { ...buckets, sent: [query] };

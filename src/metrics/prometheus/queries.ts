@@ -41,12 +41,17 @@ export function perOrgQueries(prom: PrometheusLabels | undefined, scope: MetricS
   };
 }
 
-/** P99 latency (seconds) and request count of one version over the window (latencyP99 gate). */
-export function latencyQueries(gate: LatencyGate, prom: PrometheusLabels | undefined, scope: MetricScope): { p99: string; count: string } {
+/**
+ * P99 latency (seconds), the histogram's buckets it was taken from (by `le`, to tell which bucket
+ * holds it) and the request count of one version over the window (latencyP99 gate).
+ */
+export function latencyQueries(gate: LatencyGate, prom: PrometheusLabels | undefined, scope: MetricScope): { p99: string; buckets: string; count: string } {
   const h = gate.histogram ?? 'http_request_duration_seconds';
   const sel = selector(prom, scope.version);
+  const buckets = `sum by (le) (rate(${h}_bucket${sel}${range(scope)}))`;
   return {
-    p99: `histogram_quantile(0.99, sum by (le) (rate(${h}_bucket${sel}${range(scope)})))`,
+    p99: `histogram_quantile(0.99, ${buckets})`,
+    buckets,
     count: `sum(increase(${h}_count${sel}${range(scope)}))`,
   };
 }

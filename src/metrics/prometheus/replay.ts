@@ -3,8 +3,9 @@
  * so counter resets are handled by Prometheus and each check sees exactly the window a live gate
  * would have seen since the replay's start.
  */
-import type { MetricsFailure, ReplayScope } from '../metrics.js';
+import type { MetricsFailure, ReplayedLatency, ReplayScope } from '../metrics.js';
 import type { PromQL } from './client.js';
+import { bucketBound, histogramQuantile, quantileBucket } from './histogram.js';
 
 /**
  * Per-series values at each check time (missing points count as 0), keyed by the series' `le`,
@@ -31,30 +32,17 @@ export async function increments(client: PromQL, query: string, scope: ReplaySco
 /** Running totals: what each check has seen since the replay's start. */
 export const cumulative = (xs: number[]) => xs.reduce<number[]>((acc, x) => [...acc, (acc.at(-1) ?? 0) + x], []);
 
-/** Prometheus' histogram_quantile over cumulative bucket counts (`le` → count). */
-export function histogramQuantile(q: number, buckets: [le: number, count: number][]): number {
-  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
-  const count = sorted.at(-1)?.[1] ?? 0;
-  if (count === 0 || sorted.at(-1)![0] !== Infinity) return NaN;
-  const rank = q * count;
-  let i = sorted.findIndex(([, c]) => c >= rank);
-  if (i === sorted.length - 1) return sorted.length > 1 ? sorted[sorted.length - 2]![0] : NaN;
-  if (i < 0) i = 0;
-  const [upper, c] = sorted[i]!;
-  const [lower, prev] = i === 0 ? [0, 0] : sorted[i - 1]!;
-  return lower + (upper - lower) * ((rank - prev) / Math.max(c - prev, 1e-12));
-}
-
 /**
  * P99 (seconds) and requests from the replay's start to each check, from a histogram's buckets
  * over each interval (`le` → increments): the buckets are summed up to the check first, so each
  * P99 is the one of the whole window, not an average of intervals.
  */
-export function latencyFromBuckets(buckets: Map<string, number[]>, checks: number): { p99: number[]; requests: number[] } {
-  const cum = new Map([...buckets].map(([le, xs]) => [le === '+Inf' ? Infinity : Number(le), cumulative(xs)] as const));
+export function latencyFromBuckets(buckets: Map<string, number[]>, checks: number): ReplayedLatency {
+  const cum = new Map([...buckets].map(([le, xs]) => [bucketBound(le), cumulative(xs)] as const));
   const at = Array.from({ length: checks }, (_, i) => [...cum].map(([le, xs]) => [le, xs[i]!] as [number, number]));
   return {
     p99: at.map((b) => histogramQuantile(0.99, b)),
     requests: at.map((b) => b.find(([le]) => le === Infinity)?.[1] ?? 0),
+    buckets: at.map((b) => quantileBucket(0.99, b)),
   };
 }

@@ -45,7 +45,7 @@ export function Row({ label, children }: { label: string; children: ReactNode })
  * previous `columns`, and a row wider than the terminal would wrap in it and be left behind.
  */
 export function Header({ model: m, columns, color }: ViewProps) {
-  const where = m.step >= 0 && m.ladder.length ? ` step ${m.step + 1}/${m.ladder.length}` : '';
+  const where = m.step >= 1 && m.ladder.length ? ` step ${m.step}/${m.ladder.length}` : '';
   const right = `${m.phase.replace('_', ' ').toUpperCase()}${where}`;
   const left = m.rolloutId ? `${m.service}  ${m.stable} → ${m.candidate}  rollout ${m.rolloutId}` : `${m.service}  no rollout yet`;
   return (

@@ -5,6 +5,7 @@
  * only the latest check and may have missed that one.
  */
 import { Chalk } from 'chalk';
+import type { StepNumber } from '../../engine/plan.js';
 import type { RolloutState } from '../../engine/state.js';
 import type { GateResult } from '../../gates/types.js';
 import type { AuditLog, AuditRecord, StateStore } from '../../state/store.js';
@@ -18,7 +19,7 @@ export interface AuditLine {
   text: string;
   tone: Tone;
   /** A verdict change: the console folds it as that check's gate line. */
-  gate?: Omit<GateResult, 'at' | 'queries'> & { step: number };
+  gate?: Omit<GateResult, 'at' | 'queries'> & { step: StepNumber };
   /** An operator's pause: who, and when (`HH:MM:SS`). */
   pausedBy?: { by: string; at: string };
 }
@@ -28,7 +29,8 @@ const clock = (iso: string) => iso.slice(11, 19);
 
 /** Who did what, in the words of the console's history. */
 function operatorText(r: AuditRecord): string | undefined {
-  const step = typeof r.detail?.step === 'number' ? r.detail.step + 1 : undefined;
+  // Records count steps as people do, from 1.
+  const step = typeof r.detail?.step === 'number' ? r.detail.step : undefined;
   const at = step !== undefined ? ` at step ${step}` : '';
   switch (r.action) {
     case 'rollout.paused':
@@ -100,7 +102,7 @@ export function endOf(records: readonly AuditRecord[], rolloutId: string): 'prom
   return undefined;
 }
 
-function isVerdict(detail: unknown): detail is GateResult & { step: number } {
+function isVerdict(detail: unknown): detail is GateResult & { step: StepNumber } {
   if (typeof detail !== 'object' || detail === null) return false;
   const d = detail as Record<string, unknown>;
   return typeof d.gate === 'string' && typeof d.verdict === 'string' && typeof d.reason === 'string' && typeof d.at === 'string' && typeof d.step === 'number';

@@ -67,9 +67,11 @@ const LOWER_IS_BETTER: readonly GateLine['type'][] = ['errorRate', 'latencyP99',
  * line — those get a neutral "vs".
  */
 export function valueVsThreshold(g: GateLine): string {
-  const value = gateValue(g.type, g.value);
+  // A P99 from a histogram is said by its bucket (`≤5ms`, `>10s`) and compared by that bound.
+  const compared = g.bucket ? (g.bucket.upper ?? g.bucket.lower) : g.value;
+  const value = g.bucket ? `${g.bucket.upper !== undefined ? '≤' : '>'}${gateValue(g.type, compared)}` : gateValue(g.type, g.value);
   if (g.threshold === undefined) return value;
-  let rel = g.value === undefined ? 'vs' : g.value < g.threshold ? '<' : g.value > g.threshold ? '>' : '=';
+  let rel = compared === undefined ? 'vs' : compared < g.threshold ? '<' : compared > g.threshold ? '>' : '=';
   const decided = g.verdict === 'passed' || g.verdict === 'failed';
   const agrees = !LOWER_IS_BETTER.includes(g.type) || (g.verdict === 'passed' ? rel !== '>' : rel === '>');
   if (!decided || !agrees) rel = 'vs';

@@ -49,8 +49,9 @@ export function spaceAction(model: ConsoleModel): 'pause' | 'resume' | undefined
 /** The y/n question of promote-now, or undefined when there is nothing to promote. */
 function promoteQuestion(m: ConsoleModel): string | undefined {
   if ((m.phase !== 'holding' && m.phase !== 'paused') || !canMoveOn(m)) return undefined;
-  const next = m.ladder[m.step + 1];
-  const target = next ? `go to step ${m.step + 2} (${stepLabel(next.label)})` : `finish: ${m.candidate} takes all traffic`;
+  // Rungs are listed from the first step: the one after step n is rung n.
+  const next = m.ladder[m.step];
+  const target = next ? `go to step ${m.step + 1} (${stepLabel(next.label)})` : `finish: ${m.candidate} takes all traffic`;
   return m.phase === 'paused' ? `Promote now: ${target}?` : `Skip the rest of this hold and ${target}?`;
 }
 

@@ -6,6 +6,7 @@
  */
 import { Chalk } from 'chalk';
 import type { EngineEvent } from '../../engine/events.js';
+import { stepNumberOf, type StepNumber } from '../../engine/plan.js';
 import type { RolloutState } from '../../engine/state.js';
 import type { GateResult, Verdict } from '../../gates/types.js';
 import type { Weights } from '../../routers/router.js';
@@ -25,7 +26,7 @@ export const GATE_HISTORY = 24;
 
 /** An empty model for a service. */
 export function createModel(mode: ConsoleModel['mode'], service: string, now: number): ConsoleModel {
-  return { mode, service, phase: 'none', step: -1, ladder: [], weights: [], gates: [], log: [], showHelp: false, showOrgs: false, now, holdClock: {}, lastEventAt: 0 };
+  return { mode, service, phase: 'none', step: 0, ladder: [], weights: [], gates: [], log: [], showHelp: false, showOrgs: false, now, holdClock: {}, lastEventAt: 0 };
 }
 
 const plainColour = new Chalk({ level: 0 });
@@ -73,8 +74,12 @@ function shares(weights: Weights, stable?: string, candidate?: string): Share[] 
   }));
 }
 
-function ladderOf(steps: { label: string; pause: boolean }[], step: number, phase: ConsoleModel['phase']): Rung[] {
-  return steps.map((s, i) => ({ ...s, status: i < step || (i === step && phase === 'promoted') ? 'done' : i === step ? 'current' : 'next' }));
+/** The ladder's rungs with `current` (a step number, from 1) marked. */
+function ladderOf(steps: { label: string; pause: boolean }[], current: StepNumber, phase: ConsoleModel['phase']): Rung[] {
+  return steps.map((s, i) => {
+    const step = stepNumberOf(i);
+    return { ...s, status: step < current || (step === current && phase === 'promoted') ? 'done' : step === current ? 'current' : 'next' };
+  });
 }
 
 /** Update or add a gate's line; `remember` appends the value to its sparkline. */
@@ -88,6 +93,7 @@ function withGate(model: ConsoleModel, r: Omit<GateResult, 'at' | 'queries'>, re
     reason: r.reason,
     history: remember && r.value !== undefined && Number.isFinite(r.value) ? [...history, r.value].slice(-GATE_HISTORY) : history,
     ...(r.value !== undefined ? { value: r.value } : {}),
+    ...(r.bucket ? { bucket: r.bucket } : {}),
     ...(r.threshold !== undefined ? { threshold: r.threshold } : {}),
     ...(r.samples ? { samples: r.samples } : {}),
   };
@@ -119,8 +125,8 @@ export function foldEvent(model: ConsoleModel, e: EngineEvent, quiet = false): C
         stable: e.stable,
         candidate: e.candidate,
         phase: 'pending',
-        step: -1,
-        ladder: ladderOf(e.steps.map((s) => ({ label: `${s.weight}`, pause: s.pause })), -1, 'pending'),
+        step: 0,
+        ladder: ladderOf(e.steps.map((s) => ({ label: `${s.weight}`, pause: s.pause })), 0, 'pending'),
         weights: shares({ [e.stable]: 100 }, e.stable, e.candidate),
         gates: [],
         holdClock: {},
@@ -174,9 +180,10 @@ export function foldState(model: ConsoleModel, state: RolloutState | undefined, 
   let m: ConsoleModel = { ...model, now };
   const before = m.seen;
   const lines = audit ? newAuditLines(m, audit, state.rolloutId, !live) : [];
-  // A rollout that ended between two reads, the next one already begun: its end from the audit log.
+  // A rollout that ended between two reads, the next one already begun: its end from the audit
+  // log — from any record, since a read of the log after an earlier state may already have held it.
   const missedEnd = !live && before && before.rolloutId !== state.rolloutId && m.rolloutId === before.rolloutId && !ENDED.includes(m.phase) && audit && m.auditSeq !== undefined
-    ? endLine(audit.filter((r) => r.seq > m.auditSeq!), before.rolloutId)
+    ? endLine(audit, before.rolloutId)
     : undefined;
   if (missedEnd) lines.push(missedEnd);
   if (audit) m = { ...m, auditSeq: Math.max(m.auditSeq ?? -1, ...audit.map((r) => r.seq)) };
@@ -206,8 +213,8 @@ export function foldState(model: ConsoleModel, state: RolloutState | undefined, 
     stable: state.stable,
     candidate: state.candidate,
     phase: state.phase,
-    step: state.step,
-    ladder: ladderOf(state.plan.steps.map((s) => ({ label: s.orgs ? `${s.orgs.length} orgs` : `${s.weight}`, pause: s.pause })), state.step, state.phase),
+    step: stepNumberOf(state.step),
+    ladder: ladderOf(state.plan.steps.map((s) => ({ label: s.orgs ? `${s.orgs.length} orgs` : `${s.weight}`, pause: s.pause })), stepNumberOf(state.step), state.phase),
     weights: shares(state.weights, state.stable, state.candidate),
     gates: fresh ? [] : m.gates,
     stepGates: step?.gates ?? [],
@@ -287,7 +294,7 @@ export function foldOrgs(model: ConsoleModel, source: OrgSource): ConsoleModel {
 }
 
 function snapshot(state: RolloutState): Seen {
-  return { rolloutId: state.rolloutId, step: state.step, phase: state.phase, gateAt: Object.fromEntries((state.gates ?? []).map((g) => [g.gate, g.at])) };
+  return { rolloutId: state.rolloutId, stepIndex: state.step, phase: state.phase, gateAt: Object.fromEntries((state.gates ?? []).map((g) => [g.gate, g.at])) };
 }
 
 /** Recompute what depends on time and on several sources: the hold and the orgs by version. */

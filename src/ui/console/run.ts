@@ -200,7 +200,7 @@ class CutoverConsole {
     const m = this.model;
     const seen = m.seen;
     if (m.auditSeq === undefined || !seen) return true;
-    if (seen.rolloutId !== state.rolloutId || seen.step !== state.step || seen.phase !== state.phase) return true;
+    if (seen.rolloutId !== state.rolloutId || seen.stepIndex !== state.step || seen.phase !== state.phase) return true;
     return (state.gates ?? []).some((g) => m.gates.find((l) => l.gate === g.gate)?.verdict !== g.verdict);
   }
 

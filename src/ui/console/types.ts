@@ -1,6 +1,7 @@
 /**
  * The shape of the console's view model: what the ink components render. Folded in model.ts.
  */
+import type { StepNumber } from '../../engine/plan.js';
 import type { Phase, PauseReason } from '../../engine/state.js';
 import type { GateResult, Verdict } from '../../gates/types.js';
 import type { Seen } from './changes.js';
@@ -39,6 +40,8 @@ export interface GateLine {
   type: GateResult['type'];
   verdict: Verdict;
   value?: number;
+  /** A P99 from a histogram: the bucket it lies in, shown instead of the estimate in `value`. */
+  bucket?: GateResult['bucket'];
   threshold?: number;
   samples?: GateResult['samples'];
   reason: string;
@@ -109,7 +112,8 @@ export interface ConsoleModel {
   lastError?: string;
   /** Weight is due to move but the candidate's servers are not ready yet: what was seen. */
   waitingFor?: string;
-  step: number;
+  /** The current step as the header shows it, from 1 (0 before the first); `ladder[step - 1]` is its rung. */
+  step: StepNumber;
   ladder: Rung[];
   weights: Share[];
   /** Weights of a router write in flight (recorded intent, not yet verified). */
