@@ -64,6 +64,8 @@ function whole(a: Measurement<RequestCounts>): RequestCounts {
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
 const points = (x: number) => `${+(x * 100).toFixed(x >= 0.01 ? 2 : 3)}`;
+/** A rate in percent, for people: three significant digits (17.2%, 0.5%, 0.0123%). */
+const rateText = (x: number) => `${+(x * 100).toPrecision(3)}`;
 
 /**
  * The ladder's verdict (`ladder.ts`): the failure test over the whole rollout, the step's margin
@@ -106,8 +108,8 @@ function ladderResult(
   };
   const reference = memory?.reference;
   const rates = reference
-    ? `${w.candidate} ${x.failures} ${pct(d.canaryRate)}% vs ${w.stable} ${pct(reference.errors / reference.requests)}% in the hour before the rollout (${count(reference.requests)} requests)`
-    : `${w.candidate} ${x.failures} ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%`;
+    ? `${w.candidate} ${x.failures} ${rateText(d.canaryRate)}% vs ${w.stable} ${rateText(reference.errors / reference.requests)}% in the hour before the rollout (${count(reference.requests)} requests)`
+    : `${w.candidate} ${x.failures} ${rateText(d.canaryRate)}% vs ${w.stable} ${rateText(d.stableRate)}%`;
   const reason =
     d.verdict === 'failed'
       ? `${rates}: ${count(d.excessErrors)} ${x.failures === 'errors' ? 'failed requests' : x.failures} more than ${w.stable}'s rate gives, evidence ${samples.evidence} ≥ ${samples.rollbackAt}`
@@ -254,10 +256,10 @@ export async function evaluateGate(gate: GateConfig, metrics: Metrics, w: GateWi
     }
     const reason =
       d.verdict === 'failed'
-        ? `${w.candidate} errors ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%: at least ${pct(d.difference.lower)} points more, over the allowed ${pct(maxIncrease)}`
+        ? `${w.candidate} errors ${rateText(d.canaryRate)}% vs ${w.stable} ${rateText(d.stableRate)}%: at least ${rateText(d.difference.lower)} points more, over the allowed ${rateText(maxIncrease)}`
         : d.verdict === 'passed'
-          ? `${w.candidate} errors ${pct(d.canaryRate)}% vs ${w.stable} ${pct(d.stableRate)}%: at most ${pct(d.difference.upper)} points more`
-          : `${canary.requests} of ~${d.requestsNeeded} requests needed; an increase of ${pct(d.detectableIncrease)} points would show now`;
+          ? `${w.candidate} errors ${rateText(d.canaryRate)}% vs ${w.stable} ${rateText(d.stableRate)}%: at most ${rateText(d.difference.upper)} points more`
+          : `${canary.requests} of ~${d.requestsNeeded} requests needed; an increase of ${rateText(d.detectableIncrease)} points would show now`;
     return {
       ...base,
       verdict: d.verdict,

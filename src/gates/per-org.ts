@@ -26,7 +26,7 @@ export function judgePerOrg(
     const canary = { requests: n, errors: Math.min(whole(c.errors), n) };
     const d = errorRateDecision({ canary, stable }, { maxIncrease: options.maxIncrease, alpha });
     if (d.verdict === 'failed') {
-      return { kind: 'failed', org, reason: `org ${org}: errors ${+(d.canaryRate * 100).toFixed(4)}% (${canary.errors}/${n}) vs ${+(d.stableRate * 100).toFixed(4)}% on stable, at least ${+(d.difference.lower * 100).toFixed(4)} points more` };
+      return { kind: 'failed', org, reason: `org ${org}: errors ${+(d.canaryRate * 100).toPrecision(3)}% (${canary.errors}/${n}) vs ${+(d.stableRate * 100).toPrecision(3)}% on stable, at least ${+(d.difference.lower * 100).toPrecision(3)} points more` };
     }
   }
   return { kind: 'ok', orgs: counted.size };
