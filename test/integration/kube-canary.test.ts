@@ -206,13 +206,18 @@ describe('a gate failure on Kubernetes, with real traffic through Traefik', () =
     let finished = false;
     let marked = 0;
     void run.then(() => (finished = true));
+    const markNew = () => {
+      const seen = events().filter((e) => e.event === 'step' || e.event === 'rollback');
+      for (const e of seen.slice(marked)) mark(e.event === 'step' ? `step ${Number(e.step)} (${e.weight}%)` : 'rollback');
+      marked = seen.length;
+    };
     const watcher = (async () => {
       while (!finished) {
-        const seen = events().filter((e) => e.event === 'step' || e.event === 'rollback');
-        for (const e of seen.slice(marked)) mark(e.event === 'step' ? `step ${Number(e.step)} (${e.weight}%)` : 'rollback');
-        marked = seen.length;
+        markNew();
         await new Promise((r) => setTimeout(r, 50));
       }
+      // The last events may come with the end of the run, after the loop's last look.
+      markNew();
     })();
     const requestsAfter = async (label: string, n: number) => {
       await waitFor(label, () => marks.some((m) => m.label === label), 90_000);
