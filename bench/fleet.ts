@@ -99,7 +99,7 @@ async function rollbackTimes(regions: number): Promise<{ total: number[]; detect
       for (;;) {
         const live = await Promise.all(fleet.regions.map((r) => r.router.read().catch(() => undefined)));
         if (live.every((l) => l && sameWeights(l.weights, { v1: 100 }))) break;
-        if (Date.now() - faultAt > 60_000) throw new Error('not back on stable within 60 s');
+        if (Date.now() - faultAt > 60_000) throw new Error(`not back on stable within 60 s; the driver printed:\n${out.split('\n').slice(-8).join('\n')}`);
         await new Promise((r) => setTimeout(r, 20));
       }
       total.push(Date.now() - faultAt);
