@@ -290,11 +290,21 @@ export function ladderDecision(check: LadderCheck, memory: LadderMemory = emptyM
   const before = strata.reduce((t, s) => ({ requests: t.requests + s.stable.requests, errors: t.errors + s.stable.errors }), { requests: 0, errors: 0 });
   const interval = { requests: dc.requests, errors: Math.min(dc.errors, dc.requests) };
   const reference = check.reference && check.reference.requests > 0 ? whole(check.reference) : undefined;
-  const logWealth = reference
-    ? updateWealthAgainst(memory.logWealth, interval, reference, check.maxIncrease)
-    : updateWealth(memory.logWealth, interval, { requests: ds.requests, errors: Math.min(ds.errors, ds.requests) }, before, check.maxIncrease);
-  current.canary = { requests: Math.max(current.canary.requests, canary.requests), errors: Math.max(current.canary.errors, canary.errors) };
-  current.stable = { requests: Math.max(current.stable.requests, stable.requests), errors: Math.max(current.stable.errors, stable.errors) };
+  // An interval counts once both versions' windows have gained. Their series are scraped at
+  // different instants, so a check between the two scrapes sees one side grow and not the other:
+  // spending that side's gain against nothing would lose it (checks faster than the scrapes lost
+  // every interval, and a candidate failing half its requests gathered no evidence). Until both
+  // have gained, the gains stay in the window for the next check.
+  const counted = dc.requests > 0 && (reference !== undefined || ds.requests > 0);
+  const logWealth = !counted
+    ? memory.logWealth
+    : reference
+      ? updateWealthAgainst(memory.logWealth, interval, reference, check.maxIncrease)
+      : updateWealth(memory.logWealth, interval, { requests: ds.requests, errors: Math.min(ds.errors, ds.requests) }, before, check.maxIncrease);
+  if (counted) {
+    current.canary = { requests: Math.max(current.canary.requests, canary.requests), errors: Math.max(current.canary.errors, canary.errors) };
+    current.stable = { requests: Math.max(current.stable.requests, stable.requests), errors: Math.max(current.stable.errors, stable.errors) };
+  }
   const evidence = mixtureEvidence(logWealth);
 
   const requests = strata.reduce((t, s) => t + s.canary.requests, 0);

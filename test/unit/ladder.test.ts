@@ -62,6 +62,27 @@ describe('the failure test', () => {
     expect(mixtureEvidence(start)).toBeCloseTo(1, 12);
   });
 
+  it('counts an interval once both versions have gained: checks between their scrapes lose nothing', () => {
+    // The versions' series are scraped at different instants and checked faster than either:
+    // each check sees the candidate's window grow, or stable's, never both at once.
+    let memory: LadderMemory = emptyMemory();
+    let canary = { requests: 0, errors: 0 };
+    let stable = { requests: 0, errors: 0 };
+    let evidence = 1;
+    let checks = 0;
+    for (let t = 1; t <= 20 && evidence < 100; t++) {
+      if (t % 2) canary = { requests: canary.requests + 40, errors: canary.errors + 20 };
+      else stable = { requests: stable.requests + 40, errors: stable.errors };
+      const d = ladderDecision({ step: 0, canary, stable, margin: 0.05, maxIncrease: 0.05, alpha: 0.01, lookSpacingMs: 150_000 }, memory);
+      memory = d.memory;
+      evidence = d.evidence;
+      checks = t;
+    }
+    // Half of the candidate's requests failing is plain within a few scrapes of each.
+    expect(evidence).toBeGreaterThanOrEqual(100);
+    expect(checks).toBeLessThanOrEqual(6);
+  });
+
   it('carries its evidence across steps: a rollback at a later step counts what the earlier ones saw', () => {
     // Slightly worse at every step, never enough within one step alone.
     let memory: LadderMemory = emptyMemory();
