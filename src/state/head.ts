@@ -142,3 +142,21 @@ export function withHead(chain: AuditVerification, head: HeadReport): AuditVerif
   if (chain.ok || head.brokenAt < chain.brokenAt) return { ok: false, records: chain.records, brokenAt: head.brokenAt, reason: head.reason!, head };
   return { ...chain, head };
 }
+
+/**
+ * The log and the heads as of one moment, for a check while others may append. An appender writes
+ * its record and then moves the head, so a log read before a head that moved meanwhile lacks the
+ * record that head names: the heads are read before and after the log, and the read is taken
+ * again until they agree (a few times; then the heads read before it, which an append cannot
+ * make disagree with the log read after them).
+ */
+export async function readConsistently<T>(readLog: () => Promise<T>, readHeads: () => Promise<KeptHeads>, attempts = 5): Promise<{ log: T; kept: KeptHeads }> {
+  const same = (a: KeptHeads, b: KeptHeads) => JSON.stringify([a.heads, a.archived]) === JSON.stringify([b.heads, b.archived]);
+  let before = await readHeads();
+  for (let attempt = 1; ; attempt++) {
+    const log = await readLog();
+    const after = await readHeads();
+    if (same(before, after) || attempt >= attempts) return { log, kept: before };
+    before = after;
+  }
+}

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { chainRecord, GENESIS, hashRecord, verifyChain, type ChainAnchor } from '../../src/state/chain.js';
-import { checkHeads, headAgrees, parseHead, withHead, type KeptHeads } from '../../src/state/head.js';
+import { checkHeads, headAgrees, parseHead, readConsistently, withHead, type KeptHeads } from '../../src/state/head.js';
 import type { AuditRecord } from '../../src/state/store.js';
 
 /** A chain of `n` records after `from`. */
@@ -131,5 +131,20 @@ describe('parseHead and withHead', () => {
     expect(withHead({ ok: true, records: 6 }, head)).toEqual({ ok: false, records: 6, brokenAt: 6, reason: 'record 6: head', head });
     expect(withHead({ ok: false, records: 6, brokenAt: 3, reason: 'record 3: chain' }, head)).toMatchObject({ brokenAt: 3, reason: 'record 3: chain' });
     expect(withHead({ ok: true, records: 6 }, { ...head, ok: true, brokenAt: undefined, reason: undefined })).toMatchObject({ ok: true });
+  });
+});
+
+describe('reading the log and its heads while others append', () => {
+  it('reads again when the head moved during the log read, so an append in between is never taken for a removed record', async () => {
+    // The appender writes record 3 and then moves the head, between our log read and our head read.
+    const log = [[1, 2], [1, 2, 3]];
+    const heads = [{ seq: 2 }, { seq: 3 }, { seq: 3 }, { seq: 3 }];
+    let logReads = 0;
+    let headReads = 0;
+    const kept = (seq: number): KeptHeads => ({ where: 'test', heads: [{ seq, hash: String(seq).repeat(64).slice(0, 64) }], proves: '', notes: [] });
+    const read = await readConsistently(async () => log[Math.min(logReads++, 1)]!, async () => kept(heads[Math.min(headReads++, 3)]!.seq));
+    expect(read.log).toEqual([1, 2, 3]);
+    expect(read.kept.heads[0]!.seq).toBe(3);
+    expect(logReads).toBe(2);
   });
 });

@@ -26,7 +26,7 @@ import type { KubeClient } from '../../kube/client.js';
 import { OperationError, UsageError } from '../../errors.js';
 import { currentActor } from '../actor.js';
 import { chainRecord, GENESIS, verifyChain, type AuditEntry, type ChainAnchor } from '../chain.js';
-import { checkHeads, headAgrees, withHead } from '../head.js';
+import { checkHeads, headAgrees, readConsistently, withHead } from '../head.js';
 import { LeaseHeadStore } from './head.js';
 import { backoff, byteLength, formatBytes, isConflict, isNotFound, MAX_OBJECT_BYTES } from './objects.js';
 import { SegmentStore, type Segment, type SegmentIndex } from './segments.js';
@@ -254,12 +254,12 @@ export class KubeAuditLog implements AuditLog {
    * the Lease; names the first record that fails either.
    */
   async verify(): Promise<AuditVerification> {
-    const found = await this.collect();
+    const { log: found, kept } = await readConsistently(() => this.collect(), () => this.head.kept());
     const verified = verifyChain(found.records, found.anchor);
     const chain: AuditVerification = verified.ok && found.bad
       ? { ok: false, records: found.records.length, brokenAt: found.bad.seq, reason: `record ${found.bad.seq}: ${found.bad.reason}` }
       : verified;
-    return withHead(chain, checkHeads(found.records, found.anchor, await this.head.kept()));
+    return withHead(chain, checkHeads(found.records, found.anchor, kept));
   }
 
   /** Every record from the first segment on, up to the first thing that cannot be read. */
@@ -299,8 +299,8 @@ export class KubeAuditLog implements AuditLog {
       const found = await this.collect(through);
       const chain = verifyChain(found.records, found.anchor);
       // The whole log against the head: removing rewritten records would remove the evidence.
-      const whole = await this.collect();
-      const head = checkHeads(whole.records, whole.anchor, await this.head.kept());
+      const { log: whole, kept } = await readConsistently(() => this.collect(), () => this.head.kept());
+      const head = checkHeads(whole.records, whole.anchor, kept);
       const problem = !chain.ok ? chain.reason : found.bad ? `record ${found.bad.seq}: ${found.bad.reason}` : !head.ok ? head.reason : undefined;
       if (problem) {
         throw new OperationError(`refusing to archive the audit log in ${this.location}: its chain does not verify (${problem}); nothing was removed`, '`deploy history` shows the records; keep them as evidence and repair or remove the ConfigMaps by hand');

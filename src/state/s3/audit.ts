@@ -17,7 +17,7 @@
  */
 import { OperationError } from '../../errors.js';
 import { chainRecord, GENESIS, isRecordShape, verifyChain, type AuditEntry, type ChainAnchor } from '../chain.js';
-import { checkHeads, headAgrees, parseHead, withHead, type ChainHead, type KeptHeads } from '../head.js';
+import { checkHeads, headAgrees, parseHead, readConsistently, withHead, type ChainHead, type KeptHeads } from '../head.js';
 import type { AuditLog, AuditRecord, AuditVerification } from '../store.js';
 import { backoff, S3AccessDenied, WriteConflict, type ObjectVersion, type StateObjects, type Versioning } from './objects.js';
 
@@ -159,10 +159,11 @@ export class S3AuditLog implements AuditLog {
    * names the first record that fails either.
    */
   async verify(): Promise<AuditVerification> {
-    const { records, bad } = await this.readAll();
+    const { log, kept } = await readConsistently(() => this.readAll(), () => this.keptHeads());
+    const { records, bad } = log;
     const verified = verifyChain(records as AuditRecord[]);
     const chain: AuditVerification = verified.ok && bad ? { ok: false, records: records.length, brokenAt: bad.at, reason: `record ${bad.at}: ${bad.reason}` } : verified;
-    return withHead(chain, checkHeads(records as AuditRecord[], GENESIS, await this.keptHeads()));
+    return withHead(chain, checkHeads(records as AuditRecord[], GENESIS, kept));
   }
 
   /**
