@@ -7,7 +7,17 @@ import { OperationError, UsageError } from '../errors.js';
 import { explainKubeError, KubeApiError, type KubeClient } from './client.js';
 
 /** How many times a write is recomputed after a 409 before giving up. */
-export const CONFLICT_ATTEMPTS = 5;
+export const CONFLICT_ATTEMPTS = 8;
+
+/**
+ * The wait before the `n`th retry: 50 ms doubling to at most 1 s, jittered. A controller that
+ * writes the object's status while it rolls (the Deployment controller) can win several immediate
+ * retries in a row; waiting lets its burst pass. All eight attempts stay within a few seconds,
+ * far inside a driver's lease.
+ */
+function conflictDelayMs(n: number): number {
+  return Math.min(1000, 50 * 2 ** (n - 1)) * (0.5 + Math.random() / 2);
+}
 
 /**
  * Run `attempt` (read, compute, one compare-and-swap write) until it does not end in a 409.
@@ -20,6 +30,7 @@ export async function retryOnConflict<T>(object: string, attempt: () => Promise<
     } catch (e) {
       if (!(e instanceof KubeApiError && e.conflict)) throw e instanceof KubeApiError ? explainKubeError(e, `writing ${object}`) : e;
       if (n >= attempts) throw new OperationError(`${object} changed under every one of ${attempts} writes (409 Conflict each time); another controller may be rewriting it`, 'find what else writes it (kubectl get -o yaml shows managedFields), then `deploy resume`');
+      await new Promise((resolve) => setTimeout(resolve, conflictDelayMs(n)));
     }
   }
 }
