@@ -28,6 +28,8 @@ export interface TestCluster {
    * (a token from the TokenRequest API), to test what a restricted user sees.
    */
   restrictedKubeconfig(namespace: string, name: string, rules: unknown[]): Promise<string>;
+  /** Deployment api (label app: api) of `replicas` running `image`, its pods placed on the kwok node. */
+  apiDeployment(namespace: string, replicas: number, image?: string): Promise<void>;
 }
 
 let cluster: Promise<TestCluster> | undefined;
@@ -131,6 +133,21 @@ export function connectCluster(dir: string): TestCluster {
     kubeconfig: join(dir, 'kubeconfig'),
     server,
     api,
+    async apiDeployment(namespace, replicas, image = 'example.test/api:1.0') {
+      await api('POST', `/apis/apps/v1/namespaces/${namespace}/deployments`, {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'api', labels: { app: 'api' } },
+        spec: {
+          replicas,
+          selector: { matchLabels: { app: 'api' } },
+          template: {
+            metadata: { labels: { app: 'api' } },
+            spec: { containers: [{ name: 'api', image }], tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }] },
+          },
+        },
+      });
+    },
     async namespace(prefix) {
       made += 1;
       const name = `${prefix}-${process.pid}-${made}-${Math.random().toString(36).slice(2, 6)}`.slice(0, 63);

@@ -33,19 +33,7 @@ interface HttpRoute {
 /** Deployment api (4 replicas of v1) and Service api in a fresh namespace of `cluster`. */
 async function app(cluster: TestCluster): Promise<string> {
   const ns = await cluster.namespace('fleet');
-  await cluster.api('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'api', labels: { app: 'api' } },
-    spec: {
-      replicas: 4,
-      selector: { matchLabels: { app: 'api' } },
-      template: {
-        metadata: { labels: { app: 'api' } },
-        spec: { containers: [{ name: 'api', image: 'example.test/api:1.0' }], tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }] },
-      },
-    },
-  });
+  await cluster.apiDeployment(ns, 4);
   await cluster.api('POST', `/api/v1/namespaces/${ns}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'api' }, spec: { selector: { app: 'api' }, ports: [{ port: 80, targetPort: 8080 }] } });
   return ns;
 }

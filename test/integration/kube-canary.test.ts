@@ -38,19 +38,7 @@ interface HttpRoute {
  */
 async function project(opts: { steps?: string; gates?: string; kubeconfig?: string; lease?: string; namespace?: string; deployment?: string; backends?: { stable: Backend; canary: Backend }; router?: (ns: string) => string } = {}) {
   const ns = await cluster.namespace('canary');
-  await cluster.api('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'api', labels: { app: 'api' } },
-    spec: {
-      replicas: 4,
-      selector: { matchLabels: { app: 'api' } },
-      template: {
-        metadata: { labels: { app: 'api' } },
-        spec: { containers: [{ name: 'api', image: 'example.test/api:1.0' }], tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }] },
-      },
-    },
-  });
+  await cluster.apiDeployment(ns, 4);
   if (opts.backends) {
     await serviceFor(cluster, ns, 'api-canary', opts.backends.canary);
     await serviceFor(cluster, ns, 'api', opts.backends.stable);

@@ -79,19 +79,7 @@ async function project(prefix: string, router: (ns: string, host: string) => Pro
   const ns = await cluster.namespace(prefix);
   used.push(ns);
   const host = `${ns}.test`;
-  await cluster.api('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'api', labels: { app: 'api' } },
-    spec: {
-      replicas: 2,
-      selector: { matchLabels: { app: 'api' } },
-      template: {
-        metadata: { labels: { app: 'api' } },
-        spec: { containers: [{ name: 'api', image: 'example.test/api:1.0' }], tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }] },
-      },
-    },
-  });
+  await cluster.apiDeployment(ns, 2);
   // The canary's objects first: once the stable Service answers through Traefik, both are known to it.
   await serviceFor(cluster, ns, 'api-canary', backends.v2!);
   await serviceFor(cluster, ns, 'api', backends.v1!);

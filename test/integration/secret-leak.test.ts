@@ -146,19 +146,7 @@ describe('a Kubernetes rollout with a bearer token', () => {
   it('authenticates with the token in its kubeconfig, and the token is in none of the cluster state, the audit log, the report or any output', async () => {
     const cluster = await testCluster();
     const ns = await cluster.namespace('leak');
-    await cluster.api('POST', `/apis/apps/v1/namespaces/${ns}/deployments`, {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'api', labels: { app: 'api' } },
-      spec: {
-        replicas: 2,
-        selector: { matchLabels: { app: 'api' } },
-        template: {
-          metadata: { labels: { app: 'api' } },
-          spec: { containers: [{ name: 'api', image: 'example.test/api:1.0' }], tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }] },
-        },
-      },
-    });
+    await cluster.apiDeployment(ns, 2);
     await cluster.api('POST', `/api/v1/namespaces/${ns}/services`, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'api' }, spec: { selector: { app: 'api' }, ports: [{ port: 80, targetPort: 8080 }] } });
     const dir = mkdtempSync(join(tmpdir(), 'cutover-leak-kube-'));
     const yaml = (kubeconfig: string) => `service: api
