@@ -3,6 +3,7 @@
  * writes retried on 409 over a fresh read, permissions asked before anything is written, and
  * objects that must exist.
  */
+import pRetry, { AbortError } from 'p-retry';
 import { OperationError, UsageError } from '../errors.js';
 import { explainKubeError, KubeApiError, type KubeClient } from './client.js';
 
@@ -10,28 +11,29 @@ import { explainKubeError, KubeApiError, type KubeClient } from './client.js';
 export const CONFLICT_ATTEMPTS = 8;
 
 /**
- * The wait before the `n`th retry: 50 ms doubling to at most 1 s, jittered. A controller that
- * writes the object's status while it rolls (the Deployment controller) can win several immediate
- * retries in a row; waiting lets its burst pass. All eight attempts stay within a few seconds,
- * far inside a driver's lease.
- */
-function conflictDelayMs(n: number): number {
-  return Math.min(1000, 50 * 2 ** (n - 1)) * (0.5 + Math.random() / 2);
-}
-
-/**
  * Run `attempt` (read, compute, one compare-and-swap write) until it does not end in a 409.
  * Every retry reads the object again, so another writer's change is kept, never overwritten.
+ * Retries wait 50 ms doubling to at most 1 s, jittered: a controller that writes the object's
+ * status while it rolls (the Deployment controller) can win several immediate retries in a row,
+ * and all attempts still end within a few seconds, far inside a driver's lease.
  */
 export async function retryOnConflict<T>(object: string, attempt: () => Promise<T>, attempts = CONFLICT_ATTEMPTS): Promise<T> {
-  for (let n = 1; ; n += 1) {
-    try {
-      return await attempt();
-    } catch (e) {
-      if (!(e instanceof KubeApiError && e.conflict)) throw e instanceof KubeApiError ? explainKubeError(e, `writing ${object}`) : e;
-      if (n >= attempts) throw new OperationError(`${object} changed under every one of ${attempts} writes (409 Conflict each time); another controller may be rewriting it`, 'find what else writes it (kubectl get -o yaml shows managedFields), then `deploy resume`');
-      await new Promise((resolve) => setTimeout(resolve, conflictDelayMs(n)));
+  try {
+    return await pRetry(
+      async () => {
+        try {
+          return await attempt();
+        } catch (e) {
+          throw e instanceof KubeApiError && e.conflict ? e : new AbortError(e instanceof KubeApiError ? explainKubeError(e, `writing ${object}`) : (e as Error));
+        }
+      },
+      { retries: attempts - 1, factor: 2, minTimeout: 50, maxTimeout: 1_000, randomize: true },
+    );
+  } catch (e) {
+    if (e instanceof KubeApiError && e.conflict) {
+      throw new OperationError(`${object} changed under every one of ${attempts} writes (409 Conflict each time); another controller may be rewriting it`, 'find what else writes it (kubectl get -o yaml shows managedFields), then `deploy resume`');
     }
+    throw e;
   }
 }
 
