@@ -41,10 +41,13 @@ function entryPath(text: string): string | undefined {
   return join(root, id, `${createHash('sha256').update(text).digest('hex')}.json`);
 }
 
-/** The config `text` validated to before by this build, or undefined. */
-export function validatedBefore(text: string): Config | undefined {
+/** The cache's entry for `text`: the config it validated to before by this build, and how to keep it. */
+export function cachedConfig(text: string): { config: Config | undefined; keep(config: Config): void } {
   const path = entryPath(text);
-  if (!path) return undefined;
+  return { config: path ? read(path) : undefined, keep: (config) => path && keep(path, config) };
+}
+
+function read(path: string): Config | undefined {
   try {
     const entry = JSON.parse(readFileSync(path, 'utf8')) as { config?: unknown };
     return entry.config && typeof entry.config === 'object' ? (entry.config as Config) : undefined;
@@ -53,10 +56,7 @@ export function validatedBefore(text: string): Config | undefined {
   }
 }
 
-/** Keep `config`, which `text` validated to, for the next run. */
-export function keepValidated(text: string, config: Config): void {
-  const path = entryPath(text);
-  if (!path) return;
+function keep(path: string, config: Config): void {
   const dir = dirname(path);
   try {
     let entries: string[] | undefined;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
-import { keepValidated, validatedBefore } from './cache.js';
+import { cachedConfig } from './cache.js';
 import type { Config } from './schema.js';
 
 /** A loaded config with where it came from. */
@@ -31,11 +31,12 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
       code === 'ENOENT' ? 'run `deploy init` to write one, or pass its path with -f/--file' : undefined,
     );
   }
-  let config = validatedBefore(text);
+  const cached = cachedConfig(text);
+  let config = cached.config;
   if (!config) {
     const { parseConfig } = await import('./parse.js');
     config = parseConfig(text, file);
-    keepValidated(text, config);
+    cached.keep(config);
   }
   return { config, path, dir: dirname(path) };
 }
